@@ -1,0 +1,46 @@
+# Thin wrapper over CMake: the two commands of the README plus `make bench`.
+# `make` builds build/wxbank; `make test` runs the suite in the normal build and again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+ONLY ?=
+
+.PHONY: all deps build build-asan run test test-normal test-asan bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/deps
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWX_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+run: build
+	build/wxbank demo
+
+test: test-normal test-asan
+	@scripts/fuzz-smoke
+	@echo "make test: all suites passed (normal and ASan+UBSan builds)"
+
+test-normal: build
+	@cd build && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@bench/run $(ONLY)
+
+fuzz: deps
+	@scripts/fuzz-smoke
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,287 @@
+/*
+ * cmd_demo.c - `wxbank demo` (what `make run` starts): a small bank in ./demo with three
+ * cardholders and a day of card traffic, shown step by step, then verified.
+ *
+ * Every step goes through the production path: commands built as the adapters build them
+ * (card numbers turned into card references by the keys module), decided by the engine,
+ * made durable by the journal before the answer is shown.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/show.h"
+#include "issuing/issuing.h"
+#include "util/money.h"
+#include "util/timeutil.h"
+
+#define DEMO_DIR "demo"
+#define DEMO_DB  DEMO_DIR "/wxbank.db"
+
+struct demo {
+    struct wx_cli cli;
+    int64_t now;   /* demo clock: starts at the real time, moves per step */
+    unsigned step; /* transactions shown so far */
+    uint32_t stan; /* for the switch-style keys */
+    struct wx_issued_card cards[4];
+    const char *holders[4];
+};
+
+static void set_key(struct wx_cmd *cmd, const char *fmt, unsigned n)
+{
+    cmd->key_len = (uint8_t)snprintf(cmd->key, sizeof cmd->key, fmt, n);
+}
+
+static int submit(struct demo *d, struct wx_cmd *cmd, struct wx_result *res)
+{
+    d->now += 7 * 60 * 1000; /* each step seven minutes later */
+    cmd->time_ms = d->now;
+    wx_cli_submit(&d->cli, cmd, res);
+    return res->reason == WX_APPROVED ? 0 : -1;
+}
+
+static void merchant(struct wx_merchant *m, uint16_t mcc, uint8_t channel, const char *name,
+                     const char *city)
+{
+    memset(m, 0, sizeof *m);
+    m->mcc = mcc;
+    m->channel = channel;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->city, sizeof m->city, "%s", city);
+    snprintf(m->country, sizeof m->country, "CHN");
+}
+
+/* Terminal columns a UTF-8 string takes: CJK and full-width characters take two. */
+static size_t display_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p & 0xC0) == 0x80) {
+            continue; /* continuation byte */
+        }
+        w += *p >= 0xE3 && *p <= 0xEF ? 2 : 1; /* U+3000..U+FFFF: CJK, full-width forms */
+    }
+    return w;
+}
+
+/* Prints s left-aligned in a field of `cols` terminal columns. */
+static void print_padded(const char *s, size_t cols)
+{
+    size_t w = display_width(s);
+    printf("%s%*s", s, (int)(w < cols ? cols - w : 0), "");
+}
+
+/* One line of the transaction table. */
+static void show_line(struct demo *d, int card, const char *what, int64_t amount,
+                      const struct wx_result *res)
+{
+    char masked[20], amt[32], avail[32], decision[48];
+    struct wx_card_view v = {.first6 = 0};
+    wx_engine_card(wx_ledger_engine(d->cli.ledger), res->id ? res->id : d->cards[card].card_id, &v);
+    wx_show_masked(&v, masked);
+    wx_amount_format(amount, amt, sizeof amt);
+    wx_amount_format(res->available, avail, sizeof avail);
+    if (res->reason == WX_APPROVED && res->approval != 0) {
+        snprintf(decision, sizeof decision, "approved %06u%s", res->approval,
+                 res->repeat ? ", first answer again" : "");
+    } else if (res->reason == WX_APPROVED) {
+        snprintf(decision, sizeof decision, "done");
+    } else {
+        snprintf(decision, sizeof decision, "declined: %s", wx_reason_str(res->reason));
+    }
+    printf("  %2u  %s  ", ++d->step, masked);
+    print_padded(what, 34);
+    printf(" %10s  ", amt);
+    print_padded(decision, 34);
+    printf(" %10s\n", avail);
+}
+
+static struct wx_result authorize(struct demo *d, int card, int64_t fen, uint16_t mcc,
+                                  uint8_t channel, const char *name, const char *city,
+                                  uint16_t expiry)
+{
+    struct wx_cmd cmd = {.kind = WX_CMD_AUTHORIZE};
+    struct wx_result res;
+    set_key(&cmd, "demo:auth:%06u", ++d->stan);
+    wx_card_ref(d->cli.keys, d->cards[card].pan, cmd.auth.ref);
+    cmd.auth.expiry = expiry ? expiry : d->cards[card].expiry;
+    cmd.auth.amount = fen;
+    cmd.auth.currency = WX_CURRENCY_CNY;
+    merchant(&cmd.auth.merchant, mcc, channel, name, city);
+    submit(d, &cmd, &res);
+    char what[96];
+    snprintf(what, sizeof what, "%s, %s", name, city);
+    show_line(d, card, what, fen, &res);
+    return res;
+}
+
+static struct wx_result follow(struct demo *d, int card, uint8_t kind, uint32_t orig_stan,
+                               int64_t fen, const char *what)
+{
+    struct wx_cmd cmd = {.kind = kind};
+    struct wx_result res;
+    set_key(&cmd, "demo:follow:%06u", ++d->stan);
+    cmd.follow.orig_len = (uint8_t)snprintf(cmd.follow.orig_key, sizeof cmd.follow.orig_key,
+                                            "demo:auth:%06u", orig_stan);
+    wx_card_ref(d->cli.keys, d->cards[card].pan, cmd.follow.ref);
+    cmd.follow.amount = fen;
+    cmd.follow.currency = WX_CURRENCY_CNY;
+    merchant(&cmd.follow.merchant, 0, WX_CHANNEL_POS, what, "");
+    submit(d, &cmd, &res);
+    show_line(d, card, what, fen, &res);
+    return res;
+}
+
+static int add_cardholder(struct demo *d, int i, const char *name, const char *id_doc,
+                          const char *mobile, int64_t limit, uint32_t account, bool activate)
+{
+    char err[256];
+    struct wx_cmd cmd;
+    struct wx_result res;
+    if (wx_issuing_customer_cmd(d->cli.keys, name, id_doc, mobile, id_doc, d->now, &cmd, err,
+                                sizeof err) != 0 ||
+        submit(d, &cmd, &res) != 0) {
+        fprintf(stderr, "demo: customer %s: %s\n", name, err);
+        return -1;
+    }
+    struct wx_card_request req = {.customer_id = res.id,
+                                  .account_id = account,
+                                  .credit_limit = limit,
+                                  .statement_day = 5,
+                                  .bin = wx_config_str(d->cli.cfg, "card.bin"),
+                                  .pan_length = (int)wx_config_int(d->cli.cfg, "card.pan_length"),
+                                  .validity_years = 5};
+    if (wx_issuing_card_cmd(d->cli.keys, &req, d->now, &cmd, &d->cards[i], err, sizeof err) ||
+        submit(d, &cmd, &res) != 0) {
+        fprintf(stderr, "demo: card for %s: %s\n", name, err);
+        return -1;
+    }
+    d->cards[i].card_id = res.id;
+    d->cards[i].account_id = res.account_id;
+    d->holders[i] = name;
+    if (activate) {
+        struct wx_cmd act = {.kind = WX_CMD_CARD_ACTIVATE};
+        set_key(&act, "demo:activate:%u", res.id);
+        act.card_status.card_id = res.id;
+        submit(d, &act, &res);
+    }
+    char masked[20], amt[32];
+    struct wx_card_view v;
+    wx_engine_card(wx_ledger_engine(d->cli.ledger), d->cards[i].card_id, &v);
+    wx_show_masked(&v, masked);
+    wx_amount_format(limit, amt, sizeof amt);
+    printf("  ");
+    print_padded(name, 12);
+    printf(" %s  %s%s%s\n", masked, account ? "supplementary card" : "limit ", account ? "" : amt,
+           activate ? "" : "  (not activated yet)");
+    return 0;
+}
+
+static void set_status(struct demo *d, int card, uint8_t status, const char *what)
+{
+    struct wx_cmd cmd = {.kind = WX_CMD_CARD_STATUS};
+    struct wx_result res;
+    set_key(&cmd, "demo:status:%06u", ++d->stan);
+    cmd.card_status.card_id = d->cards[card].card_id;
+    cmd.card_status.status = status;
+    submit(d, &cmd, &res);
+    printf("      %s: %s\n", d->holders[card], what);
+}
+
+static void traffic(struct demo *d)
+{
+    printf("\nA day of card traffic, as the card switch sends it (amounts in CNY):\n"
+           "   #  card              merchant / what                        amount  "
+           "decision                            available\n");
+    authorize(d, 0, 3800, 5814, WX_CHANNEL_POS, "星巴克咖啡", "上海", 0);
+    uint32_t hotel = d->stan + 1;
+    authorize(d, 0, 120000, 7011, WX_CHANNEL_POS, "和平饭店", "上海", 0);
+    follow(d, 0, WX_CMD_CAPTURE, hotel, 138000, "hotel checkout: capture +15%");
+    authorize(d, 0, 2500000, 5732, WX_CHANNEL_POS, "Apple Store", "上海", 0);
+    uint32_t jd = d->stan + 1;
+    authorize(d, 1, 299900, 5964, WX_CHANNEL_CNP, "京东商城 (快捷支付)", "北京", 0);
+    authorize(d, 2, 50000, 5977, WX_CHANNEL_POS, "屈臣氏 (supplementary)", "北京", 0);
+    set_status(d, 1, WX_CARD_LOCKED, "locks the card (安全锁卡)");
+    authorize(d, 1, 8800, 5812, WX_CHANNEL_POS, "海底捞", "北京", 0);
+    set_status(d, 1, WX_CARD_ACTIVE, "unlocks the card");
+    follow(d, 1, WX_CMD_REVERSAL, jd, 99900, "京东: partial reversal");
+    authorize(d, 3, 10000, 5411, WX_CHANNEL_POS, "全家便利店", "Shanghai", 0);
+    authorize(d, 0, 1000, 5499, WX_CHANNEL_CNP, "wrong expiry date", "online", 1201);
+
+    /* The switch did not hear the answer to the coffee and sends it again: same answer. */
+    struct wx_cmd cmd = {.kind = WX_CMD_AUTHORIZE, .time_ms = d->now};
+    struct wx_result res;
+    set_key(&cmd, "demo:auth:%06u", 1);
+    wx_card_ref(d->cli.keys, d->cards[0].pan, cmd.auth.ref);
+    cmd.auth.expiry = d->cards[0].expiry;
+    cmd.auth.amount = 3800;
+    cmd.auth.currency = WX_CURRENCY_CNY;
+    merchant(&cmd.auth.merchant, 5814, WX_CHANNEL_POS, "星巴克咖啡", "上海");
+    wx_cli_submit(&d->cli, &cmd, &res);
+    show_line(d, 0, "the switch repeats #1 (星巴克咖啡)", 3800, &res);
+
+    struct wx_cmd pay = {.kind = WX_CMD_REPAYMENT};
+    set_key(&pay, "demo:repay:%u", 1);
+    pay.posting.account_id = d->cards[0].account_id;
+    pay.posting.amount = 100000;
+    pay.posting.currency = WX_CURRENCY_CNY;
+    submit(d, &pay, &res);
+    res.id = d->cards[0].card_id;
+    show_line(d, 0, "repayment received (还款到账)", 100000, &res);
+}
+
+static int prepare_dir(void)
+{
+    static const char *const files[] = {
+        DEMO_DB,         DEMO_DB "-wal",     DEMO_DB "-shm",         DEMO_DB ".key",
+        DEMO_DB ".lock", DEMO_DB ".history", DEMO_DB ".history-wal", DEMO_DB ".history-shm"};
+    if (access(DEMO_DIR, F_OK) != 0 && mkdir(DEMO_DIR, 0700) != 0) {
+        perror("demo: mkdir " DEMO_DIR);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        unlink(files[i]);
+    }
+    return 0;
+}
+
+int wx_cmd_demo(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    /* The demo's own database; routine start-up logging would only interleave the story. */
+    if (prepare_dir() != 0 || setenv("WXBANK_DB_URL", "sqlite:" DEMO_DB, 1) != 0 ||
+        setenv("WXBANK_LOG_LEVEL", "warn", 0) != 0) {
+        return WX_EXIT_FAIL;
+    }
+    struct demo d = {.now = wx_now_ms() - 3 * 3600 * 1000};
+    int rc = wx_cli_open(&d.cli, NULL, WX_CLI_LEDGER, true);
+    if (rc != WX_EXIT_OK) {
+        wx_cli_close(&d.cli);
+        return rc;
+    }
+    printf("wxbank demo: a card issuer in ./%s (journal %s)\n\nCardholders:\n", DEMO_DIR, DEMO_DB);
+    if (add_cardholder(&d, 0, "张伟", "110101199003074512", "13800138000", 2000000, 0, true) ||
+        add_cardholder(&d, 1, "李娜", "310104198512120028", "13911112222", 5000000, 0, true) ||
+        add_cardholder(&d, 2, "王芳", "31010419880808002X", "13933334444", 0, d.cards[1].account_id,
+                       true) ||
+        add_cardholder(&d, 3, "Alice Chen", "K12345678", "+85291234567", 1000000, 0, false)) {
+        wx_cli_close(&d.cli);
+        return WX_EXIT_FAIL;
+    }
+    traffic(&d);
+    printf("\n");
+    wx_show_card(&d.cli, d.cards[0].card_id);
+    memset(d.cards, 0, sizeof d.cards);
+    wx_cli_close(&d.cli);
+    printf("\n");
+    char *verify_argv[] = {"verify", NULL};
+    rc = wx_cmd_verify(1, verify_argv);
+    printf("\nNext: build/wxbank help; WXBANK_DB_URL=sqlite:%s build/wxbank card show 1\n",
+           DEMO_DB);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/*
+ * limits.h - every limit a peer or an operator can push against, in one place.
+ *
+ * Each limit has a name so that tests can probe just under and just over it, and so that an
+ * error message can say which one was hit.
+ */
+#ifndef WX_LIMITS_H
+#define WX_LIMITS_H
+
+/* Money: amounts are int64 minor units (fen). 10^12 fen = 10 billion yuan per transaction. */
+#define WX_AMOUNT_MAX 1000000000000LL
+/* A credit limit (permanent or temporary) is bounded by the same figure. */
+#define WX_LIMIT_MAX WX_AMOUNT_MAX
+
+/* Idempotency keys from a source (ISO 8583 STAN+terminal+date, WeChat MsgId, ops id). */
+#define WX_KEY_MAX 48
+
+/* Customer fields. */
+#define WX_NAME_MAX   64 /* bytes of UTF-8 */
+#define WX_MOBILE_MAX 16 /* digits, optional leading '+' */
+#define WX_ID_DOC_MAX 32 /* ID-document number as typed */
+
+/* Card numbers: ISO/IEC 7812 lengths. */
+#define WX_PAN_MIN     13
+#define WX_PAN_MAX     19
+#define WX_BIN_MIN     6
+#define WX_BIN_MAX     8
+#define WX_PAN_ENC_MAX 64 /* AES-256-GCM: 12 IV + up to 19 ciphertext + 16 tag */
+
+/* Merchant description carried by authorizations (ISO 8583 field 43 layout). */
+#define WX_MERCHANT_NAME_MAX 40
+#define WX_MERCHANT_CITY_MAX 16
+#define WX_TERMINAL_ID_MAX   16
+#define WX_MERCHANT_ID_MAX   16
+
+/* Engine capacity: ids are 32-bit; the tables refuse to grow past these. */
+#define WX_CUSTOMERS_MAX 100000000u
+#define WX_CARDS_MAX     100000000u
+#define WX_RECORDS_MAX   1000000000u
+
+/* Journal: one encoded decision row, and one group commit. */
+#define WX_ROW_MAX         512
+#define WX_BATCH_ROWS_MAX  16384
+#define WX_BATCH_BYTES_MAX (8u << 20)
+
+/* Store: the meta key/value table (settings that live with the data). */
+#define WX_META_KEY_MAX   64
+#define WX_META_VALUE_MAX (1u << 20)
+
+/* Snapshots: how many snapshot files of one database a directory scan considers. */
+#define WX_SNAPSHOT_FILES_MAX 4096
+
+/* Config file. */
+#define WX_CONFIG_FILE_MAX   (1u << 20)
+#define WX_CONFIG_LINE_MAX   4096
+#define WX_CONFIG_SECRET_MAX 4096
+#define WX_CONFIG_KEY_MAX    64 /* full key "section.key", bytes */
+
+/* Text forms typed by people (chat, CLI, ops API) before they are parsed. */
+#define WX_AMOUNT_TEXT_MAX 32 /* "10,000,000,000.00" is 17 */
+#define WX_PAN_TEXT_MAX    40 /* 19 digits with a separator between each */
+
+/* One log line, including the timestamp prefix; longer messages are cut. */
+#define WX_LOG_LINE_MAX 2048
+
+#endif

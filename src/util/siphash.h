@@ -1,0 +1,20 @@
+/*
+ * siphash.h - SipHash-2-4 (Aumasson and Bernstein, 2012), 64- and 128-bit outputs.
+ *
+ * A fast keyed hash for in-memory hash tables fed by outside input (idempotency keys, card
+ * look-ups): with a random per-process key, a peer cannot aim collisions at one bucket. It is
+ * a PRF, not a MAC for data at rest; use HMAC-SHA256 (crypto.h) for that.
+ */
+#ifndef WX_SIPHASH_H
+#define WX_SIPHASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* SipHash-2-4 with a 64-bit result; the reference's output bytes, read little-endian. */
+uint64_t wx_siphash64(const uint8_t key[16], const void *msg, size_t len);
+
+/* SipHash-2-4 with a 128-bit result, out as the reference implementation writes it. */
+void wx_siphash128(const uint8_t key[16], const void *msg, size_t len, uint8_t out[16]);
+
+#endif
