@@ -1,0 +1,248 @@
+/*
+ * test_cli.c - the real `wxbank` binary as bank staff use it: init, customers, card issue
+ * and its one-time personalization output, masked display, status changes, accounts, seed,
+ * verify, the demo, and configuration errors (exit 2 naming the key).
+ *
+ * Each test runs in a fresh temporary directory with WXBANK_DB_URL pointing into it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/pan.h"
+
+struct run {
+    int status;       /* exit code, or -1 if it did not exit */
+    char out[65536];  /* stdout and stderr together */
+};
+
+static char workdir[PATH_MAX];
+
+/* Runs `wxbank <args>` in the work directory with extra environment settings. */
+static void wxbank(struct run *r, const char *args)
+{
+    const char *bin = getenv("WXBANK_BIN");
+    assert_non_null(bin);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && WXBANK_DB_URL=sqlite:bank.db '%s' %s 2>&1", workdir,
+             bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(r->out, 1, sizeof r->out - 1, p);
+    r->out[n] = '\0';
+    int st = pclose(p);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(workdir, sizeof workdir, "/tmp/wxbank-cli-XXXXXX");
+    return mkdtemp(workdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Finds "label <value>" in out and copies value (up to a newline). */
+static void field(const char *out, const char *label, char *value, size_t cap)
+{
+    const char *p = strstr(out, label);
+    assert_non_null(p);
+    p += strlen(label);
+    while (*p == ' ') {
+        p++;
+    }
+    size_t n = strcspn(p, "\n");
+    assert_true(n < cap);
+    memcpy(value, p, n);
+    value[n] = '\0';
+}
+
+static void test_issue_show_and_lifecycle(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "init");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "customer add --name '张伟' --id-doc 110101199003074512 --mobile 13800138000");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "customer 1"));
+    /* The same person again is the same customer. */
+    wxbank(&r, "customer add --name '张伟' --id-doc 110101199003074512 --mobile 13800138000");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "already known"));
+
+    wxbank(&r, "card issue --customer 1 --limit 20000.00 --statement-day 8");
+    assert_int_equal(r.status, 0);
+    char pan[64], cvv[8];
+    field(r.out, "PAN", pan, sizeof pan);
+    field(r.out, "CVV2", cvv, sizeof cvv);
+    assert_int_equal(strlen(pan), 16);
+    assert_true(wx_luhn_valid(pan, strlen(pan)));
+    assert_memory_equal(pan, "622588", 6);
+    assert_int_equal(strlen(cvv), 3);
+
+    /* Shown masked, found by PAN, never printed in clear again. */
+    char args[256];
+    snprintf(args, sizeof args, "card show --pan %s", pan);
+    wxbank(&r, args);
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, pan));
+    char masked[32];
+    snprintf(masked, sizeof masked, "622588******%.4s", pan + 12);
+    assert_non_null(strstr(r.out, masked));
+    assert_non_null(strstr(r.out, "not-activated"));
+    assert_non_null(strstr(r.out, "20,000.00"));
+
+    wxbank(&r, "card lock 1"); /* not active yet: refused, nothing changes */
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "status change not allowed"));
+    wxbank(&r, "card activate 1");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "card lock 1 --key ops:lock:1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "locked"));
+    wxbank(&r, "card lock 1 --key ops:lock:1"); /* a retry of the same request */
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "card unlock 1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "active"));
+
+    wxbank(&r, "account repay 1 --amount 25000.00");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "45,000.00")); /* the overpayment stays as credit */
+    wxbank(&r, "account temp-limit 1 --amount 5000 --days 30");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "50,000.00"));
+
+    wxbank(&r, "verify");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "verify: ok"));
+}
+
+static void test_bad_input_exits_2_naming_it(void **state)
+{
+    (void)state;
+    struct run r;
+    char args[PATH_MAX + 64];
+    snprintf(args, sizeof args, "init --config %s/missing.conf", workdir);
+    wxbank(&r, args);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "missing.conf"));
+
+    char conf[PATH_MAX + 16];
+    snprintf(conf, sizeof conf, "%s/bad.conf", workdir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs("[engine]\nhold_days = 0\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "init --config %s", conf);
+    wxbank(&r, args);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "engine.hold_days"));
+
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs("[engine]\nno_such_key = 1\n", f);
+    fclose(f);
+    wxbank(&r, args);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "no_such_key"));
+
+    wxbank(&r, "seed --cards 0");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--cards"));
+    wxbank(&r, "card issue --customer 1 --limit lots");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "no-such-command");
+    assert_int_equal(r.status, 2);
+}
+
+static void test_seed_pans_file(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "seed --cards 300 --pans pans.tsv");
+    assert_int_equal(r.status, 0);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/pans.tsv", workdir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[128];
+    int lines = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *tab1 = strchr(line, '\t');
+        assert_non_null(tab1);
+        char *tab2 = strchr(tab1 + 1, '\t');
+        assert_non_null(tab2);
+        assert_true(wx_luhn_valid(line, (size_t)(tab1 - line)));
+        assert_int_equal(tab2 - tab1 - 1, 4); /* YYMM */
+        assert_true(strtoll(tab2 + 1, NULL, 10) >= 500000);
+        lines++;
+    }
+    fclose(f);
+    assert_int_equal(lines, 300);
+    wxbank(&r, "card show 300");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "active"));
+    wxbank(&r, "verify");
+    assert_int_equal(r.status, 0);
+}
+
+static void test_wrong_key_refused(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "init");
+    assert_int_equal(r.status, 0);
+    setenv("WXBANK_CRYPTO_PAN_KEY",
+           "00000000000000000000000000000000000000000000000000000000000000aa", 1);
+    wxbank(&r, "card show 1");
+    unsetenv("WXBANK_CRYPTO_PAN_KEY");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "crypto.pan_key"));
+}
+
+static void test_demo_runs_and_verifies(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "demo");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "declined: insufficient credit"));
+    assert_non_null(strstr(r.out, "first answer again"));
+    assert_non_null(strstr(r.out, "verify: ok"));
+    /* No full card number anywhere in the demo's output. */
+    for (const char *p = r.out; *p; p++) {
+        size_t digits = strspn(p, "0123456789");
+        assert_true(digits < 13);
+        p += digits ? digits - 1 : 0;
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_issue_show_and_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_pans_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_runs_and_verifies, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
