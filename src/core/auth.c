@@ -138,7 +138,7 @@ enum wx_outcome wx_do_authorize(struct wx_decision *d)
     struct wx_engine *e = d->e;
     const struct wx_cmd *cmd = d->cmd;
     bool inquiry = cmd->auth.type == WX_AUTH_BALANCE_INQUIRY;
-    if (cmd->auth.type > WX_AUTH_BALANCE_INQUIRY) {
+    if (cmd->auth.type > WX_AUTH_BALANCE_INQUIRY || cmd->auth.capture > 1 || cmd->auth.advice > 1) {
         return wx_refuse(d, WX_R_INVALID_FIELD);
     }
     if (inquiry ? cmd->auth.amount != 0 : !amount_valid(cmd->auth.amount)) {
@@ -157,8 +157,8 @@ enum wx_outcome wx_do_authorize(struct wx_decision *d)
         answer(d, WX_R_ALREADY_REVERSED, a, card_id_of(e, k), 0);
         return WX_DECIDED;
     }
-    struct auth_check check = {.e = e, .cmd = cmd, .card = k, .account = a,
-                               .amount = cmd->auth.amount};
+    struct auth_check check = {
+        .e = e, .cmd = cmd, .card = k, .account = a, .amount = cmd->auth.amount};
     uint8_t reason = cmd->auth.advice ? WX_APPROVED : run_stages(&check);
     if (inquiry) {
         answer(d, reason, a, card_id_of(e, k), 0);
@@ -202,6 +202,12 @@ static uint8_t follow_invalid(const struct wx_cmd *cmd, bool amount_may_be_zero)
     if (cmd->follow.orig_len > WX_KEY_MAX || cmd->follow.final > 1) {
         return WX_R_INVALID_FIELD;
     }
+    /* A follow-up cannot be its own original: a reversal naming itself would leave a
+     * tombstone under the very key its own answer is remembered by. */
+    if (cmd->follow.orig_len == cmd->key_len &&
+        memcmp(cmd->follow.orig_key, cmd->key, cmd->key_len) == 0) {
+        return WX_R_INVALID_FIELD;
+    }
     if (!(amount_may_be_zero && cmd->follow.amount == 0) && !amount_valid(cmd->follow.amount)) {
         return WX_R_INVALID_AMOUNT;
     }
@@ -242,8 +248,7 @@ enum wx_outcome wx_do_increment(struct wx_decision *d)
     struct wx_account *a = wx_account_get(d->e, hold->account);
     const struct wx_card *k = wx_card_get(d->e, hold->card);
     int64_t amount = d->cmd->follow.amount;
-    struct auth_check check = {.e = d->e, .cmd = d->cmd, .card = k, .account = a,
-                               .amount = amount};
+    struct auth_check check = {.e = d->e, .cmd = d->cmd, .card = k, .account = a, .amount = amount};
     uint8_t reason = run_stages(&check);
     if (reason == WX_APPROVED && !balance_fits(a, 0, amount)) {
         reason = WX_R_BALANCE_OVERFLOW;
@@ -315,13 +320,15 @@ enum wx_outcome wx_do_capture(struct wx_decision *d)
         return capture_hold(d, orig);
     }
     if (orig != NULL) {
-        bool reversed = orig->kind == WX_REC_TOMBSTONE;
+        /* A tombstone, or the declined late original that took its place. */
+        bool reversed = orig->kind == WX_REC_TOMBSTONE || (orig->cmd_kind == WX_CMD_AUTHORIZE &&
+                                                           orig->reason == WX_R_ALREADY_REVERSED);
         return decline_on(d, orig, reversed ? WX_R_ALREADY_REVERSED : WX_R_HOLD_CLOSED);
     }
     const struct wx_card *k = card_by_ref(d->e, d->cmd->follow.ref);
     if (k == NULL) {
-        return wx_refuse(d, d->cmd->follow.orig_len ? WX_R_ORIGINAL_NOT_FOUND
-                                                    : WX_R_CARD_NOT_FOUND);
+        return wx_refuse(d,
+                         d->cmd->follow.orig_len ? WX_R_ORIGINAL_NOT_FOUND : WX_R_CARD_NOT_FOUND);
     }
     return force_post(d, wx_account_get(d->e, k->account), card_id_of(d->e, k));
 }
@@ -343,9 +350,15 @@ static enum wx_outcome reverse_record(struct wx_decision *d, struct wx_record *o
     if (amount > orig->open) {
         return decline_on(d, orig, WX_R_EXCEEDS_ORIGINAL);
     }
+    if (!is_hold && !balance_fits(a, -amount, 0)) {
+        return wx_refuse(d, WX_R_BALANCE_OVERFLOW);
+    }
     if (is_hold) {
         bool whole = amount == orig->open && orig->settled == 0;
         wx_hold_release(d->e, orig, amount);
+        /* A reversal lowers the authorized amount, and with it the capture ceiling: what
+         * was given back cannot be captured again through the tolerance. */
+        orig->total -= amount;
         if (whole) {
             orig->flags |= WX_REC_REVERSED;
         }
@@ -404,6 +417,9 @@ enum wx_outcome wx_do_refund(struct wx_decision *d)
             return decline_on(d, orig, WX_R_EXCEEDS_ORIGINAL);
         }
         struct wx_account *a = wx_account_get(d->e, orig->account);
+        if (!balance_fits(a, -amount, 0)) {
+            return wx_refuse(d, WX_R_BALANCE_OVERFLOW);
+        }
         orig->open -= amount; /* a refunded amount can no longer be reversed, nor refunded */
         a->posted -= amount;
         answer(d, WX_APPROVED, a, orig->card, amount);

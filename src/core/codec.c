@@ -66,9 +66,16 @@ static void put_u64(struct wbuf *w, uint64_t v)
     put_bytes(w, &v, sizeof v);
 }
 
+/* Writes a NUL-terminated string of at most max bytes (its buffer holds max + 1). A string
+ * with no NUL within max bytes is malformed: it fails the encoding rather than being cut,
+ * so that it is refused and no handler reads past its buffer. */
 static void put_str(struct wbuf *w, const char *s, size_t max)
 {
-    size_t n = strnlen(s, max);
+    size_t n = strnlen(s, max + 1);
+    if (n > max) {
+        w->overflow = true;
+        return;
+    }
     put_u8(w, (uint8_t)n);
     put_bytes(w, s, n);
 }
@@ -208,9 +215,8 @@ static void put_body(struct wbuf *w, const struct wx_cmd *c)
         put_zz(w, c->card.credit_limit);
         put_u8(w, c->card.statement_day);
         put_u8(w, c->card.pan_enc_len);
-        put_bytes(w, c->card.pan_enc, c->card.pan_enc_len <= WX_PAN_ENC_MAX
-                                          ? c->card.pan_enc_len
-                                          : WX_PAN_ENC_MAX + 1);
+        put_bytes(w, c->card.pan_enc,
+                  c->card.pan_enc_len <= WX_PAN_ENC_MAX ? c->card.pan_enc_len : WX_PAN_ENC_MAX + 1);
         break;
     case WX_CMD_CARD_ACTIVATE:
     case WX_CMD_CARD_STATUS:

@@ -9,8 +9,9 @@
 
 /*
  * Encodes version, kind, time, key and the command's body into out. Returns the bytes
- * written, or 0 when the command does not fit or has an unknown kind. *body_off and
- * *body_len locate the body, over which the command's fingerprint is taken.
+ * written, or 0 when the command does not fit, has an unknown kind or has a string with no
+ * NUL within its limit. *body_off and *body_len locate the body, over which the command's
+ * fingerprint is taken.
  */
 size_t wx_cmd_encode_head(const struct wx_cmd *cmd, uint8_t *out, size_t cap, size_t *body_off,
                           size_t *body_len);

@@ -136,7 +136,7 @@ static void answer_from_record(const struct wx_record *rec, struct wx_result *re
 }
 
 /* Looks the key up. Returns true when the command is fully answered (a repeat or a key
- * reused with other content); otherwise leaves d->existing for the handler (tombstones). */
+ * reused with other content); otherwise leaves d->tombstone for the handler. */
 static bool answer_repeat(struct wx_decision *d)
 {
     struct wx_record *rec = wx_record_find(d->e, d->key_hash);
@@ -173,7 +173,7 @@ static void finish_journaled(struct wx_decision *d, struct wx_row *row, size_t h
     if (d->res->reason == WX_APPROVED && d->res->approval == 0 && d->wants_approval) {
         d->res->approval = wx_approval_code(d->seq);
     }
-    if (kind_remembered(d->cmd->kind) && d->tombstone == NULL) {
+    if (kind_remembered(d->cmd->kind)) {
         wx_record_remember(d);
     }
     size_t m = wx_result_encode(d->res, row->buf + head_len, sizeof row->buf - head_len);

@@ -102,25 +102,25 @@ enum wx_channel {
 /* Where and how a transaction happened. Journaled for history and alerts; the engine
  * decides on mcc and channel only. Strings are NUL-terminated. */
 struct wx_merchant {
-    uint16_t mcc;                              /* ISO 18245 merchant category code */
-    uint8_t channel;                           /* enum wx_channel */
-    uint8_t cross_border;                      /* 1 when acquired outside the card's country */
-    char country[4];                           /* ISO 3166 alpha-3 or numeric as sent */
-    char name[WX_MERCHANT_NAME_MAX + 1];       /* merchant name as on the statement */
-    char city[WX_MERCHANT_CITY_MAX + 1];       /* merchant city */
-    char terminal_id[WX_TERMINAL_ID_MAX + 1];  /* acquirer's terminal id */
-    char merchant_id[WX_MERCHANT_ID_MAX + 1];  /* acquirer's merchant id */
-    int64_t txn_amount;                        /* amount in the transaction currency */
-    uint16_t txn_currency;                     /* ISO 4217 numeric of txn_amount */
+    uint16_t mcc;                             /* ISO 18245 merchant category code */
+    uint8_t channel;                          /* enum wx_channel */
+    uint8_t cross_border;                     /* 1 when acquired outside the card's country */
+    char country[4];                          /* ISO 3166 alpha-3 or numeric as sent */
+    char name[WX_MERCHANT_NAME_MAX + 1];      /* merchant name as on the statement */
+    char city[WX_MERCHANT_CITY_MAX + 1];      /* merchant city */
+    char terminal_id[WX_TERMINAL_ID_MAX + 1]; /* acquirer's terminal id */
+    char merchant_id[WX_MERCHANT_ID_MAX + 1]; /* acquirer's merchant id */
+    int64_t txn_amount;                       /* amount in the transaction currency */
+    uint16_t txn_currency;                    /* ISO 4217 numeric of txn_amount */
 };
 
 /* One command. `key` is the idempotency key from the source; `time_ms` the source's clock
  * (UTC epoch ms). Only the member of the union named by `kind` is meaningful. */
 struct wx_cmd {
-    uint8_t kind;             /* enum wx_cmd_kind */
-    uint8_t key_len;          /* bytes used in key, 1..WX_KEY_MAX */
-    char key[WX_KEY_MAX];     /* idempotency key, not NUL-terminated */
-    int64_t time_ms;          /* when the source saw it */
+    uint8_t kind;         /* enum wx_cmd_kind */
+    uint8_t key_len;      /* bytes used in key, 1..WX_KEY_MAX */
+    char key[WX_KEY_MAX]; /* idempotency key, not NUL-terminated */
+    int64_t time_ms;      /* when the source saw it */
     union {
         struct {
             char name[WX_NAME_MAX + 1];     /* UTF-8 */
@@ -152,54 +152,54 @@ struct wx_cmd {
         } limit;
         struct {
             uint8_t ref[WX_REF_LEN];
-            uint16_t expiry;    /* YYMM as presented; 0 when the message had none */
-            uint64_t cvv_tag;   /* 0 when no CVV2 was presented */
-            uint8_t type;       /* enum wx_auth_type */
-            uint8_t capture;    /* 1: authorize and capture at once (0200) */
-            uint8_t advice;     /* 1: decided elsewhere (0120/0220): never declined for credit */
-            int64_t amount;     /* CNY billing amount */
-            uint16_t currency;  /* must be CNY */
+            uint16_t expiry;   /* YYMM as presented; 0 when the message had none */
+            uint64_t cvv_tag;  /* 0 when no CVV2 was presented */
+            uint8_t type;      /* enum wx_auth_type */
+            uint8_t capture;   /* 1: authorize and capture at once (0200) */
+            uint8_t advice;    /* 1: decided elsewhere (0120/0220): never declined for credit */
+            int64_t amount;    /* CNY billing amount */
+            uint16_t currency; /* must be CNY */
             struct wx_merchant merchant;
         } auth;
         struct {
-            uint8_t orig_len;             /* 0: none (a force post needs ref) */
-            char orig_key[WX_KEY_MAX];    /* the original command's key */
-            uint8_t ref[WX_REF_LEN];      /* card, for force posts and refunds */
-            int64_t amount;               /* 0 on a reversal: everything left */
-            uint16_t currency;            /* must be CNY */
-            uint8_t final;                /* capture: release what the hold has left */
-            struct wx_merchant merchant;  /* force posts and refunds describe the merchant */
-        } follow; /* AUTH_INCREMENT, CAPTURE, REVERSAL, REFUND */
+            uint8_t orig_len;            /* 0: none (a force post needs ref) */
+            char orig_key[WX_KEY_MAX];   /* the original command's key */
+            uint8_t ref[WX_REF_LEN];     /* card, for force posts and refunds */
+            int64_t amount;              /* 0 on a reversal: everything left */
+            uint16_t currency;           /* must be CNY */
+            uint8_t final;               /* capture: release what the hold has left */
+            struct wx_merchant merchant; /* force posts and refunds describe the merchant */
+        } follow;                        /* AUTH_INCREMENT, CAPTURE, REVERSAL, REFUND */
         struct {
             uint32_t account_id;
             int64_t amount;
             uint16_t currency;
             uint16_t code; /* fee or interest type, free for the bank to define */
-        } posting; /* REPAYMENT, FEE, INTEREST */
+        } posting;         /* REPAYMENT, FEE, INTEREST */
     };
 };
 
 /* The answer to a command. A repeat gets the first answer again, with `repeat` set. */
 struct wx_result {
-    uint8_t reason;        /* enum wx_reason; WX_APPROVED when it went through */
-    uint8_t repeat;        /* 1 when this is the stored answer to an earlier command */
-    uint8_t journaled;     /* 1 when the decision is (or will be) in the journal at `seq` */
-    uint32_t approval;     /* 6-digit approval code of an approval, else 0 */
-    uint32_t id;           /* created customer or card id; for card commands the card id */
-    uint32_t account_id;   /* account the command touched, 0 if none */
-    int64_t amount;        /* amount applied (a partial reversal may apply less) */
-    int64_t available;     /* available credit after the decision */
-    uint64_t seq;          /* journal sequence that must be durable before replying */
+    uint8_t reason;      /* enum wx_reason; WX_APPROVED when it went through */
+    uint8_t repeat;      /* 1 when this is the stored answer to an earlier command */
+    uint8_t journaled;   /* 1 when the decision is (or will be) in the journal at `seq` */
+    uint32_t approval;   /* 6-digit approval code of an approval, else 0 */
+    uint32_t id;         /* created customer or card id; for card commands the card id */
+    uint32_t account_id; /* account the command touched, 0 if none */
+    int64_t amount;      /* amount applied (a partial reversal may apply less) */
+    int64_t available;   /* available credit after the decision */
+    uint64_t seq;        /* journal sequence that must be durable before replying */
 };
 
 /* Engine settings; all come from configuration and are the same at replay. */
 struct wx_engine_config {
-    int hold_days;            /* ordinary holds expire after this many days */
-    int hold_days_long;       /* hotel, car rental and airline holds */
+    int hold_days;             /* ordinary holds expire after this many days */
+    int hold_days_long;        /* hotel, car rental and airline holds */
     int capture_tolerance_pct; /* a capture may exceed its hold by this much */
-    int idempotency_hours;    /* how long a plain answer is remembered */
-    int reference_days;       /* how long holds and postings can be referred to */
-    uint8_t key_seed[16];     /* per-database secret for hashing idempotency keys */
+    int idempotency_hours;     /* how long a plain answer is remembered */
+    int reference_days;        /* how long holds and postings can be referred to */
+    uint8_t key_seed[16];      /* per-database secret for hashing idempotency keys */
 };
 
 typedef struct wx_engine wx_engine_t;

@@ -71,7 +71,7 @@ struct wx_record {
     int64_t at_ms;           /* engine time of the decision; retention counts from here */
     int64_t amount;          /* the answer's amount */
     int64_t available;       /* the answer's available credit */
-    int64_t total;           /* hold: authorized incl. increments; posting: posted */
+    int64_t total;           /* hold: authorized + increments - reversals; posting: posted */
     int64_t open;            /* hold: still held; posting: still reversible */
     int64_t settled;         /* hold: captured so far */
     int64_t expires_ms;      /* hold: when it lapses */
@@ -119,7 +119,7 @@ struct wx_engine {
     struct wx_record *records; /* slab */
     uint32_t n_records_used;   /* slots handed out so far (high-water mark) */
     uint32_t cap_records;
-    uint32_t free_head;  /* first free slot + 1; 0 when the free list is empty */
+    uint32_t free_head; /* first free slot + 1; 0 when the free list is empty */
     uint64_t live_records;
     uint64_t open_holds;
 

@@ -117,8 +117,7 @@ enum wx_outcome wx_do_customer_add(struct wx_decision *d)
     struct wx_engine *e = d->e;
     const struct wx_cmd *cmd = d->cmd;
     if (!name_valid(cmd->customer.name) || !mobile_valid(cmd->customer.mobile) ||
-        !last4_valid(cmd->customer.id_last4) ||
-        all_zero(cmd->customer.id_hmac, WX_REF_LEN)) {
+        !last4_valid(cmd->customer.id_last4) || all_zero(cmd->customer.id_hmac, WX_REF_LEN)) {
         return wx_refuse(d, WX_R_INVALID_FIELD);
     }
     uint32_t idx = wx_index_find(&e->customer_ix, cmd->customer.id_hmac);
@@ -134,8 +133,8 @@ enum wx_outcome wx_do_customer_add(struct wx_decision *d)
     if (e->n_customers >= WX_CUSTOMERS_MAX) {
         return wx_refuse(d, WX_R_CAPACITY);
     }
-    e->customers = table_reserve(e->customers, e->n_customers, &e->cap_customers,
-                                 sizeof *e->customers);
+    e->customers =
+        table_reserve(e->customers, e->n_customers, &e->cap_customers, sizeof *e->customers);
     struct wx_customer *c = &e->customers[e->n_customers];
     memset(c, 0, sizeof *c);
     memcpy(c->id_hmac, cmd->customer.id_hmac, WX_REF_LEN);
@@ -153,18 +152,18 @@ static bool expiry_valid(uint16_t yymm)
     return yymm % 100 >= 1 && yymm % 100 <= 12;
 }
 
-static bool card_issue_valid(const struct wx_engine *e, const struct wx_cmd *cmd)
+/* The card's own fields; who holds it and which account it joins are checked apart, so
+ * that an unknown customer or account is refused with its own reason. */
+static bool card_issue_valid(const struct wx_cmd *cmd)
 {
-    if (cmd->card.customer_id < 1 || cmd->card.customer_id > e->n_customers) {
-        return false;
-    }
     if (cmd->card.account_id == 0 &&
-        (cmd->card.credit_limit < 0 || cmd->card.credit_limit > WX_LIMIT_MAX || cmd->card.statement_day < 1 ||
-         cmd->card.statement_day > 28)) {
+        (cmd->card.credit_limit < 0 || cmd->card.credit_limit > WX_LIMIT_MAX ||
+         cmd->card.statement_day < 1 || cmd->card.statement_day > 28)) {
         return false;
     }
-    return !all_zero(cmd->card.ref, WX_REF_LEN) && cmd->card.first6 >= 100000 && cmd->card.first6 <= 999999 &&
-           cmd->card.last4 <= 9999 && expiry_valid(cmd->card.expiry) && cmd->card.pan_enc_len > 0 &&
+    return !all_zero(cmd->card.ref, WX_REF_LEN) && cmd->card.first6 >= 100000 &&
+           cmd->card.first6 <= 999999 && cmd->card.last4 <= 9999 &&
+           expiry_valid(cmd->card.expiry) && cmd->card.pan_enc_len > 0 &&
            cmd->card.pan_enc_len <= WX_PAN_ENC_MAX;
 }
 
@@ -178,8 +177,7 @@ static bool card_same(const struct wx_card *k, const struct wx_cmd *cmd)
 
 static uint32_t account_open(struct wx_engine *e, const struct wx_cmd *cmd, uint32_t card_id)
 {
-    e->accounts = table_reserve(e->accounts, e->n_accounts, &e->cap_accounts,
-                                sizeof *e->accounts);
+    e->accounts = table_reserve(e->accounts, e->n_accounts, &e->cap_accounts, sizeof *e->accounts);
     struct wx_account *a = &e->accounts[e->n_accounts++];
     memset(a, 0, sizeof *a);
     a->credit_limit = cmd->card.credit_limit;
@@ -194,8 +192,11 @@ enum wx_outcome wx_do_card_issue(struct wx_decision *d)
 {
     struct wx_engine *e = d->e;
     const struct wx_cmd *cmd = d->cmd;
-    if (!card_issue_valid(e, cmd)) {
+    if (!card_issue_valid(cmd)) {
         return wx_refuse(d, WX_R_INVALID_FIELD);
+    }
+    if (cmd->card.customer_id < 1 || cmd->card.customer_id > e->n_customers) {
+        return wx_refuse(d, WX_R_CUSTOMER_NOT_FOUND);
     }
     if (cmd->card.account_id != 0 && wx_account_get(e, cmd->card.account_id) == NULL) {
         return wx_refuse(d, WX_R_ACCOUNT_NOT_FOUND);

@@ -148,10 +148,22 @@ void wx_record_remember(struct wx_decision *d)
 {
     struct wx_engine *e = d->e;
     uint8_t kind = d->rec_kind ? d->rec_kind : WX_REC_ANSWER;
-    struct wx_record *r = record_insert(e, d->key_hash, kind);
+    struct wx_record *r;
+    if (d->tombstone != NULL) {
+        /* The late original, declined: its answer takes the tombstone's slot so that a repeat
+         * is answered rather than decided (and journaled) again. The slot keeps its place and
+         * time in the retention FIFO, which keeps forgetting in time order. */
+        assert(kind == WX_REC_ANSWER);
+        assert(d->res->reason == WX_R_ALREADY_REVERSED);
+        r = d->tombstone;
+        r->kind = kind;
+        r->flags = 0;
+    } else {
+        r = record_insert(e, d->key_hash, kind);
+        r->at_ms = d->now;
+    }
     r->fingerprint = d->fingerprint;
     r->seq = d->seq;
-    r->at_ms = d->now;
     r->cmd_kind = d->cmd->kind;
     r->reason = d->res->reason;
     r->approval = d->res->approval;
@@ -169,7 +181,8 @@ void wx_record_remember(struct wx_decision *d)
     if (kind == WX_REC_HOLD) {
         r->expires_ms = d->rec_expires_ms;
         e->open_holds++;
-        heap_push(e, (struct wx_expiry){.expires_ms = r->expires_ms, .seq = r->seq,
+        heap_push(e, (struct wx_expiry){.expires_ms = r->expires_ms,
+                                        .seq = r->seq,
                                         .rec = (uint32_t)(r - e->records)});
     }
 }

@@ -74,8 +74,8 @@ int wx_engine_save(const wx_engine_t *e, FILE *out)
     h.now_ms = e->now_ms;
     h.short_len = e->short_fifo.tail - e->short_fifo.head;
     h.long_len = e->long_fifo.tail - e->long_fifo.head;
-    if (write_all(out, &h, sizeof h, 1) || write_all(out, e->customers, sizeof *e->customers,
-                                                     e->n_customers) ||
+    if (write_all(out, &h, sizeof h, 1) ||
+        write_all(out, e->customers, sizeof *e->customers, e->n_customers) ||
         write_all(out, e->accounts, sizeof *e->accounts, e->n_accounts) ||
         write_all(out, e->cards, sizeof *e->cards, e->n_cards) ||
         write_all(out, e->arena, 1, e->arena_len) ||
@@ -144,8 +144,9 @@ int wx_engine_load(wx_engine_t *e, FILE *in, char *err, size_t errlen)
         return -1;
     }
     if (memcmp(&h.cfg, &e->cfg, sizeof h.cfg) != 0) {
-        snprintf(err, errlen, "snapshot: engine settings differ from the configuration "
-                              "(engine.* keys changed since it was written)");
+        snprintf(err, errlen,
+                 "snapshot: engine settings differ from the configuration "
+                 "(engine.* keys changed since it was written)");
         return -1;
     }
     int rc = 0;
@@ -220,23 +221,21 @@ static int compare_tables(const struct wx_engine *a, const struct wx_engine *b, 
     for (uint32_t i = 0; i < a->n_accounts; i++) {
         const struct wx_account *x = &a->accounts[i], *y = &b->accounts[i];
         if (memcmp(x, y, sizeof *x) != 0) {
-            DIFF("account %u differs: limit %" PRId64 "/%" PRId64 ", posted %" PRId64
-                 "/%" PRId64 ", held %" PRId64 "/%" PRId64,
-                 i + 1, x->credit_limit, y->credit_limit, x->posted, y->posted, x->held,
-                 y->held);
+            DIFF("account %u differs: limit %" PRId64 "/%" PRId64 ", posted %" PRId64 "/%" PRId64
+                 ", held %" PRId64 "/%" PRId64,
+                 i + 1, x->credit_limit, y->credit_limit, x->posted, y->posted, x->held, y->held);
         }
     }
     for (uint32_t i = 0; i < a->n_cards; i++) {
         if (memcmp(&a->cards[i], &b->cards[i], sizeof a->cards[i]) != 0) {
             DIFF("card %u differs (status %s vs %s)", i + 1,
-                 wx_card_status_name(a->cards[i].status),
-                 wx_card_status_name(b->cards[i].status));
+                 wx_card_status_name(a->cards[i].status), wx_card_status_name(b->cards[i].status));
         }
     }
     for (uint32_t i = 0; i < a->n_records_used; i++) {
         if (memcmp(&a->records[i], &b->records[i], sizeof a->records[i]) != 0) {
-            DIFF("record slot %u differs (seq %" PRIu64 " vs %" PRIu64 ")", i,
-                 a->records[i].seq, b->records[i].seq);
+            DIFF("record slot %u differs (seq %" PRIu64 " vs %" PRIu64 ")", i, a->records[i].seq,
+                 b->records[i].seq);
         }
     }
     return 0;

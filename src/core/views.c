@@ -101,21 +101,19 @@ void wx_engine_stats(const wx_engine_t *e, struct wx_engine_stats *out)
     out->open_holds = e->open_holds;
     out->last_seq = e->last_seq;
     out->now_ms = e->now_ms;
-    out->bytes = (size_t)e->cap_customers * sizeof *e->customers +
-                 (size_t)e->cap_accounts * sizeof *e->accounts +
-                 (size_t)e->cap_cards * sizeof *e->cards + e->arena_cap +
-                 (size_t)e->cap_records * sizeof *e->records +
-                 (size_t)e->cap_heap * sizeof *e->heap +
-                 (e->short_fifo.cap + e->long_fifo.cap) * sizeof(uint32_t) +
-                 wx_index_bytes(&e->card_ix) + wx_index_bytes(&e->customer_ix) +
-                 wx_index_bytes(&e->record_ix);
+    out->bytes =
+        (size_t)e->cap_customers * sizeof *e->customers +
+        (size_t)e->cap_accounts * sizeof *e->accounts + (size_t)e->cap_cards * sizeof *e->cards +
+        e->arena_cap + (size_t)e->cap_records * sizeof *e->records +
+        (size_t)e->cap_heap * sizeof *e->heap +
+        (e->short_fifo.cap + e->long_fifo.cap) * sizeof(uint32_t) + wx_index_bytes(&e->card_ix) +
+        wx_index_bytes(&e->customer_ix) + wx_index_bytes(&e->record_ix);
 }
 
 static bool results_equal(const struct wx_result *a, const struct wx_result *b)
 {
     return a->reason == b->reason && a->approval == b->approval && a->id == b->id &&
-           a->account_id == b->account_id && a->amount == b->amount &&
-           a->available == b->available;
+           a->account_id == b->account_id && a->amount == b->amount && a->available == b->available;
 }
 
 int wx_engine_replay(wx_engine_t *e, uint64_t seq, const uint8_t *body, size_t len, char *err,
