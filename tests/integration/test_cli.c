@@ -21,8 +21,8 @@
 #include "util/pan.h"
 
 struct run {
-    int status;       /* exit code, or -1 if it did not exit */
-    char out[65536];  /* stdout and stderr together */
+    int status;      /* exit code, or -1 if it did not exit */
+    char out[65536]; /* stdout and stderr together */
 };
 
 static char workdir[PATH_MAX];
@@ -33,8 +33,8 @@ static void wxbank(struct run *r, const char *args)
     const char *bin = getenv("WXBANK_BIN");
     assert_non_null(bin);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && WXBANK_DB_URL=sqlite:bank.db '%s' %s 2>&1", workdir,
-             bin, args);
+    snprintf(cmd, sizeof cmd, "cd '%s' && WXBANK_DB_URL=sqlite:bank.db '%s' %s 2>&1", workdir, bin,
+             args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(r->out, 1, sizeof r->out - 1, p);
