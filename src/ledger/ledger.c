@@ -1,5 +1,12 @@
 /*
  * ledger.c - recovery (snapshot + replay), submission into group commit, snapshots, verify.
+ *
+ * Snapshots are forked from the live state, which may be ahead of what is durable. Two rules
+ * keep such a snapshot from ever being trusted wrongly: the snapshot writer dies with the
+ * ledger's process (so a crash cannot leave one being written behind it), and opening a
+ * ledger deletes every snapshot beyond the journal's last row before any new row is written
+ * (otherwise new, different rows would reach its seq and make a snapshot of a lost future
+ * look valid).
  */
 #include "ledger/ledger.h"
 
@@ -10,18 +17,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal/journal.h"
+#include "ledger/replay_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/config.h"
 #include "util/crypto.h"
 #include "util/log.h"
 
-#define SEED_META_KEY   "engine.key_seed"
-#define SNAPSHOTS_KEPT  2
+#define SEED_META_KEY  "engine.key_seed"
+#define SNAPSHOTS_KEPT 2
+/* A finished snapshot writer is looked for once per this many rows, not on every row. */
+#define SNAPSHOT_POLL_ROWS 1024u
+/* How long opening waits for the lock: a crashed writer's snapshot child may hold it for a
+ * moment after the writer died (it is being killed too). */
+#define LOCK_WAIT_MS 3000
+#define LOCK_POLL_MS 10
 
 struct wx_ledger {
     struct wx_ledger_options opt;
@@ -30,7 +47,9 @@ struct wx_ledger {
     wx_journal_t *journal;   /* the writer; owned */
     int lock_fd;             /* flock'd <db>.lock */
     pid_t snapshot_child;    /* running snapshot writer, or 0 */
+    pid_t pid;               /* this process, as the snapshot writer's parent */
     uint64_t since_snapshot; /* rows appended since the last snapshot started */
+    uint64_t recovered_from; /* seq of the snapshot recovery started from, 0 if none */
 };
 
 void wx_ledger_options_from_config(const struct wx_config *cfg, const char *db_path,
@@ -69,20 +88,6 @@ static int key_seed(const char *db_path, uint8_t seed[16], char *err, size_t err
     return 0;
 }
 
-struct replay_ctx {
-    wx_engine_t *engine;
-    char *err;
-    size_t errlen;
-};
-
-static int replay_row(void *ctx, const struct wx_journal_row *row)
-{
-    struct replay_ctx *r = ctx;
-    return wx_engine_replay(r->engine, row->seq, row->body, row->len, r->err, r->errlen) == 0
-               ? 0
-               : 1;
-}
-
 static int no_op_row(void *ctx, const struct wx_journal_row *row)
 {
     (void)ctx;
@@ -90,30 +95,25 @@ static int no_op_row(void *ctx, const struct wx_journal_row *row)
     return 0;
 }
 
-/* Loads the newest snapshot at or below to_seq into e; false when there is none usable.
- * A snapshot can be ahead of the journal (written from rows that never committed before a
- * crash): it is used only if the journal reaches its seq. */
-static bool load_snapshot(wx_engine_t **e, const struct wx_engine_config *cfg,
-                          const char *db_path, uint64_t to_seq)
+/* Loads the snapshot at path (seq) into *e; false (with *e fresh) when it is unusable. */
+static bool load_snapshot_file(wx_engine_t **e, const struct wx_engine_config *cfg,
+                               const char *db_path, const char *path, uint64_t seq)
 {
-    char path[4096], err[256];
-    uint64_t seq, len;
+    char err[256];
+    uint64_t got, len;
     FILE *f;
-    if (wx_snapshot_find(db_path, to_seq, path, sizeof path, &seq) != 1) {
-        return false;
-    }
     if (wx_journal_scan(db_path, seq - 1, seq, no_op_row, NULL, err, sizeof err) != 0) {
         WX_WARN("%s: the journal does not reach event %" PRIu64 "; not used", path, seq);
         return false;
     }
-    if (wx_snapshot_open(path, &seq, &len, &f, err, sizeof err) != 0) {
-        WX_WARN("%s: %s; replaying from an older state", path, err);
+    if (wx_snapshot_open(path, &got, &len, &f, err, sizeof err) != 0) {
+        WX_WARN("%s: %s; trying an older state", path, err);
         return false;
     }
     int rc = wx_engine_load(*e, f, err, sizeof err);
     fclose(f);
-    if (rc != 0) {
-        WX_WARN("%s: %s; replaying from event 0", path, err);
+    if (rc != 0 || wx_engine_last_seq(*e) != seq) {
+        WX_WARN("%s: %s; trying an older state", path, rc != 0 ? err : "seq mismatch");
         wx_engine_free(*e);
         *e = wx_engine_new(cfg);
         return false;
@@ -121,27 +121,85 @@ static bool load_snapshot(wx_engine_t **e, const struct wx_engine_config *cfg,
     return true;
 }
 
-wx_engine_t *wx_ledger_load(const struct wx_ledger_options *opt, bool from_snapshot,
-                            uint64_t to_seq, char *err, size_t errlen)
+/*
+ * Loads the newest usable snapshot at or below to_seq into *e and returns its seq, or 0
+ * when there is none (then *e is still empty). A snapshot can be ahead of the journal
+ * (written from rows that never committed before a crash): it is used only if the journal
+ * reaches its seq; an unusable one makes the next older one the candidate.
+ */
+static uint64_t load_snapshot(wx_engine_t **e, const struct wx_engine_config *cfg,
+                              const char *db_path, uint64_t to_seq)
+{
+    char path[4096];
+    uint64_t max = to_seq, seq;
+    while (max > 0 && wx_snapshot_find(db_path, max, path, sizeof path, &seq) == 1) {
+        assert(seq <= max);
+        if (seq > 0 && load_snapshot_file(e, cfg, db_path, path, seq)) {
+            return seq;
+        }
+        if (seq == 0) {
+            break;
+        }
+        max = seq - 1;
+    }
+    return 0;
+}
+
+/*
+ * Deletes every snapshot newer than the journal's last row: they were forked from rows that
+ * never became durable. Called at open, under the lock, before any row is appended.
+ * Returns 0, or -1 with err set when one cannot be deleted (opening would be unsafe).
+ */
+static int discard_future_snapshots(const char *db_path, uint64_t last, char *err, size_t errlen)
+{
+    char path[4096];
+    uint64_t seq;
+    while (wx_snapshot_find(db_path, UINT64_MAX, path, sizeof path, &seq) == 1 && seq > last) {
+        WX_WARN("%s: ahead of the journal (event %" PRIu64 "); deleted", path, last);
+        if (unlink(path) != 0) {
+            snprintf(err, errlen, "%s: %s (a snapshot ahead of the journal)", path,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static wx_engine_t *load_engine(const struct wx_ledger_options *opt, bool from_snapshot,
+                                uint64_t to_seq, uint64_t *snapshot_seq, char *err, size_t errlen)
 {
     struct wx_engine_config cfg = opt->engine;
     if (key_seed(opt->db_path, cfg.key_seed, err, errlen) != 0) {
         return NULL;
     }
     wx_engine_t *e = wx_engine_new(&cfg);
+    *snapshot_seq = 0;
     if (from_snapshot) {
-        load_snapshot(&e, &cfg, opt->db_path, to_seq ? to_seq : UINT64_MAX);
+        *snapshot_seq = load_snapshot(&e, &cfg, opt->db_path, to_seq ? to_seq : UINT64_MAX);
     }
-    struct replay_ctx ctx = {.engine = e, .err = err, .errlen = errlen};
     uint64_t from = wx_engine_last_seq(e);
     if (to_seq == 0 || from < to_seq) {
-        int rc = wx_journal_scan(opt->db_path, from, to_seq, replay_row, &ctx, err, errlen);
+        int rc = wx_ledger_replay(e, opt->db_path, from, to_seq, err, errlen);
         if (rc != 0) {
             wx_engine_free(e);
             return NULL;
         }
     }
     return e;
+}
+
+wx_engine_t *wx_ledger_load(const struct wx_ledger_options *opt, bool from_snapshot,
+                            uint64_t to_seq, char *err, size_t errlen)
+{
+    uint64_t snapshot_seq;
+    return load_engine(opt, from_snapshot, to_seq, &snapshot_seq, err, errlen);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 static int lock_database(const char *db_path, char *err, size_t errlen)
@@ -153,16 +211,29 @@ static int lock_database(const char *db_path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, errlen, "%s is in use by another wxbank process", db_path);
-        close(fd);
-        return -1;
+    for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += LOCK_POLL_MS) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            snprintf(err, errlen, "%s: flock: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (waited >= LOCK_WAIT_MS) {
+            snprintf(err, errlen, "%s is in use by another wxbank process", db_path);
+            close(fd);
+            return -1;
+        }
+        sleep_ms(LOCK_POLL_MS);
     }
     return fd;
 }
 
 wx_ledger_t *wx_ledger_open(const struct wx_ledger_options *opt, char *err, size_t errlen)
 {
+    if (opt->batch_max > WX_BATCH_ROWS_MAX) {
+        snprintf(err, errlen, "journal.batch_max: %u is over the limit %u", opt->batch_max,
+                 (unsigned)WX_BATCH_ROWS_MAX);
+        return NULL;
+    }
     int fd = lock_database(opt->db_path, err, errlen);
     if (fd < 0) {
         return NULL;
@@ -172,18 +243,24 @@ wx_ledger_t *wx_ledger_open(const struct wx_ledger_options *opt, char *err, size
     l->db_path = wx_strndup(opt->db_path, strlen(opt->db_path));
     l->opt.db_path = l->db_path;
     l->lock_fd = fd;
+    l->pid = getpid();
     l->journal = wx_journal_open(l->db_path, err, errlen);
     if (l->journal == NULL) {
         goto fail;
     }
     wx_journal_set_batch_max(l->journal, opt->batch_max ? opt->batch_max : WX_BATCH_ROWS_MAX);
     uint64_t last = wx_journal_last_seq(l->journal);
-    l->engine = wx_ledger_load(&l->opt, last > 0, last, err, errlen);
+    if (discard_future_snapshots(l->db_path, last, err, errlen) != 0) {
+        goto fail;
+    }
+    l->engine = load_engine(&l->opt, last > 0, last, &l->recovered_from, err, errlen);
     if (l->engine == NULL) {
         goto fail;
     }
     assert(wx_engine_last_seq(l->engine) == last);
-    WX_INFO("ledger %s: recovered at event %" PRIu64, l->db_path, last);
+    WX_INFO("ledger %s: recovered at event %" PRIu64 " (snapshot %" PRIu64 " + %" PRIu64
+            " replayed)",
+            l->db_path, last, l->recovered_from, last - l->recovered_from);
     return l;
 fail:
     wx_journal_close(l->journal);
@@ -199,10 +276,19 @@ void wx_ledger_submit(wx_ledger_t *l, const struct wx_cmd *cmd, struct wx_result
     if (wx_engine_apply(l->engine, cmd, res, &row) == 0) {
         return;
     }
-    struct wx_journal_row jr = {.seq = row.seq, .at_ms = row.at_ms, .account_id = row.account_id,
-                                .kind = row.kind, .len = row.len, .body = row.buf};
+    struct wx_journal_row jr = {.seq = row.seq,
+                                .at_ms = row.at_ms,
+                                .account_id = row.account_id,
+                                .kind = row.kind,
+                                .len = row.len,
+                                .body = row.buf};
     wx_journal_append(l->journal, &jr);
-    if (l->opt.snapshot_every && ++l->since_snapshot >= l->opt.snapshot_every) {
+    if (l->opt.snapshot_every == 0) {
+        return;
+    }
+    l->since_snapshot++;
+    if (l->since_snapshot >= l->opt.snapshot_every &&
+        (l->snapshot_child == 0 || l->since_snapshot % SNAPSHOT_POLL_ROWS == 0)) {
         wx_ledger_snapshot(l);
     }
 }
@@ -234,9 +320,27 @@ const wx_engine_t *wx_ledger_engine(const wx_ledger_t *l)
     return l->engine;
 }
 
+void wx_ledger_journal_stats(const wx_ledger_t *l, struct wx_journal_stats *out)
+{
+    wx_journal_stats(l->journal, out);
+}
+
+uint64_t wx_ledger_snapshot_seq(const wx_ledger_t *l)
+{
+    return l->recovered_from;
+}
+
+/*
+ * Runs in the snapshot child. The child must not outlive the ledger's process: its state may
+ * be ahead of the journal, and after a crash only the restart may decide what to keep.
+ */
 static int save_engine(void *ctx, FILE *out)
 {
-    return wx_engine_save(ctx, out);
+    const struct wx_ledger *l = ctx;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != l->pid) {
+        return -1; /* the parent is already gone */
+    }
+    return wx_engine_save(l->engine, out);
 }
 
 void wx_ledger_snapshot(wx_ledger_t *l)
@@ -254,7 +358,7 @@ void wx_ledger_snapshot(wx_ledger_t *l)
     /* The snapshot may include rows not yet durable; start-up only uses a snapshot whose
      * seq the journal reaches, so a crash before they commit just skips it. */
     uint64_t seq = wx_engine_last_seq(l->engine);
-    if (wx_snapshot_start(l->db_path, seq, save_engine, l->engine, &l->snapshot_child) != 0) {
+    if (wx_snapshot_start(l->db_path, seq, save_engine, l, &l->snapshot_child) != 0) {
         WX_WARN("snapshot at %" PRIu64 " could not start", seq);
         l->snapshot_child = 0;
     }

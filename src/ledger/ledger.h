@@ -20,10 +20,10 @@
 #include "core/engine.h"
 
 struct wx_ledger_options {
-    const char *db_path;               /* SQLite file of the journal */
-    struct wx_engine_config engine;    /* key_seed is filled from the database */
-    unsigned batch_max;                /* rows per group commit, 1..WX_BATCH_ROWS_MAX */
-    uint64_t snapshot_every;           /* start a snapshot after this many rows; 0 never */
+    const char *db_path;            /* SQLite file of the journal */
+    struct wx_engine_config engine; /* key_seed is filled from the database */
+    unsigned batch_max;             /* rows per group commit, 1..WX_BATCH_ROWS_MAX */
+    uint64_t snapshot_every;        /* start a snapshot after this many rows; 0 never */
 };
 
 typedef struct wx_ledger wx_ledger_t;
@@ -33,7 +33,11 @@ struct wx_config;
 void wx_ledger_options_from_config(const struct wx_config *cfg, const char *db_path,
                                    struct wx_ledger_options *out);
 
-/* Opens (creating if needed) and recovers. NULL with a message in err on failure. */
+/*
+ * Opens (creating if needed) and recovers: deletes snapshots beyond the journal (left by a
+ * crash), loads the newest usable snapshot and replays the rows after it. Waits up to a few
+ * seconds for the lock. NULL with a message in err on failure.
+ */
 wx_ledger_t *wx_ledger_open(const struct wx_ledger_options *opt, char *err, size_t errlen);
 
 /* Decides cmd. res->seq (when res->journaled) must be durable before res is acted on. */
@@ -49,7 +53,16 @@ uint64_t wx_ledger_durable_seq(const wx_ledger_t *l);
 int wx_ledger_notify_fd(const wx_ledger_t *l);
 const wx_engine_t *wx_ledger_engine(const wx_ledger_t *l);
 
-/* Starts a snapshot in a child process unless one is running; reaps a finished one. */
+/* Copies the journal's counters since open (group commits, rows, bytes, commit time), for
+ * metrics and benchmarks. */
+struct wx_journal_stats;
+void wx_ledger_journal_stats(const wx_ledger_t *l, struct wx_journal_stats *out);
+
+/* The seq of the snapshot that opening started from; 0 when it replayed from event 0. */
+uint64_t wx_ledger_snapshot_seq(const wx_ledger_t *l);
+
+/* Starts a snapshot in a child process unless one is running; reaps a finished one.
+ * The child is killed if this process dies, since its state may not be durable yet. */
 void wx_ledger_snapshot(wx_ledger_t *l);
 
 /* Makes everything durable, waits for a running snapshot, releases the lock and frees l. */
