@@ -145,16 +145,15 @@ static int card_issue(int argc, char **argv)
         rc = issue_request(&a, &cli, &req);
     }
     if (rc == WX_EXIT_OK) {
-        struct wx_cmd cmd;
         struct wx_result res;
         struct wx_issued_card card;
         char err[256];
-        if (wx_issuing_card_cmd(cli.keys, &req, wx_now_ms(), &cmd, &card, err, sizeof err)) {
+        if (wx_issuing_issue_card(cli.ledger, cli.keys, &req, wx_now_ms(), &res, &card, err,
+                                  sizeof err) != 0) {
             fprintf(stderr, "wxbank card issue: %s\n", err);
-            rc = WX_EXIT_USAGE;
+            rc = WX_EXIT_FAIL;
         } else {
-            wx_cli_submit(&cli, &cmd, &res);
-            rc = wx_show_result("card issue", &res);
+            wx_ledger_sync(cli.ledger, res.seq);
         }
         if (rc == WX_EXIT_OK) {
             /* Card personalization output: printed once, never stored or logged in clear. */

@@ -155,13 +155,12 @@ static int add_cardholder(struct demo *d, int i, const char *name, const char *i
                                   .bin = wx_config_str(d->cli.cfg, "card.bin"),
                                   .pan_length = (int)wx_config_int(d->cli.cfg, "card.pan_length"),
                                   .validity_years = 5};
-    if (wx_issuing_card_cmd(d->cli.keys, &req, d->now, &cmd, &d->cards[i], err, sizeof err) ||
-        submit(d, &cmd, &res) != 0) {
+    d->now += 7 * 60 * 1000;
+    if (wx_issuing_issue_card(d->cli.ledger, d->cli.keys, &req, d->now, &res, &d->cards[i], err,
+                              sizeof err) != 0) {
         fprintf(stderr, "demo: card for %s: %s\n", name, err);
         return -1;
     }
-    d->cards[i].card_id = res.id;
-    d->cards[i].account_id = res.account_id;
     d->holders[i] = name;
     if (activate) {
         struct wx_cmd act = {.kind = WX_CMD_CARD_ACTIVATE};

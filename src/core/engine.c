@@ -78,12 +78,13 @@ void wx_key_hash(const struct wx_engine *e, const char *key, size_t len, uint8_t
     wx_siphash128(e->cfg.key_seed, key, len, out);
 }
 
-/* Commands whose answers are remembered under their key. Customer and card creation are
- * idempotent on their natural keys (ID document, card number) instead, which costs no
- * memory per card; ticks are never repeated. */
+/* Commands whose answers are remembered under their key. Customer creation, card issue and
+ * card activation are idempotent on their natural keys (ID document, card number, the card's
+ * own state) instead, which costs no memory per card; ticks are never repeated. */
 static bool kind_remembered(uint8_t kind)
 {
-    return kind != WX_CMD_CUSTOMER_ADD && kind != WX_CMD_CARD_ISSUE && kind != WX_CMD_TICK;
+    return kind != WX_CMD_CUSTOMER_ADD && kind != WX_CMD_CARD_ISSUE &&
+           kind != WX_CMD_CARD_ACTIVATE && kind != WX_CMD_TICK;
 }
 
 static enum wx_outcome dispatch(struct wx_decision *d)

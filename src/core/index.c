@@ -39,6 +39,7 @@ static void alloc_table(struct wx_index *ix, uint32_t capacity)
 {
     assert((capacity & (capacity - 1)) == 0);
     ix->slots = wx_calloc(capacity, sizeof *ix->slots);
+    wx_advise_huge(ix->slots, (size_t)capacity * sizeof *ix->slots);
     ix->mask = capacity - 1;
 }
 

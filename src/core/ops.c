@@ -32,7 +32,9 @@ static void *table_reserve(void *items, uint32_t n, uint32_t *cap, size_t size)
         return items;
     }
     *cap = *cap ? *cap * 2 : 1024;
-    return wx_reallocarray(items, *cap, size);
+    items = wx_reallocarray(items, *cap, size);
+    wx_advise_huge(items, (size_t)*cap * size);
+    return items;
 }
 
 uint32_t wx_arena_add(struct wx_engine *e, const char *s, size_t len)
@@ -246,12 +248,20 @@ enum wx_outcome wx_do_card_activate(struct wx_decision *d)
     if (k == NULL) {
         return wx_refuse(d, WX_R_CARD_NOT_FOUND);
     }
+    d->res->id = d->cmd->card_status.card_id;
+    d->res->account_id = k->account;
+    if (k->status == WX_CARD_ACTIVE) {
+        /* Activating an active card again is a repeat: the card's state is the memory. */
+        d->res->repeat = 1;
+        d->res->seq = d->e->last_seq;
+        return WX_ANSWERED;
+    }
     if (k->status != WX_CARD_NOT_ACTIVATED) {
+        d->res->id = 0;
+        d->res->account_id = 0;
         return wx_refuse(d, WX_R_INVALID_STATUS);
     }
     k->status = WX_CARD_ACTIVE;
-    d->res->id = d->cmd->card_status.card_id;
-    d->res->account_id = k->account;
     return WX_DECIDED;
 }
 

@@ -118,6 +118,7 @@ static uint32_t record_alloc(struct wx_engine *e)
         if (e->n_records_used == e->cap_records) {
             e->cap_records = e->cap_records ? e->cap_records * 2 : 4096;
             e->records = wx_reallocarray(e->records, e->cap_records, sizeof *e->records);
+            wx_advise_huge(e->records, (size_t)e->cap_records * sizeof *e->records);
         }
         idx = e->n_records_used++;
     }

@@ -92,6 +92,7 @@ static void *read_table(FILE *in, size_t size, uint64_t n, uint32_t *cap, int *e
 {
     uint64_t c = n ? n : 1;
     void *p = wx_reallocarray(NULL, c, size);
+    wx_advise_huge(p, (size_t)c * size);
     if (cap != NULL) {
         *cap = (uint32_t)c;
     }

@@ -11,7 +11,7 @@
 #include "util/timeutil.h"
 
 /* Draws of a fresh PAN before seeding gives up (each collides with odds below 1 in 10). */
-#define SEED_PAN_ATTEMPTS 8
+#define PAN_ATTEMPTS 8 /* draws of a fresh PAN before giving up */
 
 static int copy_field(char *dst, size_t cap, const char *src, const char *what, char *err,
                       size_t errlen)
@@ -127,18 +127,15 @@ static int submit_ok(wx_ledger_t *l, const struct wx_cmd *cmd, struct wx_result 
     return 0;
 }
 
-/*
- * Issues a card with a PAN no other card has. Random PANs collide (a 16-digit PAN on a
- * 6-digit BIN leaves 10^9 numbers, so a million cards expect hundreds of collisions), and the
- * engine refuses a known card reference with other details: draw again, a bounded number of
- * times. Returns 0 with the issued card in *out, or -1 with a message.
- */
-static int issue_fresh_card(wx_ledger_t *l, const wx_keys_t *keys,
-                            const struct wx_card_request *req, int64_t now, struct wx_cmd *cmd,
-                            struct wx_result *res, struct wx_issued_card *out, char *err,
-                            size_t errlen)
+/* Random PANs collide (a 16-digit PAN on a 6-digit BIN leaves 10^9 numbers, so a million
+ * cards expect hundreds of collisions), and the engine refuses a known card reference with
+ * other details: draw again, a bounded number of times. */
+int wx_issuing_issue_card(wx_ledger_t *l, const wx_keys_t *keys, const struct wx_card_request *req,
+                          int64_t now, struct wx_result *res, struct wx_issued_card *out, char *err,
+                          size_t errlen)
 {
-    for (int attempt = 0; attempt < SEED_PAN_ATTEMPTS; attempt++) {
+    struct wx_cmd cmdbuf, *cmd = &cmdbuf;
+    for (int attempt = 0; attempt < PAN_ATTEMPTS; attempt++) {
         if (wx_issuing_card_cmd(keys, req, now, cmd, out, err, errlen) != 0) {
             return -1;
         }
@@ -149,9 +146,11 @@ static int issue_fresh_card(wx_ledger_t *l, const wx_keys_t *keys,
         wx_wipe(out, sizeof *out);
     }
     if (res->reason != WX_APPROVED) {
-        snprintf(err, errlen, "seed: card issue refused: %s", wx_reason_str(res->reason));
+        snprintf(err, errlen, "card issue refused: %s", wx_reason_str(res->reason));
         return -1;
     }
+    out->card_id = res->id;
+    out->account_id = res->account_id;
     return 0;
 }
 
@@ -177,7 +176,7 @@ static int seed_one(wx_ledger_t *l, const wx_keys_t *keys, uint32_t i, const cha
                                   .pan_length = pan_length,
                                   .validity_years = 5};
     struct wx_issued_card card;
-    if (issue_fresh_card(l, keys, &req, now, &cmd, &res, &card, err, errlen) != 0) {
+    if (wx_issuing_issue_card(l, keys, &req, now, &res, &card, err, errlen) != 0) {
         return -1;
     }
     memset(&cmd, 0, sizeof cmd);

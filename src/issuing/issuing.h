@@ -48,6 +48,15 @@ int wx_issuing_card_cmd(const wx_keys_t *keys, const struct wx_card_request *req
                         struct wx_cmd *cmd, struct wx_issued_card *out, char *err, size_t errlen);
 
 /*
+ * Issues a card through the ledger (not yet durable: res->seq says when), drawing a new PAN
+ * when the random one is already taken. Returns 0 with the card in *out (its ids set), or -1
+ * with a message (a bad BIN, an unknown customer or account, ...).
+ */
+int wx_issuing_issue_card(wx_ledger_t *ledger, const wx_keys_t *keys,
+                          const struct wx_card_request *req, int64_t now_ms, struct wx_result *res,
+                          struct wx_issued_card *out, char *err, size_t errlen);
+
+/*
  * Creates n synthetic cardholders (one customer, one account, one active card each) through
  * the ledger, durably. When pans is not NULL it receives one line per card:
  * PAN<TAB>expiry YYMM<TAB>credit limit in fen (DESIGN.md). Limits are spread between 5,000

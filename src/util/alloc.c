@@ -7,7 +7,9 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void *wx_malloc(size_t size)
 {
@@ -51,4 +53,17 @@ char *wx_strndup(const char *s, size_t n)
     memcpy(copy, s, len);
     copy[len] = '\0';
     return copy;
+}
+
+void wx_advise_huge(void *p, size_t size)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (p == NULL || size < 2 * huge) {
+        return;
+    }
+    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)p + size) & ~(huge - 1);
+    if (end > start) {
+        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+    }
 }

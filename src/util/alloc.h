@@ -22,6 +22,14 @@ void *wx_realloc(void *p, size_t size);
 /* realloc to n * size bytes, fatal if the product overflows (like reallocarray(3)). */
 void *wx_reallocarray(void *p, size_t n, size_t size);
 
+/*
+ * Asks the kernel to back the 2 MiB-aligned interior of a large table with transparent huge
+ * pages. The engine's tables are read at random (a card, its account, a record per
+ * decision); with 4 KiB pages nearly every read also misses the TLB. A hint only: a kernel
+ * that says no changes nothing. Blocks under 4 MiB are left alone.
+ */
+void wx_advise_huge(void *p, size_t size);
+
 /* A NUL-terminated copy of at most n bytes of s (stops early at a NUL in s). */
 char *wx_strndup(const char *s, size_t n);
 

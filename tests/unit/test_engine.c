@@ -5,8 +5,9 @@
  * increments, captures (partial, final, tolerance, force post, after expiry), reversals
  * (of holds and postings, partial, early, repeated), refunds, repayments, fees, interest,
  * limits and temporary limits, hold expiry by MCC, forgetting of idempotency records,
- * idempotency of every remembered kind, refusal of bad input with no state change, and the
- * row codec (round trip and rejection of damaged rows).
+ * idempotency of every remembered kind, activation's idempotency on the card's own state,
+ * refusal of bad input with no state change, and the row codec (round trip and rejection of
+ * damaged rows).
  *
  * Every test runs on a fixture that journals each decided row; teardown replays the rows into
  * a fresh engine and through a snapshot and requires both to equal the live state, so every
@@ -369,6 +370,34 @@ static void test_supplementary_shares_credit(void **state)
     assert_balances(f, 0, LIMIT_A);
 }
 
+/* Activating an active card: approved as a repeat on the card's own state, not journaled,
+ * numbered with the engine's last seq, and nothing changes. */
+static void activation_repeat(struct fx *f, const struct wx_cmd *c, uint32_t account)
+{
+    struct membuf before, after;
+    struct wx_result res;
+    struct wx_engine_stats st;
+    wx_engine_stats(f->e, &st);
+    snap_mem(f->e, &before);
+    int rc = run(f, c, &res);
+    snap_mem(f->e, &after);
+    if (rc != 0 || res.reason != WX_APPROVED) {
+        fail_msg("card-activate: rc %d reason %s, want an approved repeat", rc,
+                 wx_reason_name(res.reason));
+    }
+    assert_int_equal(res.repeat, 1);
+    assert_int_equal(res.journaled, 0);
+    assert_int_equal(res.seq, st.last_seq);
+    assert_int_equal(res.id, c->card_status.card_id);
+    assert_int_equal(res.account_id, account);
+    assert_int_equal(res.approval, 0);
+    assert_int_equal(res.amount, 0);
+    assert_int_equal(res.available, 0);
+    assert_true(snap_same(&before, &after));
+    free(before.p);
+    free(after.p);
+}
+
 static void test_activation(void **state)
 {
     struct fx *f = *state;
@@ -383,8 +412,9 @@ static void test_activation(void **state)
     r = decided(f, &c, WX_APPROVED);
     assert_int_equal(r.id, id);
     assert_int_equal(r.account_id, f->acct);
+    /* Activating the now active card again, under any key: a repeat, nothing changes. */
     cmd_status(&c, WX_CMD_CARD_ACTIVATE, "act2", f->now, id, 0);
-    refused(f, &c, WX_R_INVALID_STATUS);
+    activation_repeat(f, &c, f->acct);
     cmd_status(&c, WX_CMD_CARD_ACTIVATE, "act3", f->now, 999, 0);
     refused(f, &c, WX_R_CARD_NOT_FOUND);
     cmd_status(&c, WX_CMD_CARD_ACTIVATE, "act3", f->now, 0, 0);
@@ -766,7 +796,11 @@ static void test_capture_after_expiry(void **state)
     struct fx *f = *state;
     auth_ok(f, "h", 10000);
     auth_ok(f, "h2", 300);
-    tick(f, "t0", T0_MS + 4 * DAY_MS, 1); /* forgets the fixture's activation answers */
+    /* The fixture's activations left no records: nothing to forget, and no hold is due. */
+    struct wx_engine_stats st;
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.records, 2);
+    tick(f, "t0", T0_MS + 4 * DAY_MS, 0);
     tick(f, "t1", T0_MS + 7 * DAY_MS - 1, 0);
     assert_balances(f, 0, 10300);
     tick(f, "t2", T0_MS + 7 * DAY_MS, 1);
@@ -1047,7 +1081,7 @@ static void test_hold_expiry_by_mcc(void **state)
         sum += amount;
         long_sum += holds[i].lasts ? amount : 0;
     }
-    tick(f, "t-", T0_MS + 4 * DAY_MS, 1); /* forgets the fixture's activation answers */
+    tick(f, "t-", T0_MS + 4 * DAY_MS, 0); /* the fixture's activations left no records */
     tick(f, "t0", T0_MS + 7 * DAY_MS - 1, 0);
     assert_balances(f, 0, sum);
     tick(f, "t1", T0_MS + 7 * DAY_MS, 1);
@@ -1132,7 +1166,6 @@ static void test_forgetting(void **state)
 static void mutate(struct wx_cmd *c)
 {
     switch (c->kind) {
-    case WX_CMD_CARD_ACTIVATE:
     case WX_CMD_CARD_STATUS:
         c->card_status.card_id++;
         break;
@@ -1179,9 +1212,7 @@ static void test_idempotency_every_kind(void **state)
     struct fx *f = *state;
     struct wx_cmd c;
     uint8_t ref[WX_REF_LEN];
-    uint32_t id = new_card(f, 1, f->acct, 0, false, ref);
-    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "k-act", f->now, id, 0);
-    idempotent(f, &c, WX_APPROVED);
+    uint32_t id = new_card(f, 1, f->acct, 0, true, ref);
     cmd_status(&c, WX_CMD_CARD_STATUS, "k-lock", f->now, id, WX_CARD_LOCKED);
     idempotent(f, &c, WX_APPROVED);
     cmd_limit(&c, WX_CMD_LIMIT_SET, "k-limit", f->now, f->acct, LIMIT_A, 0);
@@ -1208,6 +1239,71 @@ static void test_idempotency_every_kind(void **state)
     idempotent(f, &c, WX_APPROVED);
     /* Every effect applied once: held 10000 + 100 - 4000 - 1000; posted 4000 - 1000 ... */
     assert_balances(f, 4000 - 1000 - 777 + 55 + 66, 10100 - 4000 - 1000);
+}
+
+/* Activation is idempotent on the card's own state, not on its key: nothing is remembered. */
+static void test_activation_natural_idempotency(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    struct wx_engine_stats st;
+    uint8_t ref[WX_REF_LEN], ref2[WX_REF_LEN];
+    cmd_auth(&c, "held", f->now, f->ref_a, 1000);
+    struct wx_result held = decided(f, &c, WX_APPROVED);
+    wx_engine_stats(f->e, &st);
+    uint64_t records = st.records;
+    uint32_t id = new_card(f, 1, f->acct, 0, false, ref);
+    uint32_t id2 = new_card(f, 2, 0, LIMIT_A, false, ref2);
+    struct wx_card_view v;
+    assert_int_equal(wx_engine_card(f->e, id2, &v), 0);
+    uint32_t acct2 = v.account_id;
+    assert_true(acct2 != f->acct);
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, id, 0);
+    struct wx_result first = decided(f, &c, WX_APPROVED);
+    assert_int_equal(first.id, id);
+    assert_int_equal(first.account_id, f->acct);
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.records, records); /* no idempotency record */
+
+    /* The same activation again, later or under another key: a repeat. */
+    c.time_ms = f->now + 3 * HOUR_MS;
+    activation_repeat(f, &c, f->acct);
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act-again", f->now, id, 0);
+    activation_repeat(f, &c, f->acct);
+
+    /* The key is not remembered: under it, another card is just another activation. */
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, id2, 0);
+    struct wx_result other = decided(f, &c, WX_APPROVED);
+    assert_int_equal(other.id, id2);
+    assert_int_equal(other.account_id, acct2);
+    assert_true(other.seq > first.seq);
+    activation_repeat(f, &c, acct2); /* numbered with the last seq, not the first answer's */
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, id, 0);
+    activation_repeat(f, &c, f->acct);
+    /* Nor does an activation look at what another command's key holds. */
+    struct wx_cmd again;
+    cmd_auth(&again, "held", f->now, f->ref_a, 1000);
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "held", f->now, id, 0);
+    activation_repeat(f, &c, f->acct);
+    repeated(f, &again, &held);
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.records, records);
+
+    /* The card's state is never forgotten: a tick past the retention has nothing to do. */
+    int64_t keep = (int64_t)f->cfg.idempotency_hours * HOUR_MS;
+    tick(f, "t1", T0_MS + keep, 0);
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", T0_MS + keep, id, 0);
+    activation_repeat(f, &c, f->acct);
+
+    /* Any other status is refused; unknown cards are not found. */
+    for (uint8_t status = WX_CARD_LOCKED; status <= WX_CARD_CLOSED; status++) {
+        uint32_t k = card_in_status(f, status, ref);
+        cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, k, 0);
+        refused(f, &c, WX_R_INVALID_STATUS);
+    }
+    cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, f->card_b + 1000, 0);
+    refused(f, &c, WX_R_CARD_NOT_FOUND);
+    assert_balances(f, 0, 1000);
 }
 
 /* ---- bad input ---- */
@@ -1537,6 +1633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hold_expiry_other_config, setup_short, teardown),
         T(test_forgetting),
         T(test_idempotency_every_kind),
+        T(test_activation_natural_idempotency),
         T(test_bad_input),
         T(test_balance_floor),
         T(test_snapshot_refuses_other_settings),

@@ -14,14 +14,17 @@
  *
  * The model below is written from the engine's contract, not from its code: per account the
  * limit, temporary limit, posted and held; per key the first answer and what it holds or
- * posted; the two retention queues and the hold expiries. Before each command the model
- * predicts the whole answer (journaled or not, reason, ids, amount, available); the engine
- * must give exactly that. On top of that it asserts: repeats return the first answer,
- * refusals change nothing (last seq always, the full snapshot on every 50th), no hold is
- * captured beyond total * (1 + tolerance), available = limit + temp - posted - held for
- * every touched account, and wx_engine_check every 1000 commands. At the end the journal is
- * replayed into a fresh engine, and a midpoint snapshot plus the rest of the journal is
- * replayed into another: both must equal the live engine.
+ * posted; the two retention queues and the hold expiries. Customers, cards and activations
+ * are not remembered by key: they are idempotent on the ID document, the card number and the
+ * card's own state. Before each command the model predicts the whole answer (journaled or
+ * not, reason, ids, amount, available); the engine must give exactly that. On top of that it
+ * asserts: repeats return the first answer (an activation's, the card and the last seq),
+ * refusals change nothing (last seq always, the full snapshot on every 50th; activation
+ * repeats the full snapshot always), no hold is captured beyond total * (1 + tolerance),
+ * available = limit + temp - posted - held for every touched account, and wx_engine_check
+ * every 1000 commands. At the end the journal is replayed into a fresh engine, and a
+ * midpoint snapshot plus the rest of the journal is replayed into another: both must equal
+ * the live engine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,6 +144,7 @@ struct ctx {
     uint64_t mid_seq;
     /* Counters for the report. */
     unsigned long n_refused, n_repeats, n_journaled, by_reason[WX_R_COUNT];
+    unsigned long n_activation_repeats, n_activation_refused;
 };
 
 static uint64_t rnd(struct ctx *x)
@@ -395,9 +399,18 @@ static void d_card_status(struct dec *d)
         return;
     }
     struct m_card *k = &m->cards[id];
-    uint8_t to = d->c->kind == WX_CMD_CARD_ACTIVATE ? WX_CARD_ACTIVE : d->c->card_status.status;
-    bool ok = d->c->kind == WX_CMD_CARD_ACTIVATE ? k->status == WX_CARD_NOT_ACTIVATED
-                                                 : status_allowed(k->status, to);
+    bool activate = d->c->kind == WX_CMD_CARD_ACTIVATE;
+    if (activate && k->status == WX_CARD_ACTIVE) {
+        /* Activating an active card: a repeat, whatever the key; nothing changes. */
+        refuse(d, WX_APPROVED);
+        d->w->res.repeat = 1;
+        d->w->res.id = id;
+        d->w->res.account_id = k->account;
+        d->w->res.seq = wx_engine_last_seq(d->x->e);
+        return;
+    }
+    uint8_t to = activate ? WX_CARD_ACTIVE : d->c->card_status.status;
+    bool ok = activate ? k->status == WX_CARD_NOT_ACTIVATED : status_allowed(k->status, to);
     if (!ok) {
         refuse(d, WX_R_INVALID_STATUS);
         return;
@@ -406,7 +419,9 @@ static void d_card_status(struct dec *d)
     d->w->res.available = 0; /* status answers carry no balance */
     if (d->got != NULL) {
         k->status = to;
-        remember(d, M_ANSWER, 0);
+        if (!activate) {
+            remember(d, M_ANSWER, 0);
+        }
     }
 }
 
@@ -882,7 +897,8 @@ static void d_tick(struct dec *d)
 
 static bool remembered_kind(uint8_t kind)
 {
-    return kind != WX_CMD_CUSTOMER_ADD && kind != WX_CMD_CARD_ISSUE && kind != WX_CMD_TICK;
+    return kind != WX_CMD_CUSTOMER_ADD && kind != WX_CMD_CARD_ISSUE &&
+           kind != WX_CMD_CARD_ACTIVATE && kind != WX_CMD_TICK;
 }
 
 /* Decides c in the model: predicts into w (got == NULL) or applies the journaled answer. */
@@ -1059,7 +1075,10 @@ static struct wx_result send(struct ctx *x, const struct wx_cmd *c)
     struct wx_row row;
     struct membuf before = {0}, after = {0};
     decide(x, c, &w, NULL);
-    bool sample = w.rc == 0 && !w.res.repeat && ++x->n_refused % SNAPSHOT_EVERY == 0;
+    /* Refusals are sampled; repeats of activations, answered from the card, always. */
+    bool activation_repeat = w.res.repeat && c->kind == WX_CMD_CARD_ACTIVATE;
+    bool sample =
+        w.rc == 0 && (activation_repeat || (!w.res.repeat && ++x->n_refused % SNAPSHOT_EVERY == 0));
     if (sample) {
         snap_mem(x->e, &before);
     }
@@ -1078,16 +1097,20 @@ static struct wx_result send(struct ctx *x, const struct wx_cmd *c)
     } else {
         assert_int_equal(wx_engine_last_seq(x->e), seq);
         x->n_repeats += r.repeat;
+        x->n_activation_repeats += activation_repeat;
+        x->n_activation_refused +=
+            c->kind == WX_CMD_CARD_ACTIVATE && r.reason == WX_R_INVALID_STATUS;
     }
     if (sample) {
         snap_mem(x->e, &after);
         if (!snap_same(&before, &after)) {
-            report(x, c, &w, rc, &r, "a refusal changed the state");
+            report(x, c, &w, rc, &r, "an answer without a row changed the state");
         }
         free(before.p);
         free(after.p);
     }
-    if (rc == 1 && remembered_kind(c->kind)) {
+    /* Commands to send again under their key: the remembered kinds, and activations. */
+    if (rc == 1 && (remembered_kind(c->kind) || c->kind == WX_CMD_CARD_ACTIVATE)) {
         x->recent[x->n_recent++ % RING] = *c;
     }
     return r;
@@ -1352,23 +1375,27 @@ static void gen_customer_and_card(struct ctx *x, struct wx_cmd *c, bool send_car
 static void gen_repeat(struct ctx *x, struct wx_cmd *c)
 {
     if (chance(x, 100)) {
-        /* Natural keys: a customer or a card issued again, same or other details. */
-        if (chance(x, 500)) {
+        /* Natural keys: a customer or a card issued again, same or other details, or a card
+         * activated again (whatever its status now). */
+        unsigned which = (unsigned)below(x, 3);
+        if (which == 0) {
             *c = x->m->customers[1 + below(x, x->m->n_customers)].add;
             if (chance(x, 300)) {
                 c->customer.mobile[4] ^= 1;
             }
-        } else {
+        } else if (which == 1) {
             *c = x->m->cards[some_card(x)].issue;
             if (chance(x, 300)) {
                 c->card.expiry = 2811;
             }
+        } else {
+            cmd_status(c, WX_CMD_CARD_ACTIVATE, "k", 0, some_card(x), 0);
         }
         fresh_key(x, c);
         c->time_ms = cmd_time(x);
         return;
     }
-    assert_true(x->n_recent > 0); /* the setup's activations are remembered */
+    assert_true(x->n_recent > 0); /* the setup's activations are in the ring */
     *c = x->recent[below(x, x->n_recent < RING ? x->n_recent : RING)];
     c->time_ms = cmd_time(x);
     if (chance(x, 300)) {
@@ -1387,6 +1414,8 @@ static void gen_repeat(struct ctx *x, struct wx_cmd *c)
             c->limit.amount++;
             break;
         case WX_CMD_CARD_ACTIVATE:
+            c->card_status.card_id = some_card(x); /* the key is not remembered: an activation */
+            break;
         case WX_CMD_CARD_STATUS:
             c->card_status.status ^= 1;
             break;
@@ -1616,6 +1645,8 @@ static void test_engine_random(void **state)
            " records, %" PRIu64 " open holds, %.1f days\n",
            x->n_journaled, x->n_refused, x->n_repeats, st.cards, st.records, st.open_holds,
            (double)(x->m->now - T0_MS) / DAY_MS);
+    printf("test_engine_random: activations: %lu repeats, %lu refused\n", x->n_activation_repeats,
+           x->n_activation_refused);
     printf("test_engine_random: answers by reason:");
     for (int i = 0; i < WX_R_COUNT; i++) {
         if (x->by_reason[i] != 0) {
@@ -1651,6 +1682,10 @@ static void test_engine_random(void **state)
         }
     }
     assert_true(x->n_repeats > 1000);
+    if (x->n_activation_repeats == 0 || x->n_activation_refused == 0) {
+        fail_msg("seed %" PRIu64 ": %lu activation repeats, %lu activations refused", seed,
+                 x->n_activation_repeats, x->n_activation_refused);
+    }
 
     wx_engine_free(x->e);
     free(x->mid.p);
