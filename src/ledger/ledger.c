@@ -102,6 +102,9 @@ static bool load_snapshot_file(wx_engine_t **e, const struct wx_engine_config *c
     char err[256];
     uint64_t got, len;
     FILE *f;
+    if (seq == 0) {
+        return false; /* a snapshot of the empty state saves nothing */
+    }
     if (wx_journal_scan(db_path, seq - 1, seq, no_op_row, NULL, err, sizeof err) != 0) {
         WX_WARN("%s: the journal does not reach event %" PRIu64 "; not used", path, seq);
         return false;
