@@ -104,7 +104,9 @@ db_error:
              (unsigned long long)(expect - 1), sqlite3_errmsg(db));
     rc = WX_JOURNAL_EIO;
 out:
-    if (rc != 0) WX_ERROR("%s", err);
+    /* A journal shorter than asked is an answer (recovery asks whether it reaches a
+     * snapshot), not a fault: only read errors and corruption are logged here. */
+    if (rc != 0 && rc != WX_JOURNAL_ESHORT) WX_ERROR("%s", err);
 stopped:
     sqlite3_finalize(st);
     wx_store_close(db);
