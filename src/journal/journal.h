@@ -156,6 +156,11 @@ int wx_snapshot_open(const char *path, uint64_t *seq, uint64_t *len, FILE **payl
 /* Deletes all but the newest `keep` snapshots of db_path that verify; corrupt ones go too. */
 void wx_snapshot_prune(const char *db_path, unsigned keep);
 
+/* Deletes temporary files left by snapshot writers that died before renaming them. Call
+ * only while no writer can be running (the ledger does at open, under its lock, which every
+ * writer holds). */
+void wx_snapshot_remove_temporaries(const char *db_path);
+
 /* A static description of a WX_JOURNAL_E* code. */
 const char *wx_journal_strerror(int rc);
 

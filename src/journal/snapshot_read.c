@@ -228,3 +228,26 @@ void wx_snapshot_prune(const char *db_path, unsigned keep)
     }
     free(seqs);
 }
+
+void wx_snapshot_remove_temporaries(const char *db_path)
+{
+    assert(db_path != NULL);
+    char dir[PATH_MAX], prefix[NAME_MAX + 16], path[PATH_MAX + NAME_MAX + 2];
+    const char *base = wx_snap_split_path(db_path, dir, sizeof dir);
+    int plen = snprintf(prefix, sizeof prefix, "%s" WX_SNAP_INFIX, base);
+    if (plen < 0 || (size_t)plen >= sizeof prefix) return;
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *rest = e->d_name + plen;
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 || strlen(rest) <= WX_SNAP_SEQ_DIGITS ||
+            strncmp(rest + WX_SNAP_SEQ_DIGITS, ".tmp-", 5) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        WX_WARN("snapshot: removing %s, left by a writer that did not finish", path);
+        if (unlink(path) != 0) WX_WARN("snapshot: unlink %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+}

@@ -256,6 +256,7 @@ wx_ledger_t *wx_ledger_open(const struct wx_ledger_options *opt, char *err, size
     if (discard_future_snapshots(l->db_path, last, err, errlen) != 0) {
         goto fail;
     }
+    wx_snapshot_remove_temporaries(l->db_path);
     l->engine = load_engine(&l->opt, last > 0, last, &l->recovered_from, err, errlen);
     if (l->engine == NULL) {
         goto fail;
