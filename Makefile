@@ -27,13 +27,19 @@ test: test-normal test-asan
 	@scripts/fuzz-smoke
 	@echo "make test: all suites passed (normal and ASan+UBSan builds)"
 
+# Tests that talk to the npm peers find them here (scripts/peers installs them).
+export WX_PEERS_DIR := $(CURDIR)/build/peers
+
 test-normal: build
+	@scripts/peers
 	@cd build && ctest --output-on-failure -j $(JOBS)
 
 test-asan: build-asan
+	@scripts/peers
 	@cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 bench: build
+	@scripts/peers
 	@bench/run $(ONLY)
 
 fuzz: deps

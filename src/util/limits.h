@@ -60,6 +60,15 @@
 #define WX_AMOUNT_TEXT_MAX 32 /* "10,000,000,000.00" is 17 */
 #define WX_PAN_TEXT_MAX    40 /* 19 digits with a separator between each */
 
+/* ISO 8583 host (src/iso8583): what one switch connection may push against. */
+#define WX_ISO_FRAME_MAX       4096         /* largest iso8583.frame_max (= WX_ISO_MSG_MAX) */
+#define WX_ISO_FRAME_MIN       20           /* smallest iso8583.frame_max: an MTI and a bitmap */
+#define WX_ISO_CONNECTIONS_MAX 65536        /* largest iso8583.max_connections */
+#define WX_ISO_IDLE_MAX_S      86400        /* largest iso8583.idle_seconds */
+#define WX_ISO_PIPELINE_MAX    1024         /* answers one connection may have waiting for disk */
+#define WX_ISO_OUTBUF_MAX      (256u << 10) /* unread replies before we stop reading */
+#define WX_ISO_INBUF_MAX       (64u << 10)  /* bytes read ahead of processing */
+
 /* One log line, including the timestamp prefix; longer messages are cut. */
 #define WX_LOG_LINE_MAX 2048
 
