@@ -22,6 +22,11 @@ static const struct subcommand subcommands[] = {
     {"card", wx_cmd_card, "card issue|show|activate|lock|unlock|lost|stolen|close ...   cards"},
     {"account", wx_cmd_account, "account show|limit|temp-limit|repay|fee ...   credit accounts"},
     {"seed", wx_cmd_seed, "seed --cards N [--pans FILE] synthetic cardholders"},
+    {"serve", wx_cmd_serve,
+     "serve                        the ISO 8583 authorization host, until SIGINT/SIGTERM"},
+    {"pos", wx_cmd_pos,
+     "pos auth|purchase|refund|balance|reversal|echo ...   one message as a terminal sends it"},
+    {"iso", wx_cmd_iso, "iso decode [--dialect D] [MESSAGE]   the fields of a message, PAN masked"},
     {"verify", wx_cmd_verify,
      "verify                       replay the journal from event 0 and compare"},
 };

@@ -53,5 +53,8 @@ int wx_cmd_seed(int argc, char **argv);
 int wx_cmd_verify(int argc, char **argv);
 int wx_cmd_demo(int argc, char **argv);
 int wx_cmd_account(int argc, char **argv);
+int wx_cmd_serve(int argc, char **argv); /* the ISO 8583 host (cmd_serve.c) */
+int wx_cmd_pos(int argc, char **argv);   /* one message as a terminal (cmd_iso.c) */
+int wx_cmd_iso(int argc, char **argv);   /* iso decode (cmd_iso.c) */
 
 #endif

@@ -36,6 +36,7 @@ static int check_aes_key(const char *v, char *why, size_t whylen);
 static int check_pan_key(const char *v, char *why, size_t whylen);
 
 static const char *const dialects[] = {"ascii87", "ascii87b", "bcd87", NULL};
+static const char *const framings[] = {"len2", "ascii4", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 #define STR(n, d, s)                                                                               \
@@ -74,6 +75,14 @@ const struct cfg_key wx_cfg_schema[] = {
     STR("https.key", "", "PEM private key file for https.listen"),
     LISTEN("iso8583.listen", "127.0.0.1:8583", "ISO 8583 listener for the card switch"),
     ENUM("iso8583.dialect", "ascii87", dialects, "ISO 8583:1987 wire dialect"),
+    ENUM("iso8583.framing", "len2", framings,
+         "TCP framing: len2 (2-byte big-endian length) or ascii4 (4 ASCII digits)"),
+    INT("iso8583.frame_max", "4096", WX_ISO_FRAME_MIN, WX_ISO_FRAME_MAX,
+        "largest message body; a longer frame closes the connection"),
+    INT("iso8583.max_connections", "1024", 1, WX_ISO_CONNECTIONS_MAX,
+        "switch connections at once; more are closed on accept"),
+    INT("iso8583.idle_seconds", "300", 1, WX_ISO_IDLE_MAX_S,
+        "a connection silent this long is closed"),
     STR("wechat.appid", "", "WeChat Official Account AppID"),
     SECRET("wechat.secret", NULL, "WeChat AppSecret (secret; @FILE reads a file)"),
     SECRET("wechat.token", NULL, "WeChat webhook signature token (secret; @FILE reads a file)"),
