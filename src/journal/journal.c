@@ -31,6 +31,7 @@
 
 #include <sqlite3.h>
 
+#include "journal/checkpoint_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/limits.h"
@@ -45,27 +46,28 @@ struct batch {
 };
 
 struct wx_journal {
-    pthread_mutex_t mu;         /* guards open, ready, closing, batch_max and the open batch */
-    pthread_cond_t work;        /* committer waits here for a ready batch or closing */
-    pthread_cond_t done;        /* engine waits here for a taken batch or a commit */
-    struct batch batches[2];    /* one accumulating, one committing (or empty) */
-    unsigned open;              /* index of the accumulating batch */
-    bool ready;                 /* the open batch is flushed or full: take it when idle */
-    bool closing;               /* close requested: take everything, then stop */
-    unsigned batch_max;         /* rows per batch, 1..WX_BATCH_ROWS_MAX */
-    _Atomic uint64_t last_seq;  /* last appended seq (written by the engine thread only) */
-    _Atomic uint64_t durable;   /* last committed seq (written by the committer only) */
-    _Atomic uint64_t commits;   /* stats, written by the committer only */
-    _Atomic uint64_t rows;      /* ... */
-    _Atomic uint64_t bytes;     /* ... */
-    _Atomic uint64_t commit_us; /* ... */
-    int efd;                    /* eventfd written after each commit */
-    sqlite3 *db;                /* the committer's connection (used by no other thread) */
-    sqlite3_stmt *ins;          /* INSERT INTO journal ... */
-    sqlite3_stmt *begin;        /* BEGIN IMMEDIATE */
-    sqlite3_stmt *commit;       /* COMMIT */
-    pthread_t thread;           /* the committer */
-    bool started;               /* thread was created (for cleanup after a failed open) */
+    pthread_mutex_t mu;           /* guards open, ready, closing, batch_max and the open batch */
+    pthread_cond_t work;          /* committer waits here for a ready batch or closing */
+    pthread_cond_t done;          /* engine waits here for a taken batch or a commit */
+    struct batch batches[2];      /* one accumulating, one committing (or empty) */
+    unsigned open;                /* index of the accumulating batch */
+    bool ready;                   /* the open batch is flushed or full: take it when idle */
+    bool closing;                 /* close requested: take everything, then stop */
+    unsigned batch_max;           /* rows per batch, 1..WX_BATCH_ROWS_MAX */
+    _Atomic uint64_t last_seq;    /* last appended seq (written by the engine thread only) */
+    _Atomic uint64_t durable;     /* last committed seq (written by the committer only) */
+    _Atomic uint64_t commits;     /* stats, written by the committer only */
+    _Atomic uint64_t rows;        /* ... */
+    _Atomic uint64_t bytes;       /* ... */
+    _Atomic uint64_t commit_us;   /* ... */
+    int efd;                      /* eventfd written after each commit */
+    sqlite3 *db;                  /* the committer's connection (used by no other thread) */
+    sqlite3_stmt *ins;            /* INSERT INTO journal ... */
+    sqlite3_stmt *begin;          /* BEGIN IMMEDIATE */
+    sqlite3_stmt *commit;         /* COMMIT */
+    pthread_t thread;             /* the committer */
+    struct wx_checkpointer *ckpt; /* WAL checkpoints, off the committer */
+    bool started;                 /* thread was created (for cleanup after a failed open) */
 };
 
 static uint64_t mono_us(void)
@@ -188,6 +190,7 @@ out:
 /* Frees whatever a (possibly partial) open created. The thread must not be running. */
 static void destroy(wx_journal_t *j)
 {
+    wx_checkpointer_stop(j->ckpt); /* before the writer closes: its hook points at it */
     sqlite3_finalize(j->ins);
     sqlite3_finalize(j->begin);
     sqlite3_finalize(j->commit);
@@ -219,6 +222,8 @@ wx_journal_t *wx_journal_open(const char *db_path, char *err, size_t errlen)
     }
     if (wx_store_open(db_path, false, &j->db, err, errlen) != 0) goto fail;
     if (prepare(j, err, errlen) != 0) goto fail;
+    j->ckpt = wx_checkpointer_start(db_path, j->db, err, errlen);
+    if (j->ckpt == NULL) goto fail;
     j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (j->efd < 0) {
         snprintf(err, errlen, "journal: eventfd: %s", strerror(errno));
