@@ -25,7 +25,7 @@
 /* Checkpoint once the WAL holds this many pages (4 MiB of 16 KiB pages): small, frequent
  * checkpoints keep each fsync of the database short, which measured best for the tail. */
 #define CHECKPOINT_PAGES 256
-/* Past this many WAL pages (64 MiB) the WAL is made to start over (see checkpoint()). */
+/* Past this many WAL pages (64 MiB) the writer finishes the copy itself (see wal_hook). */
 #define WAL_RESTART_PAGES 4096
 #define WAL_LIMIT_BYTES   "67108864" /* the same, in bytes, for PRAGMA journal_size_limit */
 /* How much nicer than the rest of the process the checkpointer runs. */
@@ -42,10 +42,13 @@ struct wx_checkpointer {
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    (void)db;
     (void)name;
     struct wx_checkpointer *c = arg;
-    if (pages >= CHECKPOINT_PAGES) {
+    if (pages >= WAL_RESTART_PAGES) {
+        /* Rare: the background could not keep up. Finish the copy here, between two commits
+         * (most is copied already), so that the next transaction starts the WAL over. */
+        (void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= CHECKPOINT_PAGES) {
         pthread_mutex_lock(&c->mu);
         c->due = true;
         pthread_cond_signal(&c->wake);
@@ -55,22 +58,14 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /*
- * A passive checkpoint copies what the WAL held when it started; under steady load the writer
- * has always appended more by then, so the WAL would never be wholly copied, never start
- * over, and grow without end. Past WAL_RESTART_PAGES a RESTART checkpoint finishes the copy
- * while holding writers back for a moment (little is left to copy by then), after which the
- * writer starts the WAL over.
+ * A passive checkpoint copies what the WAL held when it started, without blocking the
+ * writer. Under steady load the writer has always appended more by the time it finishes, so
+ * the WAL is never wholly copied and never starts over; the writer's hook finishes the copy
+ * itself past WAL_RESTART_PAGES (see wal_hook).
  */
 static void checkpoint(struct wx_checkpointer *c)
 {
-    int wal = 0, copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &copied);
-    if (rc == SQLITE_OK && wal >= WAL_RESTART_PAGES) {
-        /* Without waiting: if the writer is in a transaction, try again next time. */
-        sqlite3_busy_timeout(c->db, 0);
-        rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_RESTART, &wal, &copied);
-        sqlite3_busy_timeout(c->db, 5000);
-    }
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         /* Not a durability problem (the WAL holds everything), but the WAL will grow. */
         WX_WARN("journal: checkpoint failed: %s", sqlite3_errmsg(c->db));
