@@ -325,6 +325,17 @@ static unsigned free_port(void)
     return port;
 }
 
+/* The server to stop if the benchmark itself is interrupted (Ctrl-C), so none is left
+ * running on its port. */
+static volatile sig_atomic_t interrupted_server;
+
+static void on_interrupt(int sig)
+{
+    if (interrupted_server > 0) kill((pid_t)interrupted_server, SIGTERM);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* Starts wxbank with args, its stdout sent to our stderr (stdout carries BENCH lines only). */
 static int spawn_wxbank(struct bench *b, char *const args[], pid_t *pid)
 {
@@ -337,6 +348,9 @@ static int spawn_wxbank(struct bench *b, char *const args[], pid_t *pid)
         fprintf(stderr, "iso_bench: cannot start %s: %s\n", b->wxbank, strerror(rc));
         return -1;
     }
+    interrupted_server = *pid;
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
     return 0;
 }
 

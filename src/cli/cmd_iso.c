@@ -121,6 +121,18 @@ struct pos_args {
     unsigned mcc, currency;
 };
 
+/* True when text is 1..max_digits decimal digits with a value at most max. */
+static bool parse_digits(const char *text, int max_digits, unsigned long max, unsigned *out)
+{
+    size_t n = strspn(text, "0123456789");
+    if (n == 0 || n > (size_t)max_digits || text[n] != '\0') {
+        return false;
+    }
+    unsigned long v = strtoul(text, NULL, 10);
+    *out = (unsigned)v;
+    return v <= max;
+}
+
 static int pos_parse(int argc, char **argv, struct pos_args *a)
 {
     static const struct option opts[] = {{"pan", required_argument, NULL, 'p'},
@@ -167,10 +179,16 @@ static int pos_parse(int argc, char **argv, struct pos_args *a)
             a->city = optarg;
             break;
         case 'M':
-            a->mcc = (unsigned)strtoul(optarg, NULL, 10);
+            if (!parse_digits(optarg, 4, 9999, &a->mcc)) {
+                fprintf(stderr, "wxbank pos: --mcc: 4 digits\n");
+                return WX_EXIT_USAGE;
+            }
             break;
         case 'C':
-            a->currency = (unsigned)strtoul(optarg, NULL, 10);
+            if (!parse_digits(optarg, 3, 999, &a->currency)) {
+                fprintf(stderr, "wxbank pos: --currency: ISO 4217 numeric, e.g. 156\n");
+                return WX_EXIT_USAGE;
+            }
             break;
         case 's':
             a->orig_stan = optarg;
@@ -318,12 +336,15 @@ static int pos_build(const struct pos_args *a, struct wx_iso_msg *m, unsigned st
     wx_iso_set_str(m, 49, buf);
     merchant_field(m, a);
     if (reversal) {
-        if (a->orig_stan == NULL || a->orig_time == NULL || strlen(a->orig_time) != 10) {
-            fprintf(stderr, "wxbank pos reversal: --orig-stan and --orig-time are needed\n");
+        unsigned orig_stan;
+        if (a->orig_stan == NULL || a->orig_time == NULL ||
+            !parse_digits(a->orig_stan, 6, 999999, &orig_stan) || strlen(a->orig_time) != 10 ||
+            strspn(a->orig_time, "0123456789") != 10) {
+            fprintf(stderr, "wxbank pos reversal: --orig-stan N (6 digits at most) and "
+                            "--orig-time MMDDhhmmss are needed\n");
             return -1;
         }
-        snprintf(buf, sizeof buf, "0100%06lu%s%011d%011d", strtoul(a->orig_stan, NULL, 10),
-                 a->orig_time, 1, 0);
+        snprintf(buf, sizeof buf, "0100%06u%s%011d%011d", orig_stan, a->orig_time, 1, 0);
         wx_iso_set_str(m, 90, buf);
         if (a->actual != NULL) {
             int64_t fen;
