@@ -252,19 +252,25 @@ int wx_iso_unpack(enum wx_iso_dialect dialect, const uint8_t *in, size_t len, st
     wx_iso_init(m, 0);
     if (len > WX_ISO_MSG_MAX) return fail(err, 0, "message over WX_ISO_MSG_MAX");
     if (read_mti(d, &r, m, err) != 0) return -1;
-    if (read_bitmap(d, &r, m->present, err) != 0) return -1;
+    /* The wire's bitmaps say which fields follow; a field is marked present in m only once
+     * it is decoded, so that after a failure m holds exactly the fields before it (the host
+     * builds its 30 answer from them) and nothing left over from an earlier message. */
+    uint8_t wire[16] = {0};
+    if (read_bitmap(d, &r, wire, err) != 0) return -1;
     int words = 1;
-    if (iso_bit(m->present, 1)) {
-        if (read_bitmap(d, &r, m->present + 8, err) != 0) return -1;
+    if (iso_bit(wire, 1)) {
+        if (read_bitmap(d, &r, wire + 8, err) != 0) return -1;
+        iso_bit_set(m->present, 1);
         words = 2;
     }
     for (int w = 0; w < words; w++) {
-        uint64_t bits = load_be64(m->present + 8 * w);
+        uint64_t bits = load_be64(wire + 8 * w);
         if (w == 0) bits &= ~(1ull << 63); /* bit 1 is the secondary bitmap, not a field */
         while (bits != 0) {
             int n = 64 * w + __builtin_clzll(bits) + 1;
             bits &= ~(1ull << (64 * (w + 1) - n));
             if (unpack_field(d, n, &r, m, err) != 0) return -1;
+            iso_bit_set(m->present, n);
         }
     }
     if (r.p != r.end) return fail(err, 0, "trailing bytes after the last field");

@@ -53,15 +53,25 @@ static size_t make_key(uint16_t mti, const char stan[7], const char f7[11], cons
     for (size_t i = 0; i < acq_len; i++) {
         if (acq[i] < '0' || acq[i] > '9') return 0;
     }
+    /* A reversal request (0400) and the advice an acquirer sends when it got no answer
+     * (0420) are one reversal: they share a key, so it is applied once. */
+    unsigned base = wx_iso_mti_base(mti);
+    if (wx_iso_mti_class(mti) == 4) {
+        base = 400;
+    }
     char head[32];
-    int n = snprintf(head, sizeof head, "%04u:%s:%s:", (unsigned)wx_iso_mti_base(mti), stan, f7);
+    int n = snprintf(head, sizeof head, "%04u:%s:%s:", base, stan, f7);
     assert(n == 23);
     size_t len = (size_t)n;
     memcpy(out, head, len);
-    memcpy(out + len, acq, acq_len);
+    if (acq_len > 0) {
+        memcpy(out + len, acq, acq_len);
+    }
     len += acq_len;
     out[len++] = ':';
-    memcpy(out + len, term, term_len);
+    if (term_len > 0) {
+        memcpy(out + len, term, term_len);
+    }
     len += term_len;
     assert(len <= WX_KEY_MAX);
     return len;

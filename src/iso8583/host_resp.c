@@ -96,6 +96,9 @@ static void set_available(const struct wx_iso_msg *req, int64_t available, struc
     }
     char sign = available >= 0 ? 'C' : 'D';
     long long mag = available >= 0 ? (long long)available : -(long long)available;
+    if (mag > 999999999999LL) {
+        mag = 999999999999LL; /* the field holds 12 digits; a larger balance shows its cap */
+    }
     int n = snprintf(f54, sizeof f54, "%s02%s%c%012lld", account, WX_ISO_CNY_TEXT, sign, mag);
     assert(n == 20);
     int rc = wx_iso_set(resp, 54, f54, (size_t)n);

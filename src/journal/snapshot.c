@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -228,6 +229,22 @@ int wx_snapshot_write_now(const char *db_path, uint64_t seq, wx_snapshot_write_f
     return rc;
 }
 
+/* In the snapshot child: closes the sockets inherited from the parent (the ISO 8583
+ * listener and connections). Held open here, a connection the parent closes would send no
+ * FIN until the snapshot is written, and the switch would wait on a dead session. Other
+ * descriptors stay: the database lock among them, which keeps a new writer out while this
+ * child might still put a snapshot in place. */
+static void close_inherited_sockets(void)
+{
+    struct rlimit rl;
+    rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (max > 65536) max = 65536;
+    for (int fd = 3; fd < (int)max; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) close(fd);
+    }
+}
+
 int wx_snapshot_start(const char *db_path, uint64_t seq, wx_snapshot_write_fn fn, void *ctx,
                       pid_t *child)
 {
@@ -242,6 +259,7 @@ int wx_snapshot_start(const char *db_path, uint64_t seq, wx_snapshot_write_fn fn
         /* The child: only this thread exists; it touches nothing the others may have locked
          * (no journal, no SQLite) and leaves with _exit so no atexit handler or inherited stdio
          * buffer runs twice. */
+        close_inherited_sockets();
         _exit(write_snapshot(db_path, seq, fn, ctx, &w) == 0 ? 0 : 1);
     }
     writer_free(&w);

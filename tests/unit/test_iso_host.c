@@ -567,6 +567,79 @@ static void test_format_errors(void **state)
     assert_int_equal(wx_iso_host_format_error(&got, &err, &resp), -1);
 }
 
+/* A message that fails to decode, in a message buffer that held another message before:
+ * only what was decoded before the failure may be echoed, never stale fields (which could
+ * carry another cardholder's data, or break the answer). */
+static void test_format_error_echoes_nothing_stale(void **state)
+{
+    (void)state;
+    uint8_t buf[WX_ISO_MSG_MAX];
+    size_t len = 0;
+    struct wx_iso_msg req, scratch, resp;
+    struct wx_iso_error err;
+    /* The scratch message first holds a full request with a PAN and field 90. */
+    card_msg(&req, 400, PAN_OK, "000000", 100, 60);
+    name_original(&req, "0100", 59);
+    assert_int_equal(wx_iso_pack(WX_ISO_ASCII87, &req, buf, sizeof buf, &len), 0);
+    assert_int_equal(wx_iso_unpack(WX_ISO_ASCII87, buf, len, &scratch, &err), 0);
+    /* Then a 0100 naming fields 2..90 in its bitmap whose field 14 is cut short. */
+    static const char bad[] = "0100"
+                              "7224000000000040" /* fields 2, 3, 4, 7, 11, 14, 19?, 58? */
+                              "16622588000000001200000000000001000115093000000061"
+                              "29";
+    int rc = wx_iso_unpack(WX_ISO_ASCII87, (const uint8_t *)bad, sizeof bad - 1, &scratch, &err);
+    assert_int_not_equal(rc, 0);
+    assert_true(err.mti_read);
+    for (int n = err.field; n <= WX_ISO_FIELDS; n++) {
+        assert_false(wx_iso_has(&scratch, n));
+    }
+    assert_false(wx_iso_has(&scratch, 90));
+    if (wx_iso_host_format_error(&scratch, &err, &resp) == 0) {
+        assert_field(&resp, 39, "30");
+        assert_false(wx_iso_has(&resp, 90));
+        assert_false(wx_iso_has(&resp, 2));
+    }
+}
+
+/* A reversal request (0400) and the reversal advice an acquirer sends when that went
+ * unanswered (0420) are one reversal: a partial one is applied once. */
+static void test_partial_reversal_then_advice_applied_once(void **state)
+{
+    (void)state;
+    struct wx_iso_msg req;
+    card_msg(&req, 100, PAN_OK, "000000", 10000, 70);
+    expect(&req, "00");
+    card_msg(&req, 400, PAN_OK, "000000", 10000, 71);
+    name_original(&req, "0100", 70);
+    put(&req, 95, "000000006000000000006000C00000000C00000000");
+    expect(&req, "00");
+    assert_int_equal(available(), LIMIT - 6000);
+    card_msg(&req, 420, PAN_OK, "000000", 10000, 71);
+    name_original(&req, "0100", 70);
+    put(&req, 95, "000000006000000000006000C00000000C00000000");
+    expect(&req, "00");
+    assert_int_equal(available(), LIMIT - 6000);
+}
+
+/* Fields 32 (acquirer) and 41 (terminal) are optional in many domestic networks. */
+static void test_without_acquirer_and_terminal(void **state)
+{
+    (void)state;
+    struct wx_iso_msg req;
+    card_msg(&req, 100, PAN_OK, "000000", 500, 80);
+    wx_iso_unset(&req, 32);
+    wx_iso_unset(&req, 41);
+    expect(&req, "00");
+    card_msg(&req, 400, PAN_OK, "000000", 500, 81);
+    wx_iso_unset(&req, 32);
+    wx_iso_unset(&req, 41);
+    char f90[64];
+    snprintf(f90, sizeof f90, "0100%06u%s%011u%011u", 80u, "0115093000", 0u, 0u);
+    put(&req, 90, f90);
+    expect(&req, "00");
+    assert_int_equal(available(), LIMIT);
+}
+
 static void test_pan_never_printed(void **state)
 {
     (void)state;
@@ -603,6 +676,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channels_currency_track2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pan_never_printed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_error_echoes_nothing_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_reversal_then_advice_applied_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_without_acquirer_and_terminal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
