@@ -199,7 +199,7 @@ static struct wx_record *original(struct wx_decision *d)
 /* Common checks of follow-up commands; 0 when they pass. */
 static uint8_t follow_invalid(const struct wx_cmd *cmd, bool amount_may_be_zero)
 {
-    if (cmd->follow.orig_len > WX_KEY_MAX || cmd->follow.final > 1) {
+    if (cmd->follow.orig_len > WX_KEY_MAX || cmd->follow.final > 1 || cmd->follow.advice > 1) {
         return WX_R_INVALID_FIELD;
     }
     /* A follow-up cannot be its own original: a reversal naming itself would leave a
@@ -292,7 +292,8 @@ static enum wx_outcome capture_hold(struct wx_decision *d, struct wx_record *hol
         return decline_on(d, hold, reversed ? WX_R_ALREADY_REVERSED : WX_R_HOLD_CLOSED);
     }
     int64_t ceiling = hold->total + hold->total * d->e->cfg.capture_tolerance_pct / 100;
-    if (amount > ceiling - hold->settled) {
+    bool beyond = amount > ceiling - hold->settled;
+    if (beyond && !d->cmd->follow.advice) {
         return decline_on(d, hold, WX_R_EXCEEDS_ORIGINAL);
     }
     if (!balance_fits(a, amount, 0)) {
@@ -301,6 +302,9 @@ static enum wx_outcome capture_hold(struct wx_decision *d, struct wx_record *hol
     int64_t release = amount < hold->open && !d->cmd->follow.final ? amount : hold->open;
     a->posted += amount;
     hold->settled += amount;
+    if (beyond) {
+        hold->flags |= WX_REC_ADVISED; /* cleared beyond the tolerance by an advice */
+    }
     wx_hold_release(d->e, hold, release);
     d->rec_kind = WX_REC_POSTING;
     d->rec_card = hold->card;

@@ -251,6 +251,7 @@ static void put_body(struct wbuf *w, const struct wx_cmd *c)
         put_zz(w, c->follow.amount);
         put_varint(w, c->follow.currency);
         put_u8(w, c->follow.final);
+        put_u8(w, c->follow.advice);
         put_merchant(w, &c->follow.merchant);
         break;
     case WX_CMD_REPAYMENT:
@@ -331,6 +332,7 @@ static void get_body(struct rbuf *r, struct wx_cmd *c)
         c->follow.amount = get_zz(r);
         c->follow.currency = get_u16v(r);
         c->follow.final = get_u8(r);
+        c->follow.advice = get_u8(r);
         get_merchant(r, &c->follow.merchant);
         break;
     case WX_CMD_REPAYMENT:

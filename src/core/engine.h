@@ -168,6 +168,8 @@ struct wx_cmd {
             int64_t amount;              /* 0 on a reversal: everything left */
             uint16_t currency;           /* must be CNY */
             uint8_t final;               /* capture: release what the hold has left */
+            uint8_t advice;              /* capture decided elsewhere (a clearing advice):
+                                          * posted even beyond the capture tolerance */
             struct wx_merchant merchant; /* force posts and refunds describe the merchant */
         } follow;                        /* AUTH_INCREMENT, CAPTURE, REVERSAL, REFUND */
         struct {

@@ -62,6 +62,7 @@ enum wx_rec_kind {
 #define WX_REC_CLOSED   0x01 /* hold: no further capture (final capture, reversal, expiry) */
 #define WX_REC_REVERSED 0x02 /* hold or posting: reversed in full */
 #define WX_REC_EXPIRED  0x04 /* hold: released by expiry */
+#define WX_REC_ADVISED  0x08 /* hold: a clearing advice captured beyond the tolerance */
 
 /* One remembered command: the first answer to its key, and what it holds or posted. */
 struct wx_record {

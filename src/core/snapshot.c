@@ -283,7 +283,8 @@ static void check_record(const struct wx_engine *e, const struct wx_record *r, i
     if (r->kind == WX_REC_HOLD) {
         assert(r->open >= 0 && r->open <= r->total);
         assert(r->settled >= 0);
-        assert(r->settled <= r->total + r->total * e->cfg.capture_tolerance_pct / 100);
+        assert(r->settled <= r->total + r->total * e->cfg.capture_tolerance_pct / 100 ||
+               (r->flags & WX_REC_ADVISED));
         assert(((r->flags & WX_REC_CLOSED) != 0) == (r->open == 0));
         assert(r->account >= 1 && r->account <= e->n_accounts);
         held[r->account - 1] += r->open;

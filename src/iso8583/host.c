@@ -314,9 +314,12 @@ static bool clearing(struct mapping *m, unsigned proc)
     struct wx_cmd *c = m->cmd;
     uint16_t orig_mti;
     c->kind = WX_CMD_CAPTURE;
-    c->follow.final = 1; /* one clearing per authorization: release what is left */
+    c->follow.final = 1;  /* one clearing per authorization: release what is left */
+    c->follow.advice = 1; /* decided elsewhere: posted even beyond the tolerance */
     if (!original_key(m, c->follow.orig_key, &c->follow.orig_len, &orig_mti)) return false;
-    return follow_common(m, proc, false);
+    /* The card is required: when the original is unknown here, the clearing still posts
+     * (a force post), which needs the card. */
+    return follow_common(m, proc, true);
 }
 
 /* 0200/0220 with processing code 20: credit the card (matched to field 90 when given). */

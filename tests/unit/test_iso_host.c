@@ -343,6 +343,28 @@ static void test_financial_advice_and_clearing(void **state)
     card_msg(&req, 200, PAN_OK, "200000", 100, 45);
     expect(&req, "00");
     assert_int_equal(F->cmd.kind, WX_CMD_REFUND);
+    /* A clearing far beyond its authorization (and the capture tolerance) still posts: it
+     * was decided elsewhere. */
+    card_msg(&req, 120, PAN_OK, "000000", 1000, 46); /* an advice: no credit is left */
+    expect(&req, "00");
+    int64_t posted_before = (wx_engine_account(F->e, 1, &a), a.posted);
+    card_msg(&req, 220, PAN_OK, "000000", 5000, 47);
+    name_original(&req, "0120", 46);
+    expect(&req, "00");
+    assert_true(F->cmd.follow.advice);
+    assert_int_equal(wx_engine_account(F->e, 1, &a), 0);
+    assert_int_equal(a.posted, posted_before + 5000);
+    wx_engine_check(F->e);
+    /* A clearing whose original is unknown here posts against the card it names; without a
+     * card there is nothing to post to, and that is a format error, not a decline. */
+    card_msg(&req, 220, PAN_OK, "000000", 700, 48);
+    name_original(&req, "0100", 9999);
+    expect(&req, "00");
+    assert_int_equal(wx_engine_account(F->e, 1, &a), 0);
+    assert_int_equal(a.posted, posted_before + 5700);
+    card_msg(&req, 220, NULL, "000000", 700, 49);
+    name_original(&req, "0100", 9998);
+    expect(&req, "30");
 }
 
 static void test_reversal_full_repeated_and_partial(void **state)
