@@ -243,7 +243,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                 (unsigned long long)c->id, c->srv->opt.idle_seconds);
         wx_iso_conn_free(c);
     } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
-        /* The switch is done sending (or gone): what it sent in full is answered. */
+        /* The switch is done sending (or gone): every request already taken is answered.
+         * Frames still held back by backpressure at that moment are dropped, unapplied:
+         * the switch gets no answer for them and will repeat or reverse them. */
         WX_DEBUG("iso8583 conn %llu: end of input", (unsigned long long)c->id);
         wx_iso_conn_finish(c);
     } else {
