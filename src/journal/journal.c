@@ -54,6 +54,7 @@ struct wx_journal {
     bool ready;                   /* the open batch is flushed or full: take it when idle */
     bool closing;                 /* close requested: take everything, then stop */
     unsigned batch_max;           /* rows per batch, 1..WX_BATCH_ROWS_MAX */
+    unsigned gap_us;              /* least time between two commits' starts, unless full */
     _Atomic uint64_t last_seq;    /* last appended seq (written by the engine thread only) */
     _Atomic uint64_t durable;     /* last committed seq (written by the committer only) */
     _Atomic uint64_t commits;     /* stats, written by the committer only */
@@ -133,13 +134,32 @@ static void commit_batch(wx_journal_t *j, struct batch *b)
 }
 
 /* The committer: takes the open batch when it is ready (or on close) and commits it. */
+/* Waits (lock held) until gap_us have passed since `since_us`, or the open batch is full,
+ * or the journal closes: the pause that lets a moderate load share one fsync. */
+static void pace(wx_journal_t *j, uint64_t since_us)
+{
+    while (j->gap_us > 0 && !j->closing && !batch_full(j, &j->batches[j->open])) {
+        uint64_t now = mono_us();
+        if (now >= since_us + j->gap_us) return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t wait_ns = (since_us + j->gap_us - now) * 1000u + (uint64_t)ts.tv_nsec;
+        ts.tv_sec += (time_t)(wait_ns / 1000000000u);
+        ts.tv_nsec = (long)(wait_ns % 1000000000u);
+        pthread_cond_timedwait(&j->work, &j->mu, &ts);
+    }
+}
+
 static void *committer_main(void *arg)
 {
     wx_journal_t *j = arg;
+    uint64_t last_start = 0;
     pthread_mutex_lock(&j->mu);
     for (;;) {
         struct batch *b = &j->batches[j->open];
         if (b->n > 0 && (j->ready || j->closing)) {
+            pace(j, last_start);
+            last_start = mono_us();
             j->open ^= 1u;
             j->ready = false;
             pthread_cond_broadcast(&j->done); /* an engine blocked on a full batch goes on */
@@ -293,6 +313,14 @@ void wx_journal_flush(wx_journal_t *j)
 {
     pthread_mutex_lock(&j->mu);
     flush_locked(j);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void wx_journal_set_commit_gap(wx_journal_t *j, unsigned us)
+{
+    assert(us <= WX_COMMIT_GAP_MAX_US);
+    pthread_mutex_lock(&j->mu);
+    j->gap_us = us;
     pthread_mutex_unlock(&j->mu);
 }
 

@@ -73,6 +73,14 @@ void wx_journal_flush(wx_journal_t *j);
 /* Sets the most rows a batch holds, 1 to WX_BATCH_ROWS_MAX (asserted). Default: the max. */
 void wx_journal_set_batch_max(wx_journal_t *j, unsigned rows);
 
+/*
+ * Sets the least time between the starts of two group commits, 0 (the default) to commit
+ * whenever the committer is idle. Under moderate load a short gap lets several loop turns
+ * share one fsync, which costs far more CPU in the kernel than the rows do; a full batch
+ * never waits. At most WX_COMMIT_GAP_MAX_US (asserted).
+ */
+void wx_journal_set_commit_gap(wx_journal_t *j, unsigned us);
+
 /* The highest seq whose COMMIT has returned. Never more than is on disk. */
 uint64_t wx_journal_durable_seq(const wx_journal_t *j);
 

@@ -64,6 +64,7 @@ void wx_ledger_options_from_config(const struct wx_config *cfg, const char *db_p
     out->engine.reference_days = (int)wx_config_int(cfg, "engine.reference_days");
     out->batch_max = (unsigned)wx_config_int(cfg, "journal.batch_max");
     out->snapshot_every = (uint64_t)wx_config_int(cfg, "journal.snapshot_every");
+    out->commit_gap_us = (unsigned)wx_config_int(cfg, "journal.commit_gap_us");
 }
 
 /* Reads the database's key seed, creating it on first use. */
@@ -252,6 +253,7 @@ wx_ledger_t *wx_ledger_open(const struct wx_ledger_options *opt, char *err, size
         goto fail;
     }
     wx_journal_set_batch_max(l->journal, opt->batch_max ? opt->batch_max : WX_BATCH_ROWS_MAX);
+    wx_journal_set_commit_gap(l->journal, opt->commit_gap_us);
     uint64_t last = wx_journal_last_seq(l->journal);
     if (discard_future_snapshots(l->db_path, last, err, errlen) != 0) {
         goto fail;

@@ -24,6 +24,7 @@ struct wx_ledger_options {
     struct wx_engine_config engine; /* key_seed is filled from the database */
     unsigned batch_max;             /* rows per group commit, 1..WX_BATCH_ROWS_MAX */
     uint64_t snapshot_every;        /* start a snapshot after this many rows; 0 never */
+    unsigned commit_gap_us;         /* least time between group commits (journal.h) */
 };
 
 typedef struct wx_ledger wx_ledger_t;

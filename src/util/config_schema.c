@@ -105,7 +105,8 @@ const struct cfg_key wx_cfg_schema[] = {
     INT("engine.reference_days", "45", 2, 400,
         "days references are kept; must exceed engine.hold_days_long"),
     INT("journal.batch_max", "8192", 1, WX_BATCH_ROWS_MAX, "most decisions in one group commit"),
-    INT("journal.flush_ms", "2", 0, 1000, "longest wait before a partial group commit, ms"),
+    INT("journal.commit_gap_us", "500", 0, 100000,
+        "least time between two group commits' starts, us (a full batch never waits)"),
     INT("journal.snapshot_every", "1000000", 0, 1000000000, "events between snapshots (0: never)"),
 };
 

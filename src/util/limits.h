@@ -42,6 +42,7 @@
 #define WX_ROW_MAX         512
 #define WX_BATCH_ROWS_MAX  16384
 #define WX_BATCH_BYTES_MAX (8u << 20)
+#define WX_COMMIT_GAP_MAX_US 100000 /* least time between commits: at most 100 ms */
 
 /* Store: the meta key/value table (settings that live with the data). */
 #define WX_META_KEY_MAX   64

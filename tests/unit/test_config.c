@@ -73,7 +73,7 @@ static void test_defaults(void **state)
     assert_int_equal(wx_config_int(cfg, "engine.idempotency_hours"), 72);
     assert_int_equal(wx_config_int(cfg, "engine.reference_days"), 45);
     assert_int_equal(wx_config_int(cfg, "journal.batch_max"), 8192);
-    assert_int_equal(wx_config_int(cfg, "journal.flush_ms"), 2);
+    assert_int_equal(wx_config_int(cfg, "journal.commit_gap_us"), 500);
     assert_int_equal(wx_config_int(cfg, "journal.snapshot_every"), 1000000);
     wx_config_free(cfg);
 }
@@ -152,7 +152,7 @@ static void test_int_bounds(void **state)
         {"card.pan_length", 13, 19},           {"card.validity_years", 1, 10},
         {"engine.hold_days", 1, 30},           {"engine.capture_tolerance_pct", 0, 100},
         {"engine.idempotency_hours", 1, 8760}, {"journal.batch_max", 1, WX_BATCH_ROWS_MAX},
-        {"journal.flush_ms", 0, 1000},         {"journal.snapshot_every", 0, 1000000000},
+        {"journal.commit_gap_us", 0, 100000},  {"journal.snapshot_every", 0, 1000000000},
     };
     wx_config_t *cfg = wx_config_load(NULL, err, sizeof err);
     assert_non_null(cfg);

@@ -301,6 +301,47 @@ static void test_checkpoints_while_open(void **state)
     wx_journal_close(j);
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* With a commit gap, rows flushed one by one over a while share a few commits; a full
+ * batch does not wait for the gap. */
+static void test_commit_gap(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    wx_journal_t *j = wx_journal_open(f->db, err, sizeof err);
+    assert_non_null(j);
+    wx_journal_set_commit_gap(j, 20000); /* 20 ms */
+    uint64_t t0 = now_us();
+    while (now_us() - t0 < 100000) { /* 100 ms of rows, each flushed at once */
+        append_n(j, 1, 1);
+        usleep(200);
+    }
+    uint64_t n = wx_journal_last_seq(j);
+    wx_journal_wait(j, n);
+    struct wx_journal_stats st;
+    wx_journal_stats(j, &st);
+    printf("commit gap 20 ms: %llu rows in %llu commits over ~100 ms\n", (unsigned long long)n,
+           (unsigned long long)st.commits);
+    assert_true(n > 50);
+    assert_true(st.commits <= 8);
+    /* A full batch goes at once, gap or not. */
+    wx_journal_set_commit_gap(j, WX_COMMIT_GAP_MAX_US);
+    wx_journal_set_batch_max(j, 10);
+    append_n(j, 1, 1); /* starts a commit now: the next may not start for 100 ms */
+    wx_journal_wait(j, n + 1);
+    t0 = now_us();
+    append_n(j, 10, 0);
+    wx_journal_wait(j, n + 11);
+    assert_true(now_us() - t0 < 80000);
+    wx_journal_close(j);
+}
+
 static void test_backpressure(void **state)
 {
     struct fixture *f = *state;
@@ -596,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_while_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_flushes_and_notifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_detects_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_write_find_open, setup, teardown),
