@@ -136,13 +136,10 @@ static uint64_t load_snapshot(wx_engine_t **e, const struct wx_engine_config *cf
 {
     char path[4096];
     uint64_t max = to_seq, seq;
-    while (max > 0 && wx_snapshot_find(db_path, max, path, sizeof path, &seq) == 1) {
+    while (max > 0 && wx_snapshot_find(db_path, max, path, sizeof path, &seq) == 1 && seq > 0) {
         assert(seq <= max);
-        if (seq > 0 && load_snapshot_file(e, cfg, db_path, path, seq)) {
+        if (load_snapshot_file(e, cfg, db_path, path, seq)) {
             return seq;
-        }
-        if (seq == 0) {
-            break;
         }
         max = seq - 1;
     }
