@@ -70,6 +70,25 @@
 #define WX_ISO_OUTBUF_MAX      (256u << 10) /* unread replies before we stop reading */
 #define WX_ISO_INBUF_MAX       (64u << 10)  /* bytes read ahead of processing */
 
+/* WeChat channel (src/wechat): what the platform, a follower or the sandbox may push. */
+#define WX_OPENID_MAX             64          /* an OpenID is 28 characters today */
+#define WX_FOLLOWERS_PER_CUSTOMER 5           /* WeChat accounts bound to one customer */
+#define WX_WECHAT_BODY_MAX        (64u << 10) /* a webhook POST body */
+#define WX_WECHAT_FIELD_MAX       8192        /* one XML field (Content: 2048 characters) */
+#define WX_WECHAT_XML_DEPTH_MAX   4           /* <xml><Articles><item><Title> */
+#define WX_WECHAT_QUERY_MAX       2048        /* the webhook's query string */
+#define WX_WECHAT_REPLY_MAX       (16u << 10) /* a passive reply, before encryption */
+#define WX_WECHAT_NEWS_MAX        8           /* articles in one news reply */
+
+/* HTTP (src/net): the shared listener for the webhook, ops API, metrics and sandbox. */
+#define WX_HTTP_HEADERS_MAX     (16u << 10) /* all request headers together */
+#define WX_HTTP_BODY_MAX        (1u << 20)  /* any request body (routes set lower limits) */
+#define WX_HTTP_CONNECTIONS_MAX 65536       /* largest http.max_connections */
+
+/* Outbound HTTP (src/fetch). */
+#define WX_FETCH_RESPONSE_MAX (4u << 20) /* largest response body kept */
+#define WX_FETCH_INFLIGHT_MAX 4096       /* transfers at once; more wait in a queue */
+
 /* One log line, including the timestamp prefix; longer messages are cut. */
 #define WX_LOG_LINE_MAX 2048
 
