@@ -361,6 +361,7 @@ static int set_environment(struct bench *b, unsigned port)
     snprintf(db, sizeof db, "sqlite:%s/bench.db", b->dir);
     snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
     if (setenv("WXBANK_DB_URL", db, 1) != 0 || setenv("WXBANK_ISO8583_LISTEN", listen, 1) != 0 ||
+        setenv("WXBANK_HTTP_LISTEN", "127.0.0.1:0", 1) != 0 ||
         setenv("WXBANK_ISO8583_DIALECT", DIALECTS[b->o.dialect], 1) != 0 ||
         setenv("WXBANK_LOG_LEVEL", "warn", 1) != 0) {
         return -1;

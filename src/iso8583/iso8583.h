@@ -212,13 +212,17 @@ struct wx_ledger;
 int wx_iso_server_options_from_config(const struct wx_config *cfg,
                                       struct wx_iso_server_options *opt, char *err, size_t errlen);
 
+typedef struct wx_hub wx_hub_t;
+typedef struct iso_server wx_iso_server_t;
+
 /*
- * Serves until SIGINT or SIGTERM: binds opt->listen, prints "iso8583 listening on ADDR"
- * to stdout, answers requests. On the signal it stops accepting and reading, makes every
- * decision durable, sends the answers it owes and returns 0. Returns -1 with a message in
- * err when it cannot start (address in use, ...). The ledger stays open (the caller closes).
+ * Listens on opt->listen on the hub's loop and prints "iso8583 listening on ADDR" to stdout.
+ * The hub drives it from then on: answers leave as their decisions become durable, and on
+ * shutdown the server stops accepting and reading and hands out every answer it owes.
+ * NULL with a message in err when it cannot listen (address in use, ...).
  */
-int wx_iso_serve(const struct wx_iso_server_options *opt, struct wx_ledger *ledger,
-                 const wx_keys_t *keys, char *err, size_t errlen);
+wx_iso_server_t *wx_iso_server_start(wx_hub_t *hub, const struct wx_iso_server_options *opt,
+                                     char *err, size_t errlen);
+void wx_iso_server_free(wx_iso_server_t *srv);
 
 #endif

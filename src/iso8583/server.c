@@ -95,7 +95,7 @@ static int enqueue(struct iso_conn *c, uint64_t seq)
         return -1;
     }
     put_header(srv, len, srv->frame);
-    if (c->count == 0 && seq <= wx_ledger_durable_seq(srv->ledger)) {
+    if (c->count == 0 && wx_hub_is_durable(srv->hub, seq)) {
         bufferevent_write(c->bev, srv->frame, hl + len);
         return 0;
     }
@@ -106,15 +106,6 @@ static int enqueue(struct iso_conn *c, uint64_t seq)
     w->len = (uint32_t)(hl + len);
     c->count++;
     return 0;
-}
-
-/* Ends the loop turn with a flush of the ledger's group commit (once per turn). */
-static void schedule_flush(struct iso_server *srv)
-{
-    if (!srv->flush_scheduled) {
-        srv->flush_scheduled = true;
-        event_active(srv->flush_ev, EV_TIMEOUT, 0);
-    }
 }
 
 /* Decodes, maps, decides and queues the answer of one frame body. Returns 0, or -1 when
@@ -137,12 +128,10 @@ static int handle(struct iso_conn *c, const uint8_t *body, size_t len)
     }
     if (act == WX_ISO_HOST_ANSWERED) return enqueue(c, 0);
     struct wx_result res;
-    wx_ledger_submit(srv->ledger, &srv->cmd, &res);
-    wx_iso_host_answer(&srv->req, &srv->cmd, &res, &srv->resp);
     /* An answer that changed nothing (a balance inquiry, a refusal) may still show state
-     * decided before it: it waits for everything decided so far. */
-    uint64_t seq = res.journaled ? res.seq : wx_engine_last_seq(wx_ledger_engine(srv->ledger));
-    if (seq > wx_ledger_durable_seq(srv->ledger)) schedule_flush(srv);
+     * decided before it: the hub makes it wait for everything decided so far. */
+    uint64_t seq = wx_hub_submit(srv->hub, &srv->cmd, &res);
+    wx_iso_host_answer(&srv->req, &srv->cmd, &res, &srv->resp);
     return enqueue(c, seq);
 }
 
@@ -298,5 +287,5 @@ void wx_iso_conn_free(struct iso_conn *c)
     evbuffer_free(c->pending);
     free(c->ring);
     free(c);
-    if (srv->stopping && srv->nconns == 0) event_base_loopbreak(srv->base);
+    if (srv->stopping && srv->nconns == 0) wx_hub_settle(srv->hub);
 }

@@ -17,6 +17,7 @@
 
 #include "iso8583/iso8583.h"
 #include "ledger/ledger.h"
+#include "net/net.h"
 #include "util/limits.h"
 
 /* An answer waiting for its decision to be durable. Its bytes are in conn->pending. */
@@ -41,19 +42,16 @@ struct iso_conn {
 };
 
 struct iso_server {
-    struct event_base *base;
+    wx_hub_t *hub;
+    struct event_base *base; /* the hub's */
     struct evconnlistener *listener;
-    struct event *notify_ev; /* the ledger's group-commit eventfd */
-    struct event *flush_ev;  /* activated once per loop turn that submitted something */
-    struct event *signal_ev[2];
     wx_ledger_t *ledger;
     const wx_keys_t *keys;
     struct wx_iso_server_options opt;
     struct iso_conn *conns; /* every open connection */
     unsigned nconns;
     uint64_t next_id;
-    bool flush_scheduled;                /* flush_ev is active */
-    bool stopping;                       /* a signal came: no accepting, no reading */
+    bool stopping;                       /* shutdown: no accepting, no reading */
     struct wx_iso_msg req, resp;         /* scratch for the frame in hand */
     struct wx_cmd cmd;                   /* scratch */
     uint8_t frame[4 + WX_ISO_FRAME_MAX]; /* scratch: a frame in or out */

@@ -70,6 +70,9 @@ const struct cfg_key wx_cfg_schema[] = {
      .def = "sqlite:wxbank.db",
      .desc = "database: sqlite:PATH (embedded) or postgres://... (libpq URI)"},
     LISTEN("http.listen", "127.0.0.1:8080", "HTTP listener: webhook, ops API, metrics, sandbox"),
+    INT("http.body_max", "1048576", 1024, WX_HTTP_BODY_MAX,
+        "largest HTTP request body, bytes (the webhook takes at most 64 KiB)"),
+    INT("http.idle_seconds", "60", 1, 3600, "an HTTP connection silent this long is closed"),
     LISTEN("https.listen", "127.0.0.1:8443", "HTTPS listener for the secure H5 pages"),
     STR("https.cert", "", "PEM certificate chain file for https.listen"),
     STR("https.key", "", "PEM private key file for https.listen"),
@@ -312,9 +315,9 @@ static int check_listen(const char *v, char *why, size_t whylen)
     if (check_host(host, hostlen, ipv6, why, whylen) != 0) return -1;
     size_t plen = strlen(port);
     int64_t p = 0;
-    if (plen == 0 || plen > 5 || !all_digits(port, plen) || parse_int(port, &p) != 0 || p < 1 ||
+    if (plen == 0 || plen > 5 || !all_digits(port, plen) || parse_int(port, &p) != 0 || p < 0 ||
         p > 65535) {
-        errf(why, whylen, "port must be a number from 1 to 65535");
+        errf(why, whylen, "port must be a number from 0 (any free port) to 65535");
         return -1;
     }
     return 0;

@@ -88,6 +88,7 @@ static void start_server(const char *const *extra_env)
         if (chdir(workdir) != 0) _exit(127);
         setenv("WXBANK_DB_URL", "sqlite:bank.db", 1);
         setenv("WXBANK_ISO8583_LISTEN", listen, 1);
+        setenv("WXBANK_HTTP_LISTEN", "127.0.0.1:0", 1);
         setenv("WXBANK_LOG_LEVEL", "warn", 1);
         for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL; i++) {
             putenv((char *)extra_env[i]);

@@ -347,14 +347,15 @@ static void test_secrets_not_echoed(void **state)
 static void test_listen_values(void **state)
 {
     (void)state;
-    static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:1",     "[::1]:65535",
-                                       "[::]:80",        "localhost:443", "api.example-1.cn:8583"};
+    static const char *const good[] = {"127.0.0.1:8080",       "0.0.0.0:1", "127.0.0.1:0",
+                                       "[::1]:65535",          "[::]:80",   "localhost:443",
+                                       "api.example-1.cn:8583"};
     static const struct {
         const char *value, *why;
     } bad[] = {
         {"127.0.0.1", "must be HOST:PORT"},  {"::1:8080", "must be in brackets"},
         {"[::1]8080", "must be HOST:PORT"},  {"[1.2.3.4]:80", "not an IPv6 address"},
-        {":8080", "host is empty"},          {"127.0.0.1:0", "port must be"},
+        {":8080", "host is empty"},          {"127.0.0.1:-1", "port must be"},
         {"127.0.0.1:65536", "port must be"}, {"127.0.0.1:", "port must be"},
         {"127.0.0.1:80a", "port must be"},   {"1.2.3.999:80", "neither an IP address"},
         {"bad_host:80", "neither an IP"},    {"-bad.com:80", "neither an IP"},

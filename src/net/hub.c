@@ -1,0 +1,208 @@
+/*
+ * hub.c - the serving loop: durability notifications, the once-per-turn flush, signals and
+ * the shutdown every adapter takes part in.
+ *
+ * Durability drives the answers: the ledger's notify fd (an eventfd) becomes readable after
+ * each group commit, and every adapter then releases what waited for it. Submitting marks the
+ * loop turn; a zero-delay event activated then runs after the turn's other callbacks and
+ * hands the turn's rows to the committer in one flush.
+ */
+#include "net/net.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ledger/ledger.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#define SHUTDOWN_DRAIN_SEC 2 /* longest wait for adapters to hand out what they owe */
+
+struct wx_hub {
+    struct event_base *base;
+    struct wx_ledger *ledger; /* NULL: a process that decides nothing */
+    const wx_keys_t *keys;
+    struct event *notify_ev; /* the ledger's group-commit eventfd */
+    struct event *flush_ev;  /* activated once per loop turn that submitted something */
+    struct event *signal_ev[2];
+    struct wx_hub_adapter adapters[WX_HUB_ADAPTERS_MAX];
+    unsigned nadapters;
+    bool flush_scheduled;
+    bool stopping;
+};
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct wx_hub *h = arg;
+    uint64_t n;
+    /* Drain the eventfd before reading durable_seq, so no commit goes unnoticed. */
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN) {
+        WX_WARN("hub: ledger notify fd: %s", strerror(errno));
+    }
+    uint64_t durable = wx_ledger_durable_seq(h->ledger);
+    for (unsigned i = 0; i < h->nadapters; i++) {
+        if (h->adapters[i].durable != NULL) h->adapters[i].durable(h->adapters[i].arg, durable);
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wx_hub *h = arg;
+    h->flush_scheduled = false;
+    wx_ledger_flush(h->ledger);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    WX_INFO("signal %d: shutting down", (int)sig);
+    wx_hub_stop(arg);
+}
+
+wx_hub_t *wx_hub_new(struct wx_ledger *ledger, const wx_keys_t *keys, char *err, size_t errlen)
+{
+    struct wx_hub *h = wx_calloc(1, sizeof *h);
+    h->ledger = ledger;
+    h->keys = keys;
+    h->base = event_base_new();
+    if (h->base == NULL) {
+        snprintf(err, errlen, "libevent: cannot create the event loop");
+        free(h);
+        return NULL;
+    }
+    bool ok = true;
+    if (ledger != NULL) {
+        h->notify_ev =
+            event_new(h->base, wx_ledger_notify_fd(ledger), EV_READ | EV_PERSIST, on_notify, h);
+        h->flush_ev = event_new(h->base, -1, 0, on_flush, h);
+        ok = h->notify_ev != NULL && h->flush_ev != NULL && event_add(h->notify_ev, NULL) == 0;
+    }
+    h->signal_ev[0] = evsignal_new(h->base, SIGINT, on_signal, h);
+    h->signal_ev[1] = evsignal_new(h->base, SIGTERM, on_signal, h);
+    ok = ok && h->signal_ev[0] != NULL && h->signal_ev[1] != NULL &&
+         event_add(h->signal_ev[0], NULL) == 0 && event_add(h->signal_ev[1], NULL) == 0;
+    if (!ok) {
+        snprintf(err, errlen, "libevent: cannot register events");
+        wx_hub_free(h);
+        return NULL;
+    }
+    /* A peer that hangs up must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    return h;
+}
+
+void wx_hub_free(wx_hub_t *h)
+{
+    if (h == NULL) return;
+    for (int i = 0; i < 2; i++) {
+        if (h->signal_ev[i] != NULL) event_free(h->signal_ev[i]);
+    }
+    if (h->flush_ev != NULL) event_free(h->flush_ev);
+    if (h->notify_ev != NULL) event_free(h->notify_ev);
+    event_base_free(h->base);
+    free(h);
+}
+
+void wx_hub_attach(wx_hub_t *h, const struct wx_hub_adapter *a)
+{
+    assert(h->nadapters < WX_HUB_ADAPTERS_MAX);
+    h->adapters[h->nadapters++] = *a;
+}
+
+struct event_base *wx_hub_base(const wx_hub_t *h)
+{
+    return h->base;
+}
+struct wx_ledger *wx_hub_ledger(const wx_hub_t *h)
+{
+    return h->ledger;
+}
+const wx_keys_t *wx_hub_keys(const wx_hub_t *h)
+{
+    return h->keys;
+}
+
+const wx_engine_t *wx_hub_engine(const wx_hub_t *h)
+{
+    return h->ledger != NULL ? wx_ledger_engine(h->ledger) : NULL;
+}
+
+uint64_t wx_hub_read_seq(const wx_hub_t *h)
+{
+    assert(h->ledger != NULL);
+    return wx_engine_last_seq(wx_ledger_engine(h->ledger));
+}
+
+bool wx_hub_is_durable(const wx_hub_t *h, uint64_t seq)
+{
+    return h->ledger == NULL || seq <= wx_ledger_durable_seq(h->ledger);
+}
+
+uint64_t wx_hub_submit(wx_hub_t *h, const struct wx_cmd *cmd, struct wx_result *res)
+{
+    assert(h->ledger != NULL && !h->stopping);
+    wx_ledger_submit(h->ledger, cmd, res);
+    uint64_t seq = res->journaled ? res->seq : wx_hub_read_seq(h);
+    if (seq > wx_ledger_durable_seq(h->ledger) && !h->flush_scheduled) {
+        h->flush_scheduled = true;
+        event_active(h->flush_ev, EV_TIMEOUT, 0);
+    }
+    return seq;
+}
+
+static bool any_busy(const wx_hub_t *h)
+{
+    for (unsigned i = 0; i < h->nadapters; i++) {
+        if (h->adapters[i].busy != NULL && h->adapters[i].busy(h->adapters[i].arg)) return true;
+    }
+    return false;
+}
+
+void wx_hub_stop(wx_hub_t *h)
+{
+    if (h->stopping) return;
+    h->stopping = true;
+    for (unsigned i = 0; i < h->nadapters; i++) {
+        if (h->adapters[i].stop != NULL) h->adapters[i].stop(h->adapters[i].arg);
+    }
+    if (h->ledger != NULL) {
+        /* Make every decision durable now, so what the adapters owe can be handed out. */
+        wx_ledger_sync(h->ledger, wx_hub_read_seq(h));
+        uint64_t durable = wx_ledger_durable_seq(h->ledger);
+        for (unsigned i = 0; i < h->nadapters; i++) {
+            if (h->adapters[i].durable != NULL) h->adapters[i].durable(h->adapters[i].arg, durable);
+        }
+    }
+    if (!any_busy(h)) {
+        event_base_loopbreak(h->base);
+        return;
+    }
+    struct timeval drain = {.tv_sec = SHUTDOWN_DRAIN_SEC, .tv_usec = 0};
+    event_base_loopexit(h->base, &drain);
+}
+
+bool wx_hub_stopping(const wx_hub_t *h)
+{
+    return h->stopping;
+}
+
+void wx_hub_settle(wx_hub_t *h)
+{
+    if (h->stopping && !any_busy(h)) event_base_loopbreak(h->base);
+}
+
+int wx_hub_run(wx_hub_t *h)
+{
+    event_base_dispatch(h->base);
+    if (h->ledger != NULL) wx_ledger_flush(h->ledger);
+    return 0;
+}

@@ -1,0 +1,142 @@
+/*
+ * net.h - the serving process: one libevent loop that the protocol adapters share.
+ *
+ * The hub owns the loop, the ledger's durability notifications, the once-per-turn flush of
+ * the group commit and the clean shutdown on SIGINT/SIGTERM. Adapters (the ISO 8583 host,
+ * the HTTP listener and what hangs off it: webhook, sandbox, metrics) attach to it, submit
+ * commands through it and hear from it when decisions become durable, so that no adapter
+ * answers before its decision is on disk.
+ *
+ * Everything here runs on the loop's thread.
+ */
+#ifndef WX_NET_NET_H
+#define WX_NET_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "keys/keys.h"
+
+struct event_base;
+struct evhttp_request;
+struct wx_ledger;
+struct wx_config;
+
+/* ======================================================================================
+ * Hub
+ * ====================================================================================== */
+
+typedef struct wx_hub wx_hub_t;
+
+#define WX_HUB_ADAPTERS_MAX 8
+
+/* What an adapter tells the hub about itself. Every callback may be NULL. */
+struct wx_hub_adapter {
+    const char *name;                         /* for logs: "iso8583", "http" */
+    void (*durable)(void *arg, uint64_t seq); /* after each group commit: seq is on disk */
+    void (*stop)(void *arg);                  /* shutdown began: take no new work */
+    bool (*busy)(void *arg);                  /* still owes answers (shutdown waits) */
+    void *arg;
+};
+
+/*
+ * Creates the loop. ledger and keys may be NULL for a process that decides nothing (the
+ * standalone WeChat sandbox); wx_hub_submit then must not be called. NULL with a message in
+ * err on failure. The hub borrows ledger and keys; the caller closes them after wx_hub_free.
+ */
+wx_hub_t *wx_hub_new(struct wx_ledger *ledger, const wx_keys_t *keys, char *err, size_t errlen);
+void wx_hub_free(wx_hub_t *h);
+
+/* Registers an adapter (at most WX_HUB_ADAPTERS_MAX); the struct is copied. */
+void wx_hub_attach(wx_hub_t *h, const struct wx_hub_adapter *a);
+
+struct event_base *wx_hub_base(const wx_hub_t *h);
+struct wx_ledger *wx_hub_ledger(const wx_hub_t *h);
+const wx_keys_t *wx_hub_keys(const wx_hub_t *h);
+const wx_engine_t *wx_hub_engine(const wx_hub_t *h);
+
+/*
+ * Decides cmd now and returns the journal seq that must be durable before anything derived
+ * from the answer leaves the process: the decision's own row, or for an answer that changed
+ * nothing (a refusal, a repeat, a query) everything decided before it. The turn's rows go to
+ * the committer in one flush at the end of the loop turn.
+ */
+uint64_t wx_hub_submit(wx_hub_t *h, const struct wx_cmd *cmd, struct wx_result *res);
+
+/* The seq that must be durable before showing the current state (a read-only answer). */
+uint64_t wx_hub_read_seq(const wx_hub_t *h);
+
+/* True when seq is durable. */
+bool wx_hub_is_durable(const wx_hub_t *h, uint64_t seq);
+
+/* Runs the loop until wx_hub_stop or a signal, then until every adapter is idle (at most a
+ * few seconds). Returns 0. */
+int wx_hub_run(wx_hub_t *h);
+
+/* Begins the shutdown, as SIGTERM does. */
+void wx_hub_stop(wx_hub_t *h);
+bool wx_hub_stopping(const wx_hub_t *h);
+
+/* An adapter finished something while the hub is stopping: the loop ends when none is
+ * busy any more. */
+void wx_hub_settle(wx_hub_t *h);
+
+/* Parses "HOST:PORT" or "[IPv6]:PORT" into a socket address. 0, or -1 with err. */
+struct sockaddr_storage;
+int wx_net_resolve(const char *listen, struct sockaddr_storage *ss, unsigned *len, char *err,
+                   size_t errlen);
+
+/* Formats the address a socket is bound to: "127.0.0.1:8080". */
+void wx_net_local_address(int fd, char *out, size_t cap);
+
+/* ======================================================================================
+ * HTTP listener (libevent's evhttp): the webhook, the ops API, /metrics, /healthz and the
+ * sandbox share it. Routes are exact paths or path prefixes; anything else is 404.
+ * ====================================================================================== */
+
+typedef struct wx_http wx_http_t;
+typedef void (*wx_http_handler)(struct evhttp_request *req, void *arg);
+
+struct wx_http_options {
+    const char *listen; /* HOST:PORT (http.listen) */
+    size_t body_max;    /* largest request body, <= WX_HTTP_BODY_MAX */
+    unsigned timeout_s; /* a connection silent this long is closed */
+};
+
+/* Fills opt from the http.* keys. */
+void wx_http_options_from_config(const struct wx_config *cfg, struct wx_http_options *opt);
+
+/* Binds and serves on the hub's loop; prints "http listening on ADDR" to stdout. NULL with
+ * a message in err when it cannot bind. */
+wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char *err,
+                         size_t errlen);
+void wx_http_free(wx_http_t *s);
+
+/* The bound address, "127.0.0.1:8080" (useful with port 0). */
+const char *wx_http_address(const wx_http_t *s);
+
+/* Routes path (exact, or every path under it when prefix) to fn. At most 32 routes. */
+void wx_http_route(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn, void *arg);
+
+/* Replies with a body; adds the headers every answer carries (nosniff, no framing). */
+void wx_http_send(struct evhttp_request *req, int status, const char *content_type,
+                  const void *body, size_t len);
+/* Replies text/plain "message\n". */
+void wx_http_error(struct evhttp_request *req, int status, const char *message);
+
+/* The request's path without the query ("/wechat"); NULL when the URI does not parse. */
+const char *wx_http_path(struct evhttp_request *req);
+
+/*
+ * Copies the percent-decoded value of query parameter `name` into out. Returns its length,
+ * -1 when absent, -2 when longer than cap - 1 or badly encoded. The query is the raw string
+ * after '?' (evhttp_uri_get_query).
+ */
+int wx_http_query_param(const char *query, const char *name, char *out, size_t cap);
+
+/* The request body, linearized; NULL with *len 0 when there is none. */
+const uint8_t *wx_http_body(struct evhttp_request *req, size_t *len);
+
+#endif
