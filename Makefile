@@ -27,15 +27,19 @@ test: test-normal test-asan
 	@scripts/fuzz-smoke
 	@echo "make test: all suites passed (normal and ASan+UBSan builds)"
 
-# Tests that talk to the npm peers find them here (scripts/peers installs them).
+# Tests that talk to the npm peers find them here (scripts/peers installs them), and the
+# browser tests find playwright-core here (scripts/browser-deps installs it).
 export WX_PEERS_DIR := $(CURDIR)/build/peers
+export WX_BROWSER_DIR := $(CURDIR)/build/browser
 
 test-normal: build
 	@scripts/peers
+	@scripts/browser-deps
 	@cd build && ctest --output-on-failure -j $(JOBS)
 
 test-asan: build-asan
 	@scripts/peers
+	@scripts/browser-deps
 	@cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 bench: build

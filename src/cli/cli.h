@@ -56,5 +56,11 @@ int wx_cmd_account(int argc, char **argv);
 int wx_cmd_serve(int argc, char **argv); /* the ISO 8583 host (cmd_serve.c) */
 int wx_cmd_pos(int argc, char **argv);   /* one message as a terminal (cmd_iso.c) */
 int wx_cmd_iso(int argc, char **argv);   /* iso decode (cmd_iso.c) */
+int wx_cmd_sandbox(int argc, char **argv); /* the WeChat platform emulator (cmd_sandbox.c) */
+
+/* WeChat followers bound to customers (cmd_follower.c). */
+int wx_cmd_bind(int argc, char **argv);
+int wx_cmd_unbind(int argc, char **argv);
+int wx_cmd_followers(int argc, char **argv);
 
 #endif

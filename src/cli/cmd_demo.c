@@ -1,26 +1,38 @@
 /*
- * cmd_demo.c - `wxbank demo` (what `make run` starts): a small bank in ./demo with three
- * cardholders and a day of card traffic, shown step by step, then verified.
+ * cmd_demo.c - `wxbank demo` (what `make run` starts): a small bank in ./demo, then the bank
+ * and the WeChat sandbox on loopback until Ctrl-C.
  *
- * Every step goes through the production path: commands built as the adapters build them
- * (card numbers turned into card references by the keys module), decided by the engine,
- * made durable by the journal before the answer is shown.
+ * The first run creates the bank: four cardholders, a day of card traffic shown step by step,
+ * WeChat followers bound to three of them, and a verify. Every step goes through the
+ * production path: commands built as the adapters build them (card numbers turned into card
+ * references by the keys module), decided by the engine, made durable by the journal before
+ * the answer is shown. Later runs reuse the bank (--fresh starts over; --once only tells the
+ * story and exits). Then `wxbank serve` runs with the sandbox on the same HTTP listener, its
+ * followers being the demo's bound cardholders and its POS page paying with their cards.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/crypto.h"
+
+#include "cli/bank.h"
 #include "cli/cli.h"
 #include "cli/show.h"
 #include "issuing/issuing.h"
+#include "sandbox/sandbox.h"
+#include "util/config.h"
 #include "util/money.h"
 #include "util/timeutil.h"
 
-#define DEMO_DIR "demo"
-#define DEMO_DB  DEMO_DIR "/wxbank.db"
+#define DEMO_DIR       "demo"
+#define DEMO_DB        DEMO_DIR "/wxbank.db"
+#define DEMO_CARDS     DEMO_DIR "/cards.tsv" /* label, PAN, expiry: the POS page's cards */
+#define DEMO_CARDS_MAX 4
 
 struct demo {
     struct wx_cli cli;
@@ -237,7 +249,8 @@ static int prepare_dir(void)
 {
     static const char *const files[] = {
         DEMO_DB,         DEMO_DB "-wal",     DEMO_DB "-shm",         DEMO_DB ".key",
-        DEMO_DB ".lock", DEMO_DB ".history", DEMO_DB ".history-wal", DEMO_DB ".history-shm"};
+        DEMO_DB ".lock", DEMO_DB ".history", DEMO_DB ".history-wal", DEMO_DB ".history-shm",
+        DEMO_CARDS};
     if (access(DEMO_DIR, F_OK) != 0 && mkdir(DEMO_DIR, 0700) != 0) {
         perror("demo: mkdir " DEMO_DIR);
         return -1;
@@ -248,15 +261,61 @@ static int prepare_dir(void)
     return 0;
 }
 
-int wx_cmd_demo(int argc, char **argv)
+/* The demo's WeChat followers: the platform's OpenIDs are 28 characters. */
+static const struct {
+    const char *openid, *nickname;
+    int card; /* whose card's customer it is bound to; -1: not bound */
+} followers[] = {
+    {"oWXB_demo_ZhangWei_00000001", "张伟", 0},
+    {"oWXB_demo_LiNa_000000000002", "李娜", 1},
+    {"oWXB_demo_WangFang_00000003", "王芳", 2},
+    {"oWXB_demo_visitor_000000004", "访客 Visitor", -1},
+};
+
+/* Binds the followers to the demo's customers, as bank staff would (`wxbank bind`). */
+static int bind_followers(struct demo *d)
 {
-    (void)argc;
-    (void)argv;
-    /* The demo's own database; routine start-up logging would only interleave the story. */
-    if (prepare_dir() != 0 || setenv("WXBANK_DB_URL", "sqlite:" DEMO_DB, 1) != 0 ||
-        setenv("WXBANK_LOG_LEVEL", "warn", 0) != 0) {
-        return WX_EXIT_FAIL;
+    printf("\nWeChat followers bound to cardholders (bank staff, `wxbank bind`):\n");
+    for (size_t i = 0; i < sizeof followers / sizeof followers[0]; i++) {
+        if (followers[i].card < 0) continue;
+        struct wx_card_view v;
+        wx_engine_card(wx_ledger_engine(d->cli.ledger), d->cards[followers[i].card].card_id, &v);
+        struct wx_cmd cmd = {.kind = WX_CMD_FOLLOWER_BIND};
+        struct wx_result res;
+        set_key(&cmd, "demo:bind:%u", (unsigned)i);
+        snprintf(cmd.follower.openid, sizeof cmd.follower.openid, "%s", followers[i].openid);
+        cmd.follower.customer_id = v.customer_id;
+        cmd.follower.via = WX_BIND_STAFF;
+        if (submit(d, &cmd, &res) != 0) {
+            fprintf(stderr, "demo: bind: %s\n", wx_reason_str(res.reason));
+            return -1;
+        }
+        printf("  %-28s %s\n", followers[i].openid, d->holders[followers[i].card]);
     }
+    return 0;
+}
+
+/* The POS page's cards, written once (0600): like `wxbank seed --pans`, the one place a
+ * full card number is written out, for the demo's terminal. */
+static int write_cards(const struct demo *d)
+{
+    FILE *f = fopen(DEMO_CARDS, "w");
+    if (f == NULL || chmod(DEMO_CARDS, 0600) != 0) {
+        perror("demo: " DEMO_CARDS);
+        if (f != NULL) fclose(f);
+        return -1;
+    }
+    for (int i = 0; i < DEMO_CARDS_MAX; i++) {
+        fprintf(f, "%s\t%s\t%02u%02u\n", d->holders[i], d->cards[i].pan,
+                (unsigned)d->cards[i].expiry / 100, (unsigned)d->cards[i].expiry % 100);
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Creates the demo bank in ./demo and tells its story. Returns an exit code. */
+static int create_bank(void)
+{
+    if (prepare_dir() != 0) return WX_EXIT_FAIL;
     struct demo d = {.now = wx_now_ms() - 3 * 3600 * 1000};
     int rc = wx_cli_open(&d.cli, NULL, WX_CLI_LEDGER, true);
     if (rc != WX_EXIT_OK) {
@@ -268,19 +327,159 @@ int wx_cmd_demo(int argc, char **argv)
         add_cardholder(&d, 1, "李娜", "310104198512120028", "13911112222", 5000000, 0, true) ||
         add_cardholder(&d, 2, "王芳", "31010419880808002X", "13933334444", 0, d.cards[1].account_id,
                        true) ||
-        add_cardholder(&d, 3, "Alice Chen", "K12345678", "+85291234567", 1000000, 0, false)) {
+        add_cardholder(&d, 3, "Alice Chen", "K12345678", "+85291234567", 1000000, 0, false) ||
+        bind_followers(&d) != 0 || write_cards(&d) != 0) {
         wx_cli_close(&d.cli);
         return WX_EXIT_FAIL;
     }
     traffic(&d);
     printf("\n");
     wx_show_card(&d.cli, d.cards[0].card_id);
-    memset(d.cards, 0, sizeof d.cards);
+    wx_wipe(d.cards, sizeof d.cards);
     wx_cli_close(&d.cli);
     printf("\n");
     char *verify_argv[] = {"verify", NULL};
-    rc = wx_cmd_verify(1, verify_argv);
-    printf("\nNext: build/wxbank help; WXBANK_DB_URL=sqlite:%s build/wxbank card show 1\n",
-           DEMO_DB);
+    return wx_cmd_verify(1, verify_argv);
+}
+
+/* Sets key to value unless the configuration already says something. */
+static int default_to(wx_config_t *cfg, const char *key, const char *value)
+{
+    char err[256];
+    if (wx_config_str(cfg, key)[0] != '\0' && strcmp(key, "wechat.api_base") != 0 &&
+        strcmp(key, "sandbox.webhook_url") != 0) {
+        return 0;
+    }
+    if (wx_config_set(cfg, key, value, err, sizeof err) != 0) {
+        fprintf(stderr, "wxbank demo: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The demo account's settings: made-up credentials shared by the bank and its sandbox (as
+ * the real platform and the bank share them), and each pointed at the other. */
+static int demo_config(wx_config_t *cfg)
+{
+    char api[128], hook[128];
+    const char *listen = wx_config_str(cfg, "http.listen");
+    snprintf(api, sizeof api, "http://%s/sandbox", listen);
+    snprintf(hook, sizeof hook, "http://%s/wechat", listen);
+    if (default_to(cfg, "wechat.token", "wxbankdemotoken") ||
+        default_to(cfg, "wechat.appid", "wxd3a0b1c2d3e4f5a6") ||
+        default_to(cfg, "wechat.secret", "demo-secret-for-the-sandbox-only") ||
+        default_to(cfg, "wechat.aes_key", "wxbankDemoEncodingAESKey0123456789abcdefghi") ||
+        default_to(cfg, "wechat.account", wx_config_str(cfg, "sandbox.account")) ||
+        default_to(cfg, "wechat.api_base", api) || default_to(cfg, "sandbox.webhook_url", hook)) {
+        return -1;
+    }
+    if (access("data/menu.json", R_OK) == 0)
+        return default_to(cfg, "wechat.menu", "data/menu.json");
+    return 0;
+}
+
+/* Gives the sandbox the demo's followers and, from DEMO_CARDS, its cards. */
+static int stock_sandbox(wx_sandbox_t *sb)
+{
+    char err[256];
+    for (size_t i = 0; i < sizeof followers / sizeof followers[0]; i++) {
+        struct wx_sandbox_follower f = {
+            .openid = followers[i].openid, .nickname = followers[i].nickname, .following = true};
+        if (wx_sandbox_add_follower(sb, &f, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "wxbank demo: follower: %s\n", err);
+            return -1;
+        }
+    }
+    FILE *f = fopen(DEMO_CARDS, "r");
+    if (f == NULL) {
+        perror("wxbank demo: " DEMO_CARDS " (run wxbank demo --fresh)");
+        return -1;
+    }
+    char line[256];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+        char *label = strtok(line, "\t\n"), *pan = strtok(NULL, "\t\n"),
+             *expiry = strtok(NULL, "\t\n");
+        if (label == NULL || pan == NULL || expiry == NULL) continue;
+        struct wx_sandbox_card c = {.label = label, .pan = pan, .expiry = expiry};
+        rc = wx_sandbox_add_card(sb, &c, err, sizeof err);
+        if (rc != 0) fprintf(stderr, "wxbank demo: card: %s\n", err);
+    }
+    wx_wipe(line, sizeof line);
+    fclose(f);
     return rc;
+}
+
+/* The bank and the sandbox on one loop, until Ctrl-C. Returns an exit code. */
+static int serve_demo(const char *config)
+{
+    struct wx_cli cli;
+    int rc = wx_cli_open(&cli, config, WX_CLI_LEDGER, false);
+    if (rc == WX_EXIT_OK && demo_config(cli.cfg) != 0) rc = WX_EXIT_USAGE;
+    struct wx_bank b;
+    if (rc == WX_EXIT_OK) rc = wx_bank_start(&b, &cli);
+    if (rc != WX_EXIT_OK) {
+        wx_cli_close(&cli);
+        return rc;
+    }
+    char err[256];
+    struct wx_sandbox_options opt;
+    wx_sandbox_t *sb = NULL;
+    if (wx_sandbox_options_from_config(cli.cfg, &opt, err, sizeof err) != 0 ||
+        (sb = wx_sandbox_start(b.hub, b.http, &opt, err, sizeof err)) == NULL) {
+        fprintf(stderr, "wxbank demo: sandbox: %s\n", err);
+        rc = WX_EXIT_FAIL;
+    } else if (stock_sandbox(sb) != 0) {
+        rc = WX_EXIT_FAIL;
+    } else {
+        printf("\nThe bank and its WeChat sandbox are running (Ctrl-C stops them):\n"
+               "  open  %s      the followers' phone and a POS terminal\n"
+               "  webhook         http://%s/wechat\n"
+               "  ISO 8583        %s (%s)\n\n",
+               wx_sandbox_page_url(sb), wx_http_address(b.http),
+               wx_config_str(cli.cfg, "iso8583.listen"), wx_config_str(cli.cfg, "iso8583.dialect"));
+        fflush(stdout);
+        wx_hub_run(b.hub);
+    }
+    wx_sandbox_free(sb);
+    wx_bank_stop(&b);
+    wx_cli_close(&cli);
+    return rc;
+}
+
+int wx_cmd_demo(int argc, char **argv)
+{
+    static const struct option opts[] = {{"once", no_argument, NULL, 'o'},
+                                         {"fresh", no_argument, NULL, 'f'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    bool once = false, fresh = false;
+    const char *config = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'o') {
+            once = true;
+        } else if (ch == 'f') {
+            fresh = true;
+        } else if (ch == 'c') {
+            config = optarg;
+        } else {
+            fprintf(stderr, "usage: wxbank demo [--once] [--fresh] [--config FILE]\n");
+            return WX_EXIT_USAGE;
+        }
+    }
+    /* The demo's own database; routine start-up logging would only interleave the story. */
+    if (setenv("WXBANK_DB_URL", "sqlite:" DEMO_DB, 1) != 0 ||
+        setenv("WXBANK_LOG_LEVEL", "warn", 0) != 0) {
+        return WX_EXIT_FAIL;
+    }
+    int rc = WX_EXIT_OK;
+    if (once || fresh || access(DEMO_DB, F_OK) != 0) {
+        rc = create_bank();
+    } else {
+        printf("wxbank demo: the demo bank in ./%s (--fresh starts it over)\n", DEMO_DIR);
+    }
+    if (rc != WX_EXIT_OK || once) return rc;
+    return serve_demo(config);
 }

@@ -264,6 +264,12 @@ static void put_body(struct wbuf *w, const struct wx_cmd *c)
         break;
     case WX_CMD_TICK:
         break;
+    case WX_CMD_FOLLOWER_BIND:
+    case WX_CMD_FOLLOWER_UNBIND:
+        put_str(w, c->follower.openid, WX_OPENID_MAX);
+        put_varint(w, c->follower.customer_id);
+        put_u8(w, c->follower.via);
+        break;
     default:
         w->overflow = true; /* an unknown kind cannot be encoded */
         break;
@@ -344,6 +350,12 @@ static void get_body(struct rbuf *r, struct wx_cmd *c)
         c->posting.code = get_u16v(r);
         break;
     case WX_CMD_TICK:
+        break;
+    case WX_CMD_FOLLOWER_BIND:
+    case WX_CMD_FOLLOWER_UNBIND:
+        get_str(r, c->follower.openid, WX_OPENID_MAX);
+        c->follower.customer_id = get_u32v(r);
+        c->follower.via = get_u8(r);
         break;
     default:
         r->bad = true;

@@ -37,6 +37,12 @@ static const uint8_t *record_key(const void *owner, uint32_t idx)
     return e->records[idx].key;
 }
 
+static const uint8_t *follower_key(const void *owner, uint32_t idx)
+{
+    const struct wx_engine *e = owner;
+    return e->followers[idx].key;
+}
+
 wx_engine_t *wx_engine_new(const struct wx_engine_config *cfg)
 {
     assert(cfg->hold_days > 0 && cfg->hold_days_long >= cfg->hold_days);
@@ -47,6 +53,7 @@ wx_engine_t *wx_engine_new(const struct wx_engine_config *cfg)
     wx_index_init(&e->card_ix, card_key, e);
     wx_index_init(&e->customer_ix, customer_key, e);
     wx_index_init(&e->record_ix, record_key, e);
+    wx_index_init(&e->follower_ix, follower_key, e);
     wx_fifo_init(&e->short_fifo);
     wx_fifo_init(&e->long_fifo);
     /* Offset 0 of the arena is the empty string, so a zeroed offset is always valid. */
@@ -62,9 +69,11 @@ void wx_engine_free(wx_engine_t *e)
     wx_index_free(&e->card_ix);
     wx_index_free(&e->customer_ix);
     wx_index_free(&e->record_ix);
+    wx_index_free(&e->follower_ix);
     free(e->customers);
     free(e->accounts);
     free(e->cards);
+    free(e->followers);
     free(e->arena);
     free(e->records);
     free(e->heap);
@@ -80,7 +89,10 @@ void wx_key_hash(const struct wx_engine *e, const char *key, size_t len, uint8_t
 
 /* Commands whose answers are remembered under their key. Customer creation, card issue and
  * card activation are idempotent on their natural keys (ID document, card number, the card's
- * own state) instead, which costs no memory per card; ticks are never repeated. */
+ * own state) instead, which costs no memory per card; ticks are never repeated. Follower
+ * binds and unbinds are both: a bind of a bound pair is approved again under any key, and
+ * a key's first answer is remembered, so that a late retry of an old unbind cannot undo a
+ * newer binding of the same OpenID. */
 static bool kind_remembered(uint8_t kind)
 {
     return kind != WX_CMD_CUSTOMER_ADD && kind != WX_CMD_CARD_ISSUE &&
@@ -117,6 +129,10 @@ static enum wx_outcome dispatch(struct wx_decision *d)
         return wx_do_posting(d);
     case WX_CMD_TICK:
         return wx_do_tick(d);
+    case WX_CMD_FOLLOWER_BIND:
+        return wx_do_follower_bind(d);
+    case WX_CMD_FOLLOWER_UNBIND:
+        return wx_do_follower_unbind(d);
     default:
         return wx_refuse(d, WX_R_INVALID_FIELD);
     }

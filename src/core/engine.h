@@ -46,11 +46,14 @@ enum wx_reason {
     WX_R_EXCEEDS_ORIGINAL = 17,   /* capture beyond tolerance, reversal beyond what is left */
     WX_R_ACCOUNT_NOT_FOUND = 18,
     WX_R_CUSTOMER_NOT_FOUND = 19,
-    WX_R_CUSTOMER_EXISTS = 20,  /* same ID document already belongs to a customer */
-    WX_R_INVALID_STATUS = 21,   /* a status change the card's lifecycle does not allow */
-    WX_R_INVALID_FIELD = 22,    /* a malformed field: empty key, bad expiry, bad name... */
-    WX_R_CAPACITY = 23,         /* a table reached its configured limit */
-    WX_R_BALANCE_OVERFLOW = 24, /* the arithmetic would leave the int64 range */
+    WX_R_CUSTOMER_EXISTS = 20,    /* same ID document already belongs to a customer */
+    WX_R_INVALID_STATUS = 21,     /* a status change the card's lifecycle does not allow */
+    WX_R_INVALID_FIELD = 22,      /* a malformed field: empty key, bad expiry, bad name... */
+    WX_R_CAPACITY = 23,           /* a table reached its configured limit */
+    WX_R_BALANCE_OVERFLOW = 24,   /* the arithmetic would leave the int64 range */
+    WX_R_FOLLOWER_LIMIT = 25,     /* the customer has WX_FOLLOWERS_PER_CUSTOMER bound */
+    WX_R_FOLLOWER_TAKEN = 26,     /* the OpenID is bound to another customer */
+    WX_R_FOLLOWER_NOT_BOUND = 27, /* unbind of an OpenID not bound (to the customer named) */
     WX_R_COUNT
 };
 
@@ -81,6 +84,8 @@ enum wx_cmd_kind {
     WX_CMD_FEE = 13,
     WX_CMD_INTEREST = 14,
     WX_CMD_TICK = 15, /* time passes: holds expire, old idempotency records are forgotten */
+    WX_CMD_FOLLOWER_BIND = 16,   /* a WeChat follower (OpenID) is bound to a customer */
+    WX_CMD_FOLLOWER_UNBIND = 17, /* ... and unbound */
     WX_CMD_KIND_COUNT
 };
 
@@ -97,6 +102,13 @@ enum wx_channel {
     WX_CHANNEL_CNP = 1,      /* card not present: e-commerce, quick pay (快捷支付) */
     WX_CHANNEL_ATM = 2,      /* cash at an ATM or counter */
     WX_CHANNEL_INTERNAL = 3, /* the bank's own postings */
+};
+
+/* Who bound or unbound a WeChat follower. Stable numbers: they are journaled. */
+enum wx_bind_via {
+    WX_BIND_STAFF = 0,        /* bank staff (CLI, ops API) */
+    WX_BIND_CARDHOLDER = 1,   /* the cardholder, through the secure web flow */
+    WX_BIND_UNSUBSCRIBED = 2, /* unbind only: the follower unfollowed the Official Account */
 };
 
 /* Where and how a transaction happened. Journaled for history and alerts; the engine
@@ -178,6 +190,11 @@ struct wx_cmd {
             uint16_t currency;
             uint16_t code; /* fee or interest type, free for the bank to define */
         } posting;         /* REPAYMENT, FEE, INTEREST */
+        struct {
+            char openid[WX_OPENID_MAX + 1]; /* 1..WX_OPENID_MAX of [A-Za-z0-9_-] */
+            uint32_t customer_id;           /* unbind: 0 means whichever customer */
+            uint8_t via;                    /* enum wx_bind_via */
+        } follower;                         /* FOLLOWER_BIND, FOLLOWER_UNBIND */
     };
 };
 
@@ -238,8 +255,16 @@ struct wx_customer_view {
     char mobile[WX_MOBILE_MAX + 1];
     char id_last4[5];
 };
+/* A WeChat follower bound to a customer. */
+struct wx_follower_view {
+    char openid[WX_OPENID_MAX + 1];
+    uint32_t customer_id;
+    int64_t bound_at_ms; /* engine time of the binding, UTC epoch ms */
+    uint8_t via;         /* enum wx_bind_via of the binding */
+};
 struct wx_engine_stats {
     uint32_t customers, accounts, cards;
+    uint32_t followers; /* WeChat followers bound */
     uint64_t records, open_holds;
     uint64_t last_seq;
     int64_t now_ms;
@@ -292,8 +317,23 @@ int wx_engine_card_by_ref(const wx_engine_t *e, const uint8_t ref[WX_REF_LEN],
                           struct wx_card_view *out);
 int wx_engine_account(const wx_engine_t *e, uint32_t account_id, struct wx_account_view *out);
 int wx_engine_customer(const wx_engine_t *e, uint32_t customer_id, struct wx_customer_view *out);
+/* The customer's cards, newest first: writes at most cap, returns how many were written
+ * (0 for an unknown customer). */
+size_t wx_engine_customer_cards(const wx_engine_t *e, uint32_t customer_id,
+                                struct wx_card_view *out, size_t cap);
 int wx_engine_customer_by_id_hmac(const wx_engine_t *e, const uint8_t id_hmac[WX_REF_LEN],
                                   struct wx_customer_view *out);
+
+/* The customer an OpenID is bound to, in O(1). Returns 0, or -1 when the OpenID is not
+ * bound (or is not a valid OpenID). */
+int wx_engine_follower(const wx_engine_t *e, const char *openid, struct wx_follower_view *out);
+
+/* The followers bound to a customer, oldest binding first. Writes the first min(n, cap) of
+ * them to out (which may be NULL when cap is 0) and returns n, the number bound: at most
+ * WX_FOLLOWERS_PER_CUSTOMER, 0 for an unknown customer. */
+size_t wx_engine_customer_followers(const wx_engine_t *e, uint32_t customer_id,
+                                    struct wx_follower_view *out, size_t cap);
+
 void wx_engine_stats(const wx_engine_t *e, struct wx_engine_stats *out);
 uint64_t wx_engine_last_seq(const wx_engine_t *e);
 
@@ -301,5 +341,10 @@ const char *wx_reason_str(uint8_t reason);  /* "insufficient credit" */
 const char *wx_reason_name(uint8_t reason); /* "INSUFFICIENT_CREDIT" */
 const char *wx_cmd_kind_name(uint8_t kind); /* "authorize" */
 const char *wx_card_status_name(uint8_t status);
+const char *wx_bind_via_name(uint8_t via); /* "staff", "cardholder", "unsubscribed" */
+
+/* An OpenID as the engine accepts it: 1..WX_OPENID_MAX bytes of [A-Za-z0-9_-], NUL within
+ * WX_OPENID_MAX + 1 bytes. Adapters check with this before building a command. */
+bool wx_openid_valid(const char *openid);
 
 #endif

@@ -20,6 +20,29 @@ struct wx_customer {
     uint32_t name_off;           /* offset of the NUL-terminated name in the arena */
     uint32_t mobile_off;         /* offset of the NUL-terminated mobile in the arena */
     char id_last4[4];            /* last 4 characters of the ID document, unterminated */
+    uint32_t followers;          /* first bound WeChat follower (slot + 1), 0 when none */
+    uint32_t cards;              /* newest card held (id), 0 when none; see next_of_holder */
+};
+
+/*
+ * A WeChat follower (OpenID) bound to a customer. A customer's followers form a singly
+ * linked list through `next`, oldest binding first: at most WX_FOLLOWERS_PER_CUSTOMER long,
+ * so walking it is as cheap as reading an array, and it costs the customers without
+ * followers (most of them) 4 bytes each instead of a fixed array. An unbound follower's slot
+ * goes on a free list (linked through `next` as well) and is reused by the next binding, so
+ * the table is as large as the most followers ever bound at once. The OpenID is kept inline
+ * rather than in the append-only arena, so that binding and unbinding again and again grows
+ * nothing.
+ */
+struct wx_follower {
+    uint8_t key[WX_REF_LEN];    /* SipHash-128 of the OpenID: follower_ix looks up by this */
+    int64_t bound_at_ms;        /* engine time of the binding */
+    uint32_t customer;          /* the customer bound to; 0 while the slot is free */
+    uint32_t next;              /* next follower of the customer, or next free slot (+ 1) */
+    uint8_t via;                /* enum wx_bind_via of the binding */
+    uint8_t openid_len;         /* bytes in openid, 1..WX_OPENID_MAX */
+    char openid[WX_OPENID_MAX]; /* the OpenID, unterminated */
+    uint8_t pad[6];             /* explicit padding: snapshots and compares see no garbage */
 };
 
 /* A credit account: the limit and the balance that its cards share. */
@@ -47,7 +70,8 @@ struct wx_card {
     uint16_t expiry;         /* YYMM */
     uint8_t status;          /* enum wx_card_status */
     uint8_t supplementary;   /* 1 for a supplementary card */
-    uint8_t pad[6];          /* explicit padding */
+    uint8_t pad[2];          /* explicit padding */
+    uint32_t next_of_holder; /* the holder's previous card (id), 0 ends: newest first */
 };
 
 /* What a record stands for. */
@@ -124,9 +148,16 @@ struct wx_engine {
     uint64_t live_records;
     uint64_t open_holds;
 
+    struct wx_follower *followers; /* slots; bound or on the free list */
+    uint32_t n_followers_used;     /* slots handed out so far (high-water mark) */
+    uint32_t cap_followers;
+    uint32_t follower_free; /* first free slot + 1; 0 when the free list is empty */
+    uint32_t n_followers;   /* followers bound */
+
     struct wx_index card_ix;     /* card ref -> card index */
     struct wx_index customer_ix; /* id_hmac -> customer index */
     struct wx_index record_ix;   /* key hash -> record slot */
+    struct wx_index follower_ix; /* OpenID hash -> follower slot */
 
     struct wx_expiry *heap; /* pending hold expiries */
     uint32_t n_heap, cap_heap;
@@ -180,8 +211,16 @@ enum wx_outcome wx_do_card_status(struct wx_decision *d);
 enum wx_outcome wx_do_limit(struct wx_decision *d);
 enum wx_outcome wx_do_posting(struct wx_decision *d);
 uint32_t wx_arena_add(struct wx_engine *e, const char *s, size_t len);
+/* Grows a table of n `size`-byte items (doubling *cap) so that one more fits; returns it. */
+void *wx_table_reserve(void *items, uint32_t n, uint32_t *cap, size_t size);
 struct wx_card *wx_card_get(struct wx_engine *e, uint32_t card_id);
 struct wx_account *wx_account_get(struct wx_engine *e, uint32_t account_id);
+
+/* followers.c: WeChat followers bound to customers */
+enum wx_outcome wx_do_follower_bind(struct wx_decision *d);
+enum wx_outcome wx_do_follower_unbind(struct wx_decision *d);
+void wx_follower_key(const struct wx_engine *e, const char *openid, size_t len,
+                     uint8_t out[WX_REF_LEN]);
 
 /* auth.c: the card network's commands */
 enum wx_outcome wx_do_authorize(struct wx_decision *d);

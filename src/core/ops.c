@@ -26,7 +26,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /* Grows a table of `size`-byte items so that one more fits. */
-static void *table_reserve(void *items, uint32_t n, uint32_t *cap, size_t size)
+void *wx_table_reserve(void *items, uint32_t n, uint32_t *cap, size_t size)
 {
     if (n < *cap) {
         return items;
@@ -136,7 +136,7 @@ enum wx_outcome wx_do_customer_add(struct wx_decision *d)
         return wx_refuse(d, WX_R_CAPACITY);
     }
     e->customers =
-        table_reserve(e->customers, e->n_customers, &e->cap_customers, sizeof *e->customers);
+        wx_table_reserve(e->customers, e->n_customers, &e->cap_customers, sizeof *e->customers);
     struct wx_customer *c = &e->customers[e->n_customers];
     memset(c, 0, sizeof *c);
     memcpy(c->id_hmac, cmd->customer.id_hmac, WX_REF_LEN);
@@ -179,7 +179,8 @@ static bool card_same(const struct wx_card *k, const struct wx_cmd *cmd)
 
 static uint32_t account_open(struct wx_engine *e, const struct wx_cmd *cmd, uint32_t card_id)
 {
-    e->accounts = table_reserve(e->accounts, e->n_accounts, &e->cap_accounts, sizeof *e->accounts);
+    e->accounts =
+        wx_table_reserve(e->accounts, e->n_accounts, &e->cap_accounts, sizeof *e->accounts);
     struct wx_account *a = &e->accounts[e->n_accounts++];
     memset(a, 0, sizeof *a);
     a->credit_limit = cmd->card.credit_limit;
@@ -222,7 +223,7 @@ enum wx_outcome wx_do_card_issue(struct wx_decision *d)
     if (account_id == 0) {
         account_id = account_open(e, cmd, card_id);
     }
-    e->cards = table_reserve(e->cards, e->n_cards, &e->cap_cards, sizeof *e->cards);
+    e->cards = wx_table_reserve(e->cards, e->n_cards, &e->cap_cards, sizeof *e->cards);
     struct wx_card *k = &e->cards[e->n_cards];
     memset(k, 0, sizeof *k);
     memcpy(k->ref, cmd->card.ref, WX_REF_LEN);
@@ -234,6 +235,10 @@ enum wx_outcome wx_do_card_issue(struct wx_decision *d)
     k->expiry = cmd->card.expiry;
     k->status = WX_CARD_NOT_ACTIVATED;
     k->supplementary = cmd->card.account_id != 0;
+    /* The holder's cards, newest first: the conversation lists them without a scan. */
+    struct wx_customer *holder = &e->customers[k->customer - 1];
+    k->next_of_holder = holder->cards;
+    holder->cards = card_id;
     wx_index_insert(&e->card_ix, k->ref, e->n_cards);
     e->n_cards++;
     d->res->id = card_id;

@@ -3,8 +3,13 @@
  * invariant check.
  *
  * A snapshot is the flat tables written as they are (they hold no pointers: ids and
- * offsets only) behind a header that names this build's struct sizes, so a snapshot from an
- * incompatible build is refused rather than misread. Hash indexes are rebuilt on load.
+ * offsets only) behind a header that names the format version (in the magic) and this
+ * build's struct sizes, so a snapshot from an incompatible build is refused rather than
+ * misread. Hash indexes are rebuilt on load.
+ *
+ * Format versions: 001 the card tables; 002 adds WeChat followers (the follower table, and
+ * each customer's first follower) and each customer's list of cards. A refused snapshot is not an error for the ledger: it
+ * falls back to an older one or to replaying the journal from event 0.
  */
 #include "core/engine_int.h"
 
@@ -16,20 +21,24 @@
 
 #include "util/alloc.h"
 
-static const char SNAP_MAGIC[8] = {'W', 'X', 'E', 'N', 'G', '0', '0', '1'};
+static const char SNAP_MAGIC[8] = {'W', 'X', 'E', 'N', 'G', '0', '0', '2'};
+
+#define SNAP_SIZES 7
 
 struct snap_header {
     char magic[8];
-    uint32_t sizes[6]; /* customer, account, card, record, expiry, engine config */
+    uint32_t sizes[SNAP_SIZES]; /* customer, account, card, record, expiry, engine config,
+                                 * follower */
     struct wx_engine_config cfg;
     uint32_t n_customers, n_accounts, n_cards, arena_len;
     uint32_t n_records_used, free_head, n_heap, pad;
+    uint32_t n_followers_used, follower_free, n_followers, pad2;
     uint64_t live_records, open_holds, last_seq;
     int64_t now_ms;
     uint64_t short_len, long_len;
 };
 
-static void fill_sizes(uint32_t sizes[6])
+static void fill_sizes(uint32_t sizes[SNAP_SIZES])
 {
     sizes[0] = sizeof(struct wx_customer);
     sizes[1] = sizeof(struct wx_account);
@@ -37,6 +46,7 @@ static void fill_sizes(uint32_t sizes[6])
     sizes[3] = sizeof(struct wx_record);
     sizes[4] = sizeof(struct wx_expiry);
     sizes[5] = sizeof(struct wx_engine_config);
+    sizes[6] = sizeof(struct wx_follower);
 }
 
 static int write_all(FILE *out, const void *p, size_t size, size_t n)
@@ -68,6 +78,9 @@ int wx_engine_save(const wx_engine_t *e, FILE *out)
     h.n_records_used = e->n_records_used;
     h.free_head = e->free_head;
     h.n_heap = e->n_heap;
+    h.n_followers_used = e->n_followers_used;
+    h.follower_free = e->follower_free;
+    h.n_followers = e->n_followers;
     h.live_records = e->live_records;
     h.open_holds = e->open_holds;
     h.last_seq = e->last_seq;
@@ -78,6 +91,7 @@ int wx_engine_save(const wx_engine_t *e, FILE *out)
         write_all(out, e->customers, sizeof *e->customers, e->n_customers) ||
         write_all(out, e->accounts, sizeof *e->accounts, e->n_accounts) ||
         write_all(out, e->cards, sizeof *e->cards, e->n_cards) ||
+        write_all(out, e->followers, sizeof *e->followers, e->n_followers_used) ||
         write_all(out, e->arena, 1, e->arena_len) ||
         write_all(out, e->records, sizeof *e->records, e->n_records_used) ||
         write_all(out, e->heap, sizeof *e->heap, e->n_heap) || write_fifo(out, &e->short_fifo) ||
@@ -131,14 +145,20 @@ static void rebuild_indexes(struct wx_engine *e)
             wx_index_insert(&e->record_ix, e->records[i].key, i);
         }
     }
+    for (uint32_t i = 0; i < e->n_followers_used; i++) {
+        if (e->followers[i].customer != 0) {
+            wx_index_insert(&e->follower_ix, e->followers[i].key, i);
+        }
+    }
 }
 
 int wx_engine_load(wx_engine_t *e, FILE *in, char *err, size_t errlen)
 {
     struct snap_header h;
-    uint32_t sizes[6];
+    uint32_t sizes[SNAP_SIZES];
     fill_sizes(sizes);
     assert(e->n_cards == 0 && e->n_customers == 0 && e->last_seq == 0);
+    assert(e->followers == NULL); /* a fresh engine: nothing to free or to lose */
     if (fread(&h, sizeof h, 1, in) != 1 || memcmp(h.magic, SNAP_MAGIC, 8) != 0 ||
         memcmp(h.sizes, sizes, sizeof sizes) != 0) {
         snprintf(err, errlen, "snapshot: not an engine snapshot of this build");
@@ -155,6 +175,7 @@ int wx_engine_load(wx_engine_t *e, FILE *in, char *err, size_t errlen)
     e->customers = read_table(in, sizeof *e->customers, h.n_customers, &e->cap_customers, &rc);
     e->accounts = read_table(in, sizeof *e->accounts, h.n_accounts, &e->cap_accounts, &rc);
     e->cards = read_table(in, sizeof *e->cards, h.n_cards, &e->cap_cards, &rc);
+    e->followers = read_table(in, sizeof *e->followers, h.n_followers_used, &e->cap_followers, &rc);
     e->arena = read_table(in, 1, h.arena_len, &e->arena_cap, &rc);
     e->records = read_table(in, sizeof *e->records, h.n_records_used, &e->cap_records, &rc);
     e->heap = read_table(in, sizeof *e->heap, h.n_heap, &e->cap_heap, &rc);
@@ -167,6 +188,9 @@ int wx_engine_load(wx_engine_t *e, FILE *in, char *err, size_t errlen)
     e->n_records_used = h.n_records_used;
     e->free_head = h.free_head;
     e->n_heap = h.n_heap;
+    e->n_followers_used = h.n_followers_used;
+    e->follower_free = h.follower_free;
+    e->n_followers = h.n_followers;
     e->live_records = h.live_records;
     e->open_holds = h.open_holds;
     e->last_seq = h.last_seq;
@@ -204,6 +228,11 @@ static int compare_scalars(const struct wx_engine *a, const struct wx_engine *b,
         DIFF("records: %" PRIu64 " live / %" PRIu64 " open holds vs %" PRIu64 " / %" PRIu64,
              a->live_records, a->open_holds, b->live_records, b->open_holds);
     }
+    if (a->n_followers != b->n_followers || a->n_followers_used != b->n_followers_used ||
+        a->follower_free != b->follower_free) {
+        DIFF("followers: %u bound in %u slots vs %u in %u", a->n_followers, a->n_followers_used,
+             b->n_followers, b->n_followers_used);
+    }
     return 0;
 }
 
@@ -217,6 +246,18 @@ static int compare_tables(const struct wx_engine *a, const struct wx_engine *b, 
             strcmp(a->arena + x->name_off, b->arena + y->name_off) != 0 ||
             strcmp(a->arena + x->mobile_off, b->arena + y->mobile_off) != 0) {
             DIFF("customer %u differs", i + 1);
+        }
+        if (x->followers != y->followers) {
+            DIFF("customer %u: first WeChat follower in slot %u vs %u", i + 1, x->followers,
+                 y->followers);
+        }
+    }
+    for (uint32_t i = 0; i < a->n_followers_used; i++) {
+        const struct wx_follower *x = &a->followers[i], *y = &b->followers[i];
+        if (memcmp(x, y, sizeof *x) != 0) {
+            DIFF("follower slot %u differs: '%.*s' of customer %u vs '%.*s' of customer %u", i,
+                 (int)x->openid_len, x->openid, x->customer, (int)y->openid_len, y->openid,
+                 y->customer);
         }
     }
     for (uint32_t i = 0; i < a->n_accounts; i++) {
@@ -293,6 +334,78 @@ static void check_record(const struct wx_engine *e, const struct wx_record *r, i
     }
 }
 
+/* A bound follower: its OpenID, its hash and the index agree, and its customer exists. */
+static void check_follower(const struct wx_engine *e, uint32_t slot)
+{
+    const struct wx_follower *f = &e->followers[slot];
+    char openid[WX_OPENID_MAX + 1];
+    uint8_t key[WX_REF_LEN];
+    assert(f->customer >= 1 && f->customer <= e->n_customers);
+    assert(f->openid_len >= 1 && f->openid_len <= WX_OPENID_MAX);
+    assert(f->via <= WX_BIND_CARDHOLDER);
+    assert(f->bound_at_ms >= 0 && f->bound_at_ms <= e->now_ms);
+    memcpy(openid, f->openid, f->openid_len);
+    openid[f->openid_len] = '\0';
+    assert(wx_openid_valid(openid));
+    wx_follower_key(e, openid, f->openid_len, key);
+    assert(memcmp(key, f->key, WX_REF_LEN) == 0);
+    assert(wx_index_find(&e->follower_ix, f->key) == slot);
+}
+
+/* Every follower is bound to an existing customer and on that customer's list, in binding
+ * order; no list is longer than the limit; free slots are empty and all on the free list. */
+static void check_followers(const struct wx_engine *e)
+{
+    static const struct wx_follower empty;
+    uint32_t bound = 0, listed = 0, free_slots = 0;
+    assert(e->n_followers_used <= e->cap_followers);
+    for (uint32_t i = 0; i < e->n_followers_used; i++) {
+        if (e->followers[i].customer != 0) {
+            check_follower(e, i);
+            bound++;
+        }
+    }
+    for (uint32_t c = 1; c <= e->n_customers; c++) {
+        uint32_t n = 0;
+        int64_t last = INT64_MIN;
+        for (uint32_t s = e->customers[c - 1].followers; s != 0; s = e->followers[s - 1].next) {
+            assert(s <= e->n_followers_used);
+            assert(e->followers[s - 1].customer == c);
+            assert(e->followers[s - 1].bound_at_ms >= last);
+            last = e->followers[s - 1].bound_at_ms;
+            assert(++n <= WX_FOLLOWERS_PER_CUSTOMER); /* also stops a cycle */
+        }
+        listed += n;
+    }
+    for (uint32_t s = e->follower_free; s != 0; s = e->followers[s - 1].next) {
+        assert(s <= e->n_followers_used);
+        struct wx_follower f = e->followers[s - 1];
+        f.next = 0;
+        assert(memcmp(&f, &empty, sizeof f) == 0);
+        assert(++free_slots <= e->n_followers_used); /* also stops a cycle */
+    }
+    assert(bound == e->n_followers);
+    assert(listed == bound); /* with the above: every bound follower is on exactly its list */
+    assert(bound + free_slots == e->n_followers_used);
+    assert(e->follower_ix.count == bound);
+}
+
+/* Every card is on exactly its holder's list, newest first. */
+static void check_holders(const struct wx_engine *e)
+{
+    uint32_t listed = 0;
+    for (uint32_t c = 0; c < e->n_customers; c++) {
+        uint32_t prev = UINT32_MAX;
+        for (uint32_t id = e->customers[c].cards; id != 0; id = e->cards[id - 1].next_of_holder) {
+            assert(id <= e->n_cards && id < prev);
+            assert(e->cards[id - 1].customer == c + 1);
+            prev = id;
+            listed++;
+        }
+    }
+    assert(listed == e->n_cards);
+}
+
 void wx_engine_check(const wx_engine_t *e)
 {
     int64_t *held = wx_calloc(e->n_accounts ? e->n_accounts : 1, sizeof *held);
@@ -324,5 +437,7 @@ void wx_engine_check(const wx_engine_t *e)
         assert(e->cards[i].customer >= 1 && e->cards[i].customer <= e->n_customers);
         assert(e->cards[i].status <= WX_CARD_CLOSED);
     }
+    check_holders(e);
+    check_followers(e);
     free(held);
 }

@@ -97,6 +97,7 @@ void wx_engine_stats(const wx_engine_t *e, struct wx_engine_stats *out)
     out->customers = e->n_customers;
     out->accounts = e->n_accounts;
     out->cards = e->n_cards;
+    out->followers = e->n_followers;
     out->records = e->live_records;
     out->open_holds = e->open_holds;
     out->last_seq = e->last_seq;
@@ -107,7 +108,8 @@ void wx_engine_stats(const wx_engine_t *e, struct wx_engine_stats *out)
         e->arena_cap + (size_t)e->cap_records * sizeof *e->records +
         (size_t)e->cap_heap * sizeof *e->heap +
         (e->short_fifo.cap + e->long_fifo.cap) * sizeof(uint32_t) + wx_index_bytes(&e->card_ix) +
-        wx_index_bytes(&e->customer_ix) + wx_index_bytes(&e->record_ix);
+        wx_index_bytes(&e->customer_ix) + wx_index_bytes(&e->record_ix) +
+        (size_t)e->cap_followers * sizeof *e->followers + wx_index_bytes(&e->follower_ix);
 }
 
 static bool results_equal(const struct wx_result *a, const struct wx_result *b)
@@ -172,6 +174,10 @@ static const char *const reason_names[WX_R_COUNT][2] = {
     [WX_R_INVALID_FIELD] = {"INVALID_FIELD", "malformed or missing field"},
     [WX_R_CAPACITY] = {"CAPACITY", "capacity limit reached"},
     [WX_R_BALANCE_OVERFLOW] = {"BALANCE_OVERFLOW", "balance would exceed its limit"},
+    [WX_R_FOLLOWER_LIMIT] = {"FOLLOWER_LIMIT",
+                             "customer already has the most WeChat followers bound"},
+    [WX_R_FOLLOWER_TAKEN] = {"FOLLOWER_TAKEN", "WeChat follower bound to another customer"},
+    [WX_R_FOLLOWER_NOT_BOUND] = {"FOLLOWER_NOT_BOUND", "WeChat follower not bound"},
 };
 
 const char *wx_reason_name(uint8_t reason)
@@ -203,6 +209,8 @@ const char *wx_cmd_kind_name(uint8_t kind)
         [WX_CMD_FEE] = "fee",
         [WX_CMD_INTEREST] = "interest",
         [WX_CMD_TICK] = "tick",
+        [WX_CMD_FOLLOWER_BIND] = "follower-bind",
+        [WX_CMD_FOLLOWER_UNBIND] = "follower-unbind",
     };
     return kind < WX_CMD_KIND_COUNT ? names[kind] : "unknown";
 }
@@ -212,4 +220,14 @@ const char *wx_card_status_name(uint8_t status)
     static const char *const names[] = {"not-activated", "active", "locked",
                                         "lost",          "stolen", "closed"};
     return status < sizeof names / sizeof names[0] ? names[status] : "unknown";
+}
+
+const char *wx_bind_via_name(uint8_t via)
+{
+    static const char *const names[] = {
+        [WX_BIND_STAFF] = "staff",
+        [WX_BIND_CARDHOLDER] = "cardholder",
+        [WX_BIND_UNSUBSCRIBED] = "unsubscribed",
+    };
+    return via < sizeof names / sizeof names[0] ? names[via] : "unknown";
 }

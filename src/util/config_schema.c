@@ -34,10 +34,12 @@ static int check_url(const char *v, char *why, size_t whylen);
 static int check_url_or_empty(const char *v, char *why, size_t whylen);
 static int check_aes_key(const char *v, char *why, size_t whylen);
 static int check_pan_key(const char *v, char *why, size_t whylen);
+static int check_gh_id(const char *v, char *why, size_t whylen);
 
 static const char *const dialects[] = {"ascii87", "ascii87b", "bcd87", NULL};
 static const char *const framings[] = {"len2", "ascii4", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const sandbox_modes[] = {"plain", "compat", "safe", NULL};
 
 #define STR(n, d, s)                                                                               \
     {                                                                                              \
@@ -90,8 +92,29 @@ const struct cfg_key wx_cfg_schema[] = {
     SECRET("wechat.secret", NULL, "WeChat AppSecret (secret; @FILE reads a file)"),
     SECRET("wechat.token", NULL, "WeChat webhook signature token (secret; @FILE reads a file)"),
     SECRET("wechat.aes_key", check_aes_key, "WeChat EncodingAESKey, 43 characters (secret)"),
+    STR("wechat.account", "",
+        "the account's original id (gh_...); when set, messages to another account get 400"),
+    INT("wechat.timestamp_skew_s", "300", 0, 86400,
+        "webhook requests signed further than this from now get 403 (0: not checked)"),
+    INT("wechat.dedup_entries", "262144", 16, WX_WECHAT_DEDUP_MAX,
+        "webhook messages remembered so that the platform's retries get the first answer"),
+    STR("wechat.menu", "", "JSON file of the account's menu (as menu/create takes it), "
+                           "pushed at start; empty: leave the menu alone"),
+    INT("wechat.dedup_ttl_s", "60", 20, 3600, "how long a webhook message is remembered"),
+    INT("wechat.reply_deadline_ms", "4500", 100, 4900,
+        "an answer not ready by then is \"success\" and follows as a customer-service message"),
     CHECKED("wechat.api_base", "https://api.weixin.qq.com", check_url,
             "WeChat platform API base URL (the sandbox's URL in demos)"),
+    LISTEN("sandbox.listen", "127.0.0.1:8090", "listener of a standalone sandbox (wxbank sandbox)"),
+    CHECKED("sandbox.webhook_url", "http://127.0.0.1:8080/wechat", check_url,
+            "the bank's webhook, where the sandbox's followers' messages go"),
+    ENUM("sandbox.mode", "safe", sandbox_modes,
+         "the sandbox account's message mode: plain, compat (both) or safe (AES)"),
+    CHECKED("sandbox.account", "gh_5b0a1d7e2c9f", check_gh_id,
+            "the sandbox account's original id (gh_...): ToUserName of every message"),
+    STR("sandbox.name", "微信银行 WX Bank", "the account's name at the top of the sandbox phone"),
+    INT("sandbox.webhook_timeout_ms", "5000", 50, 60000,
+        "the sandbox re-sends a message unanswered this long (the platform: 5000)"),
     CHECKED("sms.url", "", check_url_or_empty, "SMS gateway URL (empty: no SMS)"),
     SECRET("crypto.pan_key", check_pan_key,
            "AES-256 key for card numbers at rest, 64 hex (secret; empty: @<sqlite path>.key)"),
@@ -201,6 +224,21 @@ static int check_pan_key(const char *v, char *why, size_t whylen)
     wx_wipe(key, sizeof key);
     if (rc == 0) return 0;
     errf(why, whylen, "must be 64 hex characters (a 32-byte key), or empty");
+    return -1;
+}
+
+/* An Official Account's original id: "gh_" and up to 29 letters, digits, '_' or '-'. */
+static int check_gh_id(const char *v, char *why, size_t whylen)
+{
+    size_t len = strlen(v);
+    bool ok = strncmp(v, "gh_", 3) == 0 && len > 3 && len <= 32;
+    for (size_t i = 3; ok && i < len; i++) {
+        char c = v[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    if (ok) return 0;
+    errf(why, whylen, "must be gh_ followed by 1 to 29 letters, digits, '_' or '-'");
     return -1;
 }
 

@@ -79,6 +79,8 @@
 #define WX_WECHAT_QUERY_MAX       2048        /* the webhook's query string */
 #define WX_WECHAT_REPLY_MAX       (16u << 10) /* a passive reply, before encryption */
 #define WX_WECHAT_NEWS_MAX        8           /* articles in one news reply */
+#define WX_WECHAT_DEDUP_BYTES     (64u << 20) /* replies remembered for the platform's retries */
+#define WX_WECHAT_DEDUP_MAX       (1u << 24)  /* largest wechat.dedup_entries */
 
 /* HTTP (src/net): the shared listener for the webhook, ops API, metrics and sandbox. */
 #define WX_HTTP_HEADERS_MAX     (16u << 10) /* all request headers together */

@@ -1,7 +1,8 @@
 /*
  * test_cli.c - the real `wxbank` binary as bank staff use it: init, customers, card issue
- * and its one-time personalization output, masked display, status changes, accounts, seed,
- * verify, the demo, and configuration errors (exit 2 naming the key).
+ * and its one-time personalization output, masked display, status changes, accounts, WeChat
+ * followers (bind, unbind, list), seed, verify, the demo, and configuration errors (exit 2
+ * naming the key).
  *
  * Each test runs in a fresh temporary directory with WXBANK_DB_URL pointing into it.
  */
@@ -135,6 +136,109 @@ static void test_issue_show_and_lifecycle(void **state)
     assert_non_null(strstr(r.out, "verify: ok"));
 }
 
+/* Staff bind and unbind WeChat followers; every refusal exits 1 with a message saying why,
+ * bad arguments exit 2; the journal replays to the same state. */
+static void test_followers(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "init");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "customer add --name '张伟' --id-doc 110101199003074512 --mobile 13800138000");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "customer add --name 'Li Si' --id-doc 110101199003074513 --mobile 13800138001");
+    assert_int_equal(r.status, 0);
+
+    wxbank(&r, "bind oWx-7_abcDEF --customer 1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "oWx-7_abcDEF bound to customer 1 (张伟)"));
+    /* The same staff command again: an idempotent success. */
+    wxbank(&r, "bind oWx-7_abcDEF --customer 1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "already bound"));
+    /* Bound to someone else. */
+    wxbank(&r, "bind oWx-7_abcDEF --customer 2");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "already bound to customer 1"));
+    /* The limit: five per customer. */
+    for (int i = 1; i <= 5; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "bind oLi%d --customer 2", i);
+        wxbank(&r, args);
+        assert_int_equal(r.status, 0);
+    }
+    wxbank(&r, "bind oLi6 --customer 2");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "customer 2 already has 5 WeChat followers bound"));
+    /* Unknown customers, bad OpenIDs, missing arguments. */
+    wxbank(&r, "bind oLi6 --customer 3");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "customer 3 does not exist"));
+    wxbank(&r, "bind 'o Li' --customer 2");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "OPENID"));
+    wxbank(&r, "bind o0123456789012345678901234567890123456789012345678901234567890123 "
+               "--customer 2"); /* 65 characters */
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "bind oLi6");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--customer"));
+    wxbank(&r, "bind oLi6 --customer x");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "bind --customer 2");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "unbind");
+    assert_int_equal(r.status, 2);
+
+    /* The listing: everyone, or one customer, with names, times and who bound them. */
+    wxbank(&r, "followers");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "6 WeChat followers bound"));
+    assert_non_null(strstr(r.out, "oWx-7_abcDEF"));
+    assert_non_null(strstr(r.out, "张伟"));
+    assert_non_null(strstr(r.out, "staff"));
+    wxbank(&r, "followers --customer 2");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "customer 2: 5 of 5 WeChat followers bound"));
+    assert_null(strstr(r.out, "oWx-7_abcDEF"));
+    assert_non_null(strstr(r.out, "oLi1"));
+    assert_non_null(strstr(r.out, "oLi5"));
+    assert_true(strstr(r.out, "oLi1") < strstr(r.out, "oLi5")); /* oldest binding first */
+    wxbank(&r, "followers --customer 3");
+    assert_int_equal(r.status, 1);
+    wxbank(&r, "followers --customer 0");
+    assert_int_equal(r.status, 2);
+
+    /* Unbind: from the wrong customer, then from whichever, then once too often. */
+    wxbank(&r, "unbind oLi3 --customer 1");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "not bound to customer 1"));
+    wxbank(&r, "unbind oLi3 --key ops:unbind:1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "oLi3 unbound from customer 2 (Li Si)"));
+    wxbank(&r, "unbind oLi3");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "not bound to any customer"));
+    wxbank(&r, "unbind oNeverSeen");
+    assert_int_equal(r.status, 1);
+    /* A retry of the same request (its key) gets the first answer. */
+    wxbank(&r, "unbind oLi3 --key ops:unbind:1");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "done before"));
+    /* The freed place takes the sixth. */
+    wxbank(&r, "bind oLi6 --customer 2");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "followers --customer 2");
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, "oLi3"));
+    assert_non_null(strstr(r.out, "oLi6"));
+    assert_true(strstr(r.out, "oLi5") < strstr(r.out, "oLi6"));
+
+    wxbank(&r, "verify");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "verify: ok"));
+}
+
 static void test_bad_input_exits_2_naming_it(void **state)
 {
     (void)state;
@@ -222,9 +326,10 @@ static void test_demo_runs_and_verifies(void **state)
 {
     (void)state;
     struct run r;
-    wxbank(&r, "demo");
+    wxbank(&r, "demo --once");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "declined: insufficient credit"));
+    assert_non_null(strstr(r.out, "oWXB_demo_ZhangWei_00000001"));
     assert_non_null(strstr(r.out, "first answer again"));
     assert_non_null(strstr(r.out, "verify: ok"));
     /* No full card number anywhere in the demo's output. */
@@ -239,6 +344,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_issue_show_and_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_followers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_pans_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),

@@ -178,6 +178,17 @@ static inline void cmd_posting(struct wx_cmd *c, uint8_t kind, const char *key, 
     c->posting.code = kind == WX_CMD_REPAYMENT ? 0 : 7;
 }
 
+/* A follower bind or unbind (kind WX_CMD_FOLLOWER_BIND / WX_CMD_FOLLOWER_UNBIND). */
+static inline void cmd_follower(struct wx_cmd *c, uint8_t kind, const char *key, int64_t t,
+                                const char *openid, uint32_t customer, uint8_t via)
+{
+    cmd_init(c, kind, key, t);
+    assert_true(strlen(openid) <= WX_OPENID_MAX);
+    snprintf(c->follower.openid, sizeof c->follower.openid, "%s", openid);
+    c->follower.customer_id = customer;
+    c->follower.via = via;
+}
+
 /* The whole engine state as bytes (a snapshot in memory). Free m->p. */
 struct membuf {
     char *p;

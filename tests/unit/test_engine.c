@@ -6,8 +6,9 @@
  * (of holds and postings, partial, early, repeated), refunds, repayments, fees, interest,
  * limits and temporary limits, hold expiry by MCC, forgetting of idempotency records,
  * idempotency of every remembered kind, activation's idempotency on the card's own state,
- * refusal of bad input with no state change, and the row codec (round trip and rejection of
- * damaged rows).
+ * WeChat followers (bind, rebind, taken, the per-customer limit, unbind, OpenID validation,
+ * idempotency, snapshots), refusal of bad input with no state change, and the row codec
+ * (round trip and rejection of damaged rows).
  *
  * Every test runs on a fixture that journals each decided row; teardown replays the rows into
  * a fresh engine and through a snapshot and requires both to equal the live state, so every
@@ -21,6 +22,7 @@
 
 #include "core/codec.h"
 #include "core/engine.h"
+#include "core/engine_int.h" /* the follower table's slots, to see them reused */
 #include "engine_cmds.h"
 #include "util/limits.h"
 
@@ -1182,6 +1184,10 @@ static void mutate(struct wx_cmd *c)
     case WX_CMD_REFUND:
         c->follow.amount++;
         break;
+    case WX_CMD_FOLLOWER_BIND:
+    case WX_CMD_FOLLOWER_UNBIND:
+        c->follower.via ^= 1;
+        break;
     default:
         c->posting.code++;
         break;
@@ -1237,6 +1243,12 @@ static void test_idempotency_every_kind(void **state)
     idempotent(f, &c, WX_APPROVED);
     cmd_posting(&c, WX_CMD_INTEREST, "k-int", f->now, f->acct, 66);
     idempotent(f, &c, WX_APPROVED);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "k-bind", f->now, "oK", 1, WX_BIND_STAFF);
+    idempotent(f, &c, WX_APPROVED);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "k-unbind", f->now, "oK", 1, WX_BIND_STAFF);
+    idempotent(f, &c, WX_APPROVED);
+    struct wx_follower_view v;
+    assert_int_equal(wx_engine_follower(f->e, "oK", &v), -1);
     /* Every effect applied once: held 10000 + 100 - 4000 - 1000; posted 4000 - 1000 ... */
     assert_balances(f, 4000 - 1000 - 777 + 55 + 66, 10100 - 4000 - 1000);
 }
@@ -1304,6 +1316,426 @@ static void test_activation_natural_idempotency(void **state)
     cmd_status(&c, WX_CMD_CARD_ACTIVATE, "n-act", f->now, f->card_b + 1000, 0);
     refused(f, &c, WX_R_CARD_NOT_FOUND);
     assert_balances(f, 0, 1000);
+}
+
+/* ---- WeChat followers ---- */
+
+/* A follower as the engine shows it must be bound to `customer`. */
+static struct wx_follower_view follower(struct fx *f, const char *openid, uint32_t customer)
+{
+    struct wx_follower_view v;
+    if (wx_engine_follower(f->e, openid, &v) != 0) {
+        fail_msg("follower '%s' is not bound", openid);
+    }
+    assert_string_equal(v.openid, openid);
+    assert_int_equal(v.customer_id, customer);
+    return v;
+}
+
+static void not_bound(struct fx *f, const char *openid)
+{
+    struct wx_follower_view v;
+    assert_int_equal(wx_engine_follower(f->e, openid, &v), -1);
+}
+
+/* The customer's followers must be exactly `want`, oldest binding first. */
+static void followers_are(struct fx *f, uint32_t customer, const char *const *want, size_t n)
+{
+    struct wx_follower_view v[WX_FOLLOWERS_PER_CUSTOMER + 1];
+    size_t got = wx_engine_customer_followers(f->e, customer, v, WX_FOLLOWERS_PER_CUSTOMER + 1);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(v[i].openid, want[i]);
+        assert_int_equal(v[i].customer_id, customer);
+        assert_true(i == 0 || v[i].bound_at_ms >= v[i - 1].bound_at_ms);
+    }
+}
+
+/* Binds and requires an approval that was journaled. */
+static struct wx_result bind_ok(struct fx *f, const char *key, const char *openid,
+                                uint32_t customer)
+{
+    struct wx_cmd c;
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, key, f->now, openid, customer, WX_BIND_STAFF);
+    struct wx_result r = decided(f, &c, WX_APPROVED);
+    assert_int_equal(r.id, customer);
+    assert_int_equal(r.account_id, 0);
+    assert_int_equal(r.approval, 0);
+    return r;
+}
+
+/* The command must be approved as a repeat on the follower's own state: not journaled,
+ * numbered with the last seq, nothing changed. */
+static void bind_repeat(struct fx *f, const struct wx_cmd *c)
+{
+    struct membuf before, after;
+    struct wx_result res;
+    snap_mem(f->e, &before);
+    uint64_t last = wx_engine_last_seq(f->e);
+    assert_int_equal(run(f, c, &res), 0);
+    snap_mem(f->e, &after);
+    assert_int_equal(res.reason, WX_APPROVED);
+    assert_int_equal(res.repeat, 1);
+    assert_int_equal(res.journaled, 0);
+    assert_int_equal(res.seq, last);
+    assert_int_equal(res.id, c->follower.customer_id);
+    assert_true(snap_same(&before, &after));
+    free(before.p);
+    free(after.p);
+}
+
+static void test_follower_bind(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    struct wx_engine_stats st;
+    f->now += 1000;
+    struct wx_result first = bind_ok(f, "bind-1", "oAbc_12-3", 1);
+    struct wx_follower_view v = follower(f, "oAbc_12-3", 1);
+    assert_int_equal(v.bound_at_ms, f->now);
+    assert_int_equal(v.via, WX_BIND_STAFF);
+    const char *one[] = {"oAbc_12-3"};
+    followers_are(f, 1, one, 1);
+    followers_are(f, 2, NULL, 0);
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.followers, 1);
+    uint64_t records = st.records;
+
+    /* Bound already to the same customer, under any key, by anyone: a repeat. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-1-again", f->now + HOUR_MS, "oAbc_12-3", 1,
+                 WX_BIND_CARDHOLDER);
+    bind_repeat(f, &c);
+    assert_int_equal(follower(f, "oAbc_12-3", 1).via, WX_BIND_STAFF); /* the first binding */
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.records, records); /* nothing remembered for a repeat */
+    /* The first key, sent again: its first answer. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-1", f->now + HOUR_MS, "oAbc_12-3", 1,
+                 WX_BIND_STAFF);
+    repeated(f, &c, &first);
+
+    /* Bound to another customer. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-2", f->now, "oAbc_12-3", 2, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_TAKEN);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-2", f->now, "oAbc_12-3", 2, WX_BIND_CARDHOLDER);
+    refused(f, &c, WX_R_FOLLOWER_TAKEN);
+    /* Unknown customers. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", 3, WX_BIND_STAFF);
+    refused(f, &c, WX_R_CUSTOMER_NOT_FOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", 0, WX_BIND_STAFF);
+    refused(f, &c, WX_R_CUSTOMER_NOT_FOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", UINT32_MAX, WX_BIND_STAFF);
+    refused(f, &c, WX_R_CUSTOMER_NOT_FOUND);
+    /* "Unsubscribed" is a reason to unbind, never to bind; other values are not ours. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", 2, WX_BIND_UNSUBSCRIBED);
+    refused(f, &c, WX_R_INVALID_FIELD);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", 2, 3);
+    refused(f, &c, WX_R_INVALID_FIELD);
+    not_bound(f, "oOther");
+    /* By the cardholder. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bind-3", f->now, "oOther", 2, WX_BIND_CARDHOLDER);
+    decided(f, &c, WX_APPROVED);
+    assert_int_equal(follower(f, "oOther", 2).via, WX_BIND_CARDHOLDER);
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.followers, 2);
+    /* Every reason and kind has a name. */
+    for (int r = 0; r < WX_R_COUNT; r++) {
+        assert_non_null(wx_reason_name((uint8_t)r));
+        assert_non_null(wx_reason_str((uint8_t)r));
+    }
+    for (int k = 0; k < WX_CMD_KIND_COUNT; k++) {
+        assert_non_null(wx_cmd_kind_name((uint8_t)k));
+    }
+    assert_string_equal(wx_reason_name(WX_R_FOLLOWER_NOT_BOUND), "FOLLOWER_NOT_BOUND");
+    assert_string_equal(wx_cmd_kind_name(WX_CMD_FOLLOWER_UNBIND), "follower-unbind");
+    assert_string_equal(wx_bind_via_name(WX_BIND_UNSUBSCRIBED), "unsubscribed");
+    assert_string_equal(wx_bind_via_name(3), "unknown");
+}
+
+static void test_follower_limit(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    const char *ids[] = {"o1", "o2", "o3", "o4", "o5", "o6"};
+    _Static_assert(WX_FOLLOWERS_PER_CUSTOMER == 5, "this test binds one more than 5");
+    for (int i = 0; i < WX_FOLLOWERS_PER_CUSTOMER; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "lim-%d", i);
+        f->now += 1000;
+        bind_ok(f, key, ids[i], 1);
+    }
+    followers_are(f, 1, ids, 5);
+    /* The 6th is one too many, for this customer only. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "lim-5", f->now, "o6", 1, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_LIMIT);
+    not_bound(f, "o6");
+    /* A repeat of a bound one is still a repeat, not over the limit. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "lim-again", f->now, "o3", 1, WX_BIND_STAFF);
+    bind_repeat(f, &c);
+    bind_ok(f, "lim-other", "o7", 2);
+
+    /* The views: all of them, or the first `cap`. */
+    struct wx_follower_view v[2];
+    assert_int_equal(wx_engine_customer_followers(f->e, 1, v, 2), 5);
+    assert_string_equal(v[0].openid, "o1");
+    assert_string_equal(v[1].openid, "o2");
+    assert_int_equal(wx_engine_customer_followers(f->e, 1, NULL, 0), 5);
+    assert_int_equal(wx_engine_customer_followers(f->e, 0, v, 2), 0);
+    assert_int_equal(wx_engine_customer_followers(f->e, 3, v, 2), 0);
+
+    /* Unbinding one makes room; the newcomer goes last. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "lim-unbind", f->now, "o2", 1, WX_BIND_STAFF);
+    decided(f, &c, WX_APPROVED);
+    f->now += 1000;
+    bind_ok(f, "lim-5b", "o6", 1);
+    const char *now_bound[] = {"o1", "o3", "o4", "o5", "o6"};
+    followers_are(f, 1, now_bound, 5);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "lim-6", f->now, "o2", 1, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_LIMIT);
+    /* Unbinding the first and the last keeps the others in order. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "lim-u1", f->now, "o1", 0, WX_BIND_STAFF);
+    decided(f, &c, WX_APPROVED);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "lim-u6", f->now, "o6", 1, WX_BIND_UNSUBSCRIBED);
+    decided(f, &c, WX_APPROVED);
+    const char *middle[] = {"o3", "o4", "o5"};
+    followers_are(f, 1, middle, 3);
+    const char *other[] = {"o7"};
+    followers_are(f, 2, other, 1);
+}
+
+static void test_follower_unbind(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    struct wx_engine_stats st;
+    bind_ok(f, "u-a", "oA", 1);
+    bind_ok(f, "u-b", "oB", 1);
+    bind_ok(f, "u-c", "oC", 2);
+    /* Named with the wrong customer, or one that does not exist. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u1", f->now, "oB", 2, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_NOT_BOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u1", f->now, "oB", 99, WX_BIND_STAFF);
+    refused(f, &c, WX_R_CUSTOMER_NOT_FOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u1", f->now, "oB", 0, 3);
+    refused(f, &c, WX_R_INVALID_FIELD);
+    /* Customer 0: whichever it is bound to. The answer names the customer. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u1", f->now, "oB", 0, WX_BIND_STAFF);
+    struct wx_result r = decided(f, &c, WX_APPROVED);
+    assert_int_equal(r.id, 1);
+    assert_int_equal(r.account_id, 0);
+    not_bound(f, "oB");
+    /* Not bound any more, or never. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u2", f->now, "oB", 0, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_NOT_BOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u2", f->now, "oB", 1, WX_BIND_STAFF);
+    refused(f, &c, WX_R_FOLLOWER_NOT_BOUND);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u2", f->now, "oNobody", 0, WX_BIND_UNSUBSCRIBED);
+    refused(f, &c, WX_R_FOLLOWER_NOT_BOUND);
+    /* The follower unfollowed the account; or the cardholder unbinds on the web. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u3", f->now, "oA", 1, WX_BIND_UNSUBSCRIBED);
+    assert_int_equal(decided(f, &c, WX_APPROVED).id, 1);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "u4", f->now, "oC", 2, WX_BIND_CARDHOLDER);
+    assert_int_equal(decided(f, &c, WX_APPROVED).id, 2);
+    followers_are(f, 1, NULL, 0);
+    followers_are(f, 2, NULL, 0);
+    wx_engine_stats(f->e, &st);
+    assert_int_equal(st.followers, 0);
+    /* An unbound OpenID is free for anyone; the freed slots are reused. */
+    assert_int_equal(f->e->n_followers_used, 3);
+    bind_ok(f, "u-b2", "oB", 2);
+    bind_ok(f, "u-a2", "oA", 2);
+    const char *two[] = {"oB", "oA"};
+    followers_are(f, 2, two, 2);
+    assert_int_equal(f->e->n_followers_used, 3);
+    assert_int_equal(f->e->n_followers, 2);
+}
+
+static void test_follower_invalid_openid(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    char longest[WX_OPENID_MAX + 1];
+    memset(longest, 'x', WX_OPENID_MAX);
+    longest[WX_OPENID_MAX] = '\0';
+    static const char *const bad[] = {"",     "o A", "o/A",          "o.A", "oA\n", "+oA",
+                                      "o\tA", "oA=", "\xe4\xb8\xad", "o:A", "o%41"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(wx_openid_valid(bad[i]));
+        for (uint8_t kind = WX_CMD_FOLLOWER_BIND; kind <= WX_CMD_FOLLOWER_UNBIND; kind++) {
+            cmd_follower(&c, kind, "bad", f->now, bad[i], 1, WX_BIND_STAFF);
+            refused(f, &c, WX_R_INVALID_FIELD);
+        }
+        not_bound(f, bad[i]);
+    }
+    /* Longer than WX_OPENID_MAX: the buffer holds no NUL, and it is not read past. */
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "bad", f->now, "o", 1, WX_BIND_STAFF);
+    memset(c.follower.openid, 'x', sizeof c.follower.openid);
+    refused(f, &c, WX_R_INVALID_FIELD);
+    c.kind = WX_CMD_FOLLOWER_UNBIND;
+    refused(f, &c, WX_R_INVALID_FIELD);
+    assert_false(wx_openid_valid(c.follower.openid));
+    /* Exactly WX_OPENID_MAX, and the shortest, are fine. */
+    assert_true(wx_openid_valid(longest));
+    assert_true(wx_openid_valid("o"));
+    assert_true(wx_openid_valid("oAbCdEfGhIjKlMnOpQrStUvWxYz0_-"));
+    bind_ok(f, "long", longest, 1);
+    assert_int_equal(strlen(follower(f, longest, 1).openid), WX_OPENID_MAX);
+    bind_ok(f, "short", "o", 1);
+    /* OpenIDs are case-sensitive. */
+    bind_ok(f, "upper", "O", 2);
+    follower(f, "o", 1);
+    follower(f, "O", 2);
+}
+
+/* A key's first answer comes back even after the state has moved on: a late retry of an old
+ * unbind does not undo a newer binding. After idempotency_hours the key is forgotten. */
+static void test_follower_idempotency(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd bind, unbind, c;
+    cmd_follower(&bind, WX_CMD_FOLLOWER_BIND, "wx-bind", f->now, "oA", 1, WX_BIND_CARDHOLDER);
+    struct wx_result first_bind = decided(f, &bind, WX_APPROVED);
+    cmd_follower(&unbind, WX_CMD_FOLLOWER_UNBIND, "wx-unsub", f->now, "oA", 0,
+                 WX_BIND_UNSUBSCRIBED);
+    struct wx_result first_unbind = decided(f, &unbind, WX_APPROVED);
+    assert_int_equal(first_unbind.id, 1);
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "wx-bind-2", f->now, "oA", 2, WX_BIND_CARDHOLDER);
+    decided(f, &c, WX_APPROVED);
+    /* Both old keys again: their first answers; oA stays with customer 2. */
+    unbind.time_ms += HOUR_MS;
+    repeated(f, &unbind, &first_unbind);
+    bind.time_ms += HOUR_MS;
+    repeated(f, &bind, &first_bind);
+    follower(f, "oA", 2);
+    /* A known key with other content. */
+    c = bind;
+    c.follower.customer_id = 2;
+    refused(f, &c, WX_R_DUPLICATE_MISMATCH);
+    c = unbind;
+    c.kind = WX_CMD_FOLLOWER_BIND;
+    refused(f, &c, WX_R_DUPLICATE_MISMATCH);
+    /* Forgotten after idempotency_hours: decided anew on today's state. */
+    int64_t keep = (int64_t)f->cfg.idempotency_hours * HOUR_MS;
+    tick(f, "t1", T0_MS + keep, 1);
+    bind.time_ms = T0_MS + keep;
+    refused(f, &bind, WX_R_FOLLOWER_TAKEN);
+    unbind.time_ms = T0_MS + keep;
+    struct wx_result again = decided(f, &unbind, WX_APPROVED);
+    assert_int_equal(again.id, 2);
+    not_bound(f, "oA");
+}
+
+/* Followers survive a snapshot and a replay (as every test's teardown also checks), and a
+ * snapshot of the previous format is refused. */
+static void test_follower_snapshot(void **state)
+{
+    struct fx *f = *state;
+    struct wx_cmd c;
+    char diff[256], err[256];
+    bind_ok(f, "s1", "oA", 1);
+    bind_ok(f, "s2", "oB", 1);
+    bind_ok(f, "s3", "oC", 2);
+    f->now += 1000;
+    bind_ok(f, "s4", "oD", 1);
+    cmd_follower(&c, WX_CMD_FOLLOWER_UNBIND, "s5", f->now, "oB", 0, WX_BIND_STAFF);
+    decided(f, &c, WX_APPROVED); /* leaves a free slot */
+    wx_engine_t *copies[2];
+    copies[0] = engine_clone(f->e, &f->cfg);
+    copies[1] = wx_engine_new(&f->cfg);
+    for (size_t i = 0; i < f->n_rows; i++) {
+        assert_int_equal(wx_engine_replay(copies[1], f->rows[i].seq, f->rows[i].buf, f->rows[i].len,
+                                          err, sizeof err),
+                         0);
+    }
+    for (int k = 0; k < 2; k++) {
+        wx_engine_t *e = copies[k];
+        wx_engine_check(e);
+        assert_int_equal(wx_engine_compare(f->e, e, diff, sizeof diff), 0);
+        struct wx_follower_view a, b;
+        assert_int_equal(wx_engine_follower(e, "oD", &a), 0);
+        assert_int_equal(wx_engine_follower(f->e, "oD", &b), 0);
+        assert_memory_equal(&a, &b, sizeof a);
+        assert_int_equal(wx_engine_follower(e, "oB", &a), -1);
+        struct wx_follower_view v[WX_FOLLOWERS_PER_CUSTOMER];
+        assert_int_equal(wx_engine_customer_followers(e, 1, v, WX_FOLLOWERS_PER_CUSTOMER), 2);
+        assert_string_equal(v[0].openid, "oA");
+        assert_string_equal(v[1].openid, "oD");
+        /* The copy decides the next binding as the live engine does: into the freed slot. */
+        struct wx_result r1, r2;
+        struct wx_row row1, row2;
+        cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "s6", f->now, "oE", 2, WX_BIND_STAFF);
+        assert_int_equal(wx_engine_apply(e, &c, &r1, &row1), 1);
+        wx_engine_t *live = engine_clone(f->e, &f->cfg);
+        assert_int_equal(wx_engine_apply(live, &c, &r2, &row2), 1);
+        assert_int_equal(row1.len, row2.len);
+        assert_memory_equal(row1.buf, row2.buf, row1.len);
+        assert_int_equal(wx_engine_compare(live, e, diff, sizeof diff), 0);
+        wx_engine_free(live);
+        /* ... and compare sees a follower that differs, all else being equal. */
+        live = engine_clone(f->e, &f->cfg);
+        cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "s6", f->now, "oF", 2, WX_BIND_STAFF);
+        assert_int_equal(wx_engine_apply(live, &c, &r2, &row2), 1);
+        assert_int_equal(wx_engine_compare(live, e, diff, sizeof diff), 1);
+        assert_non_null(strstr(diff, "follower slot"));
+        wx_engine_free(live);
+        wx_engine_free(e);
+    }
+    /* The previous format (magic WXENG001) is refused, not misread. */
+    struct membuf m;
+    snap_mem(f->e, &m);
+    assert_memory_equal(m.p, "WXENG002", 8);
+    m.p[7] = '1';
+    wx_engine_t *e = wx_engine_new(&f->cfg);
+    FILE *in = fmemopen(m.p, m.n, "rb");
+    assert_int_equal(wx_engine_load(e, in, err, sizeof err), -1);
+    assert_non_null(strstr(err, "snapshot"));
+    fclose(in);
+    wx_engine_free(e);
+    free(m.p);
+}
+
+static void test_codec_follower_rejects(void **state)
+{
+    (void)state;
+    struct wx_cmd c, got;
+    struct wx_result res = {0}, got_res;
+    uint8_t buf[WX_ROW_MAX], bad[WX_ROW_MAX + 8];
+    size_t body_off, body_len;
+    cmd_follower(&c, WX_CMD_FOLLOWER_BIND, "k", 1, "oAbc", 7, WX_BIND_STAFF);
+    size_t head = wx_cmd_encode_head(&c, buf, sizeof buf, &body_off, &body_len);
+    assert_true(head > 0);
+    size_t len = wx_row_encode(&c, &res, buf, sizeof buf);
+    assert_int_equal(buf[body_off], 4);
+    assert_int_equal(wx_row_decode(buf, len, &got, &got_res), 0);
+    assert_string_equal(got.follower.openid, "oAbc");
+    assert_int_equal(got.follower.customer_id, 7);
+    /* An OpenID longer than WX_OPENID_MAX. */
+    size_t n = body_off;
+    memcpy(bad, buf, body_off);
+    bad[n++] = WX_OPENID_MAX + 1;
+    memset(bad + n, 'o', WX_OPENID_MAX + 1);
+    n += WX_OPENID_MAX + 1;
+    memcpy(bad + n, buf + body_off + 5, len - body_off - 5);
+    n += len - body_off - 5;
+    assert_int_equal(wx_row_decode(bad, n, &got, &got_res), -1);
+    /* Exactly WX_OPENID_MAX decodes. */
+    n = body_off;
+    bad[n++] = WX_OPENID_MAX;
+    memset(bad + n, 'o', WX_OPENID_MAX);
+    n += WX_OPENID_MAX;
+    memcpy(bad + n, buf + body_off + 5, len - body_off - 5);
+    n += len - body_off - 5;
+    assert_int_equal(wx_row_decode(bad, n, &got, &got_res), 0);
+    assert_int_equal(strlen(got.follower.openid), WX_OPENID_MAX);
+    /* An embedded NUL. */
+    memcpy(bad, buf, len);
+    bad[body_off + 2] = 0;
+    assert_int_equal(wx_row_decode(bad, len, &got, &got_res), -1);
+    /* A customer id beyond 32 bits (varint of 2^32). */
+    memcpy(bad, buf, body_off + 5);
+    static const uint8_t big[] = {0x80, 0x80, 0x80, 0x80, 0x10};
+    memcpy(bad + body_off + 5, big, sizeof big);
+    memcpy(bad + body_off + 5 + sizeof big, buf + body_off + 6, len - body_off - 6);
+    assert_int_equal(wx_row_decode(bad, len + sizeof big - 1, &got, &got_res), -1);
 }
 
 /* ---- bad input ---- */
@@ -1472,6 +1904,12 @@ static int codec_cmds(struct wx_cmd *out)
     cmd_posting(&out[n++], WX_CMD_INTEREST, "p", T0_MS, 1, 3);
     out[n - 1].posting.code = UINT16_MAX;
     cmd_init(&out[n++], WX_CMD_TICK, "tick", 0);
+    char longest[WX_OPENID_MAX + 1];
+    memset(longest, 'o', WX_OPENID_MAX);
+    longest[WX_OPENID_MAX] = '\0';
+    cmd_follower(&out[n++], WX_CMD_FOLLOWER_BIND, "fb", T0_MS, longest, UINT32_MAX,
+                 WX_BIND_CARDHOLDER);
+    cmd_follower(&out[n++], WX_CMD_FOLLOWER_UNBIND, "fu", T0_MS, "oA-_9", 0, WX_BIND_UNSUBSCRIBED);
     return n;
 }
 
@@ -1634,11 +2072,18 @@ int main(void)
         T(test_forgetting),
         T(test_idempotency_every_kind),
         T(test_activation_natural_idempotency),
+        T(test_follower_bind),
+        T(test_follower_limit),
+        T(test_follower_unbind),
+        T(test_follower_invalid_openid),
+        T(test_follower_idempotency),
+        T(test_follower_snapshot),
         T(test_bad_input),
         T(test_balance_floor),
         T(test_snapshot_refuses_other_settings),
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_rejects),
+        cmocka_unit_test(test_codec_follower_rejects),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,23 +8,24 @@
  * balance inquiries, hotel/airline/car-rental MCCs), increments, captures (full, partial,
  * final, within and beyond the tolerance, force posts, after expiry), reversals (of holds and
  * postings, partial, before their original), refunds, repayments, fees, interest, limits,
- * status changes, new customers and cards, ticks, exact repeats of old keys, old keys with
- * other content, and invalid commands; time advances irregularly and some commands arrive
- * late.
+ * status changes, new customers and cards, WeChat follower binds and unbinds (taken
+ * OpenIDs, full customers, bound pairs again, wrong customers), ticks, exact repeats of old
+ * keys, old keys with other content, and invalid commands; time advances irregularly and
+ * some commands arrive late.
  *
  * The model below is written from the engine's contract, not from its code: per account the
  * limit, temporary limit, posted and held; per key the first answer and what it holds or
- * posted; the two retention queues and the hold expiries. Customers, cards and activations
- * are not remembered by key: they are idempotent on the ID document, the card number and the
- * card's own state. Before each command the model predicts the whole answer (journaled or
- * not, reason, ids, amount, available); the engine must give exactly that. On top of that it
- * asserts: repeats return the first answer (an activation's, the card and the last seq),
- * refusals change nothing (last seq always, the full snapshot on every 50th; activation
- * repeats the full snapshot always), no hold is captured beyond total * (1 + tolerance),
- * available = limit + temp - posted - held for every touched account, and wx_engine_check
- * every 1000 commands. At the end the journal is replayed into a fresh engine, and a
- * midpoint snapshot plus the rest of the journal is replayed into another: both must equal
- * the live engine.
+ * posted; the two retention queues and the hold expiries; per OpenID its customer.
+ * Customers, cards and activations are not remembered by key: they are idempotent on the ID
+ * document, the card number and the card's own state (follower binds are both). Before each command
+ * the model predicts the whole answer (journaled or not, reason, ids, amount, available); the
+ * engine must give exactly that. On top of that it asserts: repeats return the first answer (an
+ * activation's, the card and the last seq), refusals change nothing (last seq always, the full
+ * snapshot on every 50th; activation repeats the full snapshot always), no hold is captured beyond
+ * total * (1 + tolerance), available = limit + temp - posted - held for every touched account, and
+ * wx_engine_check every 1000 commands. At the end the journal is replayed into a fresh engine, and
+ * a midpoint snapshot plus the rest of the journal is replayed into another: both must equal the
+ * live engine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,6 +51,8 @@
 #define CHECK_EVERY      1000 /* wx_engine_check and a full model comparison */
 #define SNAPSHOT_EVERY   50   /* full before/after snapshot on every n-th refusal */
 #define UNKNOWN_REF_SEED 900000000u
+#define N_OPENIDS        300 /* WeChat followers the run binds and unbinds */
+#define FOLLOWED         40  /* customers they bind to: few, so that the limit is reached */
 
 /* ---- the model ---- */
 
@@ -85,6 +88,14 @@ struct m_rec {
     int64_t settled, expires; /* hold only */
 };
 
+/* A WeChat follower: bound to a customer or not. */
+struct m_follower {
+    uint32_t customer; /* 0 when not bound */
+    int64_t bound_at;
+    uint8_t via;
+    uint64_t order; /* binding order: a customer's followers are listed by it */
+};
+
 struct m_expiry {
     int64_t at;
     uint32_t key;
@@ -104,6 +115,8 @@ struct model {
     size_t short_head, short_tail, long_head, long_tail;
     struct m_expiry exp[MAX_KEYS];
     size_t n_exp;
+    struct m_follower followers[N_OPENIDS]; /* by OpenID number: see openid_of */
+    uint64_t bind_order;
 };
 
 /* The answer the model expects. */
@@ -145,6 +158,7 @@ struct ctx {
     /* Counters for the report. */
     unsigned long n_refused, n_repeats, n_journaled, by_reason[WX_R_COUNT];
     unsigned long n_activation_repeats, n_activation_refused;
+    unsigned long n_follower_repeats, n_binds, n_unbinds;
 };
 
 static uint64_t rnd(struct ctx *x)
@@ -836,6 +850,103 @@ static void d_posting(struct dec *d)
     }
 }
 
+/* OpenID number n: 28 characters like WeChat's, every 7th the longest allowed. */
+static void openid_of(uint32_t n, char out[WX_OPENID_MAX + 1])
+{
+    int len = snprintf(out, WX_OPENID_MAX + 1, "o%05u-AbCdEfGhIjKlMn_OpQrSt", n);
+    assert_int_equal(len, 28);
+    if (n % 7 == 0) {
+        memset(out + len, 'z', WX_OPENID_MAX - (size_t)len);
+        out[WX_OPENID_MAX] = '\0';
+    }
+}
+
+/* The model's own reading of the contract: 1..WX_OPENID_MAX of [A-Za-z0-9_-]. */
+static bool m_openid_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= WX_OPENID_MAX &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* The follower of a valid OpenID of the run; NULL for any other valid OpenID. */
+static struct m_follower *m_follower_of(struct model *m, const char *openid)
+{
+    for (uint32_t n = 0; n < N_OPENIDS; n++) {
+        char s[WX_OPENID_MAX + 1];
+        openid_of(n, s);
+        if (strcmp(s, openid) == 0) {
+            return &m->followers[n];
+        }
+    }
+    return NULL;
+}
+
+static uint32_t m_followers_of(const struct model *m, uint32_t customer)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < N_OPENIDS; i++) {
+        n += m->followers[i].customer == customer;
+    }
+    return n;
+}
+
+static void d_follower(struct dec *d)
+{
+    struct model *m = d->x->m;
+    const struct wx_cmd *c = d->c;
+    bool bind = c->kind == WX_CMD_FOLLOWER_BIND;
+    uint32_t customer = c->follower.customer_id;
+    uint8_t via_max = bind ? WX_BIND_CARDHOLDER : WX_BIND_UNSUBSCRIBED;
+    if (!m_openid_valid(c->follower.openid) || c->follower.via > via_max) {
+        refuse(d, WX_R_INVALID_FIELD);
+        return;
+    }
+    if ((bind && customer == 0) || customer > m->n_customers) {
+        refuse(d, WX_R_CUSTOMER_NOT_FOUND);
+        return;
+    }
+    struct m_follower *f = m_follower_of(m, c->follower.openid);
+    uint32_t bound = f != NULL ? f->customer : 0;
+    if (!bind) {
+        if (bound == 0 || (customer != 0 && bound != customer)) {
+            refuse(d, WX_R_FOLLOWER_NOT_BOUND);
+            return;
+        }
+        journal(d, WX_APPROVED, bound, 0, 0);
+        if (d->got != NULL) {
+            memset(f, 0, sizeof *f);
+            remember(d, M_ANSWER, 0);
+        }
+        return;
+    }
+    if (bound != 0 && bound != customer) {
+        refuse(d, WX_R_FOLLOWER_TAKEN);
+        return;
+    }
+    if (bound == customer) {
+        refuse(d, WX_APPROVED); /* bound already: a repeat, whatever the key */
+        d->w->res.repeat = 1;
+        d->w->res.id = customer;
+        d->w->res.seq = wx_engine_last_seq(d->x->e);
+        return;
+    }
+    if (m_followers_of(m, customer) >= WX_FOLLOWERS_PER_CUSTOMER) {
+        refuse(d, WX_R_FOLLOWER_LIMIT);
+        return;
+    }
+    assert_non_null(f); /* the run binds its own OpenIDs only */
+    journal(d, WX_APPROVED, customer, 0, 0);
+    if (d->got != NULL) {
+        f->customer = customer;
+        f->bound_at = d->now;
+        f->via = c->follower.via;
+        f->order = ++m->bind_order;
+        remember(d, M_ANSWER, 0);
+    }
+}
+
 /* How many records a tick at `now` forgets from one queue (after expiring due holds). */
 static size_t forget_count(const struct model *m, const uint32_t *q, size_t head, size_t tail,
                            int64_t keep, int64_t now)
@@ -961,6 +1072,10 @@ static void decide(struct ctx *x, const struct wx_cmd *c, struct want *w,
     case WX_CMD_TICK:
         d_tick(&d);
         break;
+    case WX_CMD_FOLLOWER_BIND:
+    case WX_CMD_FOLLOWER_UNBIND:
+        d_follower(&d);
+        break;
     default:
         d_posting(&d);
         break;
@@ -1047,6 +1162,44 @@ static void check_account(struct ctx *x, uint32_t id)
     }
 }
 
+/* Every OpenID's binding, and every followed customer's list in binding order. */
+static void check_followers(struct ctx *x)
+{
+    const struct model *m = x->m;
+    uint32_t bound = 0;
+    for (uint32_t n = 0; n < N_OPENIDS; n++) {
+        char openid[WX_OPENID_MAX + 1];
+        struct wx_follower_view v;
+        const struct m_follower *f = &m->followers[n];
+        openid_of(n, openid);
+        int rc = wx_engine_follower(x->e, openid, &v);
+        if (f->customer == 0) {
+            assert_int_equal(rc, -1);
+            continue;
+        }
+        bound++;
+        assert_int_equal(rc, 0);
+        assert_string_equal(v.openid, openid);
+        assert_int_equal(v.customer_id, f->customer);
+        assert_int_equal(v.bound_at_ms, f->bound_at);
+        assert_int_equal(v.via, f->via);
+    }
+    struct wx_engine_stats st;
+    wx_engine_stats(x->e, &st);
+    assert_int_equal(st.followers, bound);
+    for (uint32_t c = 1; c <= FOLLOWED + 1 && c <= m->n_customers; c++) {
+        struct wx_follower_view v[WX_FOLLOWERS_PER_CUSTOMER];
+        size_t n = wx_engine_customer_followers(x->e, c, v, WX_FOLLOWERS_PER_CUSTOMER);
+        assert_int_equal(n, m_followers_of(m, c));
+        for (size_t i = 0; i < n; i++) {
+            const struct m_follower *f = m_follower_of(x->m, v[i].openid);
+            assert_non_null(f);
+            assert_int_equal(f->customer, c);
+            assert_true(i == 0 || f->order > m_follower_of(x->m, v[i - 1].openid)->order);
+        }
+    }
+}
+
 static void check_all(struct ctx *x)
 {
     wx_engine_check(x->e);
@@ -1065,6 +1218,7 @@ static void check_all(struct ctx *x)
         assert_int_equal(v.status, x->m->cards[i].status);
         assert_int_equal(v.account_id, x->m->cards[i].account);
     }
+    check_followers(x);
 }
 
 /* Sends one command to the engine and the model, and checks the answer. */
@@ -1075,10 +1229,12 @@ static struct wx_result send(struct ctx *x, const struct wx_cmd *c)
     struct wx_row row;
     struct membuf before = {0}, after = {0};
     decide(x, c, &w, NULL);
-    /* Refusals are sampled; repeats of activations, answered from the card, always. */
+    /* Refusals are sampled; repeats of activations, answered from the card, and of binds of
+     * a bound pair, always. */
     bool activation_repeat = w.res.repeat && c->kind == WX_CMD_CARD_ACTIVATE;
-    bool sample =
-        w.rc == 0 && (activation_repeat || (!w.res.repeat && ++x->n_refused % SNAPSHOT_EVERY == 0));
+    bool follower_repeat = w.res.repeat && !w.res.journaled && c->kind == WX_CMD_FOLLOWER_BIND;
+    bool sample = w.rc == 0 && (activation_repeat || follower_repeat ||
+                                (!w.res.repeat && ++x->n_refused % SNAPSHOT_EVERY == 0));
     if (sample) {
         snap_mem(x->e, &before);
     }
@@ -1088,6 +1244,8 @@ static struct wx_result send(struct ctx *x, const struct wx_cmd *c)
     x->by_reason[r.reason < WX_R_COUNT ? r.reason : 0]++;
     if (rc == 1) {
         x->n_journaled++;
+        x->n_binds += c->kind == WX_CMD_FOLLOWER_BIND;
+        x->n_unbinds += c->kind == WX_CMD_FOLLOWER_UNBIND;
         assert_int_equal(row.seq, seq + 1);
         keep_row(x, &row);
         decide(x, c, &w, &r);
@@ -1098,6 +1256,7 @@ static struct wx_result send(struct ctx *x, const struct wx_cmd *c)
         assert_int_equal(wx_engine_last_seq(x->e), seq);
         x->n_repeats += r.repeat;
         x->n_activation_repeats += activation_repeat;
+        x->n_follower_repeats += follower_repeat;
         x->n_activation_refused +=
             c->kind == WX_CMD_CARD_ACTIVATE && r.reason == WX_R_INVALID_STATUS;
     }
@@ -1419,6 +1578,10 @@ static void gen_repeat(struct ctx *x, struct wx_cmd *c)
         case WX_CMD_CARD_STATUS:
             c->card_status.status ^= 1;
             break;
+        case WX_CMD_FOLLOWER_BIND:
+        case WX_CMD_FOLLOWER_UNBIND:
+            c->follower.via ^= 1;
+            break;
         default:
             c->posting.code++;
             break;
@@ -1474,6 +1637,50 @@ static void gen_invalid(struct ctx *x, struct wx_cmd *c)
     }
 }
 
+/* Binds and unbinds of the run's OpenIDs to a few customers, so that OpenIDs are taken and
+ * customers reach the limit; sometimes a bound pair again, a wrong or unknown customer, a
+ * malformed OpenID or an out-of-range `via`. */
+static void gen_follower(struct ctx *x, struct wx_cmd *c)
+{
+    static const char *const bad[] = {"", "o 1", "o.1", "o/1", "\xe5\xbe\xae"};
+    uint32_t n = (uint32_t)below(x, N_OPENIDS);
+    char openid[WX_OPENID_MAX + 1];
+    openid_of(n, openid);
+    const struct m_follower *f = &x->m->followers[n];
+    uint32_t customer = 1 + (uint32_t)below(x, FOLLOWED);
+    unsigned r = (unsigned)below(x, 100);
+    if (r < 55) {
+        if (r < 8 && f->customer != 0) {
+            customer = f->customer; /* a bound pair again */
+        }
+        uint8_t via = chance(x, 150) ? WX_BIND_CARDHOLDER : WX_BIND_STAFF;
+        cmd_follower(c, WX_CMD_FOLLOWER_BIND, "k", cmd_time(x), openid, customer, via);
+    } else if (r < 95) {
+        if (r < 80) {
+            customer = 0; /* whichever */
+        } else if (r < 88 && f->customer != 0) {
+            customer = f->customer;
+        }
+        uint8_t via = (uint8_t)below(x, 3);
+        cmd_follower(c, WX_CMD_FOLLOWER_UNBIND, "k", cmd_time(x), openid, customer, via);
+    } else {
+        uint8_t kind = chance(x, 500) ? WX_CMD_FOLLOWER_BIND : WX_CMD_FOLLOWER_UNBIND;
+        cmd_follower(c, kind, "k", cmd_time(x), openid, customer, WX_BIND_STAFF);
+        switch (below(x, 3)) {
+        case 0:
+            snprintf(c->follower.openid, sizeof c->follower.openid, "%s", bad[below(x, 5)]);
+            break;
+        case 1:
+            c->follower.via = (uint8_t)(2 + below(x, 3));
+            break;
+        default:
+            c->follower.customer_id = x->m->n_customers + 1 + (uint32_t)below(x, 10);
+            break;
+        }
+    }
+    fresh_key(x, c);
+}
+
 static void gen_tick(struct ctx *x, struct wx_cmd *c)
 {
     if (chance(x, 5)) {
@@ -1493,8 +1700,10 @@ static void one_random_command(struct ctx *x)
         c = x->pending[i];
         x->pending[i] = x->pending[--x->n_pending]; /* order does not matter */
         c.time_ms = cmd_time(x);
-    } else if (r < 300 || r >= 980) {
+    } else if (r < 280 || r >= 980) {
         gen_authorize(x, &c);
+    } else if (r < 300) {
+        gen_follower(x, &c);
     } else if (r < 350) {
         gen_increment(x, &c);
     } else if (r < 550) {
@@ -1647,6 +1856,8 @@ static void test_engine_random(void **state)
            (double)(x->m->now - T0_MS) / DAY_MS);
     printf("test_engine_random: activations: %lu repeats, %lu refused\n", x->n_activation_repeats,
            x->n_activation_refused);
+    printf("test_engine_random: followers: %u bound; %lu binds, %lu unbinds, %lu repeats\n",
+           st.followers, x->n_binds, x->n_unbinds, x->n_follower_repeats);
     printf("test_engine_random: answers by reason:");
     for (int i = 0; i < WX_R_COUNT; i++) {
         if (x->by_reason[i] != 0) {
@@ -1675,6 +1886,10 @@ static void test_engine_random(void **state)
         WX_R_CUSTOMER_EXISTS,
         WX_R_INVALID_STATUS,
         WX_R_INVALID_FIELD,
+        WX_R_CUSTOMER_NOT_FOUND,
+        WX_R_FOLLOWER_LIMIT,
+        WX_R_FOLLOWER_TAKEN,
+        WX_R_FOLLOWER_NOT_BOUND,
     };
     for (size_t i = 0; i < sizeof must; i++) {
         if (x->by_reason[must[i]] == 0) {
@@ -1682,6 +1897,10 @@ static void test_engine_random(void **state)
         }
     }
     assert_true(x->n_repeats > 1000);
+    if (x->n_follower_repeats == 0 || x->n_binds == 0 || x->n_unbinds == 0) {
+        fail_msg("seed %" PRIu64 ": %lu binds, %lu unbinds, %lu bind repeats", seed, x->n_binds,
+                 x->n_unbinds, x->n_follower_repeats);
+    }
     if (x->n_activation_repeats == 0 || x->n_activation_refused == 0) {
         fail_msg("seed %" PRIu64 ": %lu activation repeats, %lu activations refused", seed,
                  x->n_activation_repeats, x->n_activation_refused);

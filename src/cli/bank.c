@@ -1,0 +1,98 @@
+/*
+ * bank.c - the bank's serving process: every listener and client on one hub.
+ *
+ * `wxbank serve` runs exactly this; `wxbank demo` runs it with the WeChat sandbox added on
+ * the same HTTP listener. The ISO 8583 host and the HTTP listener (with the WeChat webhook)
+ * attach to the hub; the WeChat platform API client pushes the menu from wechat.menu at start.
+ */
+#include "cli/bank.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/config.h"
+#include "util/log.h"
+
+#define MENU_FILE_MAX (16u << 10)
+
+static void on_menu(const struct wx_wechat_api_result *r, void *arg)
+{
+    (void)arg;
+    if (r->cls == WX_WECHAT_API_OK) {
+        WX_INFO("wechat: menu created");
+    } else {
+        WX_WARN("wechat: menu not created (%s: %s)", wx_wechat_api_class_name(r->cls), r->errmsg);
+    }
+}
+
+/* Pushes the menu in wechat.menu (a JSON file as menu/create takes it), when there is one. */
+static int push_menu(struct wx_bank *b, const struct wx_config *cfg, char *err, size_t errlen)
+{
+    const char *path = wx_config_str(cfg, "wechat.menu");
+    if (path[0] == '\0' || b->api == NULL) return 0;
+    FILE *f = fopen(path, "r");
+    char *json = calloc(1, MENU_FILE_MAX + 1);
+    size_t n = f != NULL && json != NULL ? fread(json, 1, MENU_FILE_MAX + 1, f) : 0;
+    int rc = 0;
+    if (f == NULL || n == 0 || n > MENU_FILE_MAX) {
+        snprintf(err, errlen, "wechat.menu = %s: cannot read it (or over %u bytes)", path,
+                 MENU_FILE_MAX);
+        rc = -1;
+    } else if (wx_wechat_api_menu_create(b->api, json, on_menu, NULL) != 0) {
+        snprintf(err, errlen, "wechat.menu = %s: not a menu (JSON with a \"button\" array)", path);
+        rc = -1;
+    }
+    if (f != NULL) fclose(f);
+    free(json);
+    return rc;
+}
+
+void wx_bank_stop(struct wx_bank *b)
+{
+    wx_webhook_free(b->webhook);
+    wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
+    wx_wechat_api_free(b->api);
+    wx_http_free(b->http);
+    wx_iso_server_free(b->iso);
+    wx_hub_free(b->hub);
+    memset(b, 0, sizeof *b);
+}
+
+int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
+{
+    char err[512];
+    memset(b, 0, sizeof *b);
+    struct wx_iso_server_options iso_opt;
+    struct wx_http_options http_opt;
+    struct wx_webhook_options wh_opt;
+    struct wx_wechat_api_options api_opt;
+    wx_http_options_from_config(cli->cfg, &http_opt);
+    wx_wechat_api_options_from_config(cli->cfg, &api_opt);
+    if (wx_iso_server_options_from_config(cli->cfg, &iso_opt, err, sizeof err) != 0 ||
+        wx_webhook_options_from_config(cli->cfg, &wh_opt, err, sizeof err) != 0) {
+        fprintf(stderr, "wxbank: %s\n", err);
+        return WX_EXIT_USAGE;
+    }
+    b->hub = wx_hub_new(cli->ledger, cli->keys, err, sizeof err);
+    if (b->hub == NULL) goto fail;
+    b->iso = wx_iso_server_start(b->hub, &iso_opt, err, sizeof err);
+    if (b->iso == NULL) goto fail;
+    b->http = wx_http_start(b->hub, &http_opt, err, sizeof err);
+    if (b->http == NULL) goto fail;
+    b->fetch = wx_fetch_new(wx_hub_base(b->hub), NULL);
+    if (b->fetch == NULL) {
+        snprintf(err, sizeof err, "cannot start the HTTP client");
+        goto fail;
+    }
+    if (api_opt.secret[0] != '\0') {
+        b->api = wx_wechat_api_new(wx_hub_base(b->hub), b->fetch, &api_opt);
+    }
+    b->webhook = wx_webhook_start(b->hub, b->http, b->api, &wh_opt, err, sizeof err);
+    if (b->webhook == NULL || push_menu(b, cli->cfg, err, sizeof err) != 0) goto fail;
+    return WX_EXIT_OK;
+fail:
+    fprintf(stderr, "wxbank: %s\n", err);
+    wx_bank_stop(b);
+    return WX_EXIT_FAIL;
+}

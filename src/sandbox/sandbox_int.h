@@ -1,0 +1,410 @@
+/*
+ * sandbox_int.h - private to src/sandbox: the sandbox's state and what its files share.
+ *
+ * One struct wx_sandbox holds everything: the copied options, the followers and their chat
+ * history, the platform's tokens, media, OAuth codes and menu, the injected fault, the
+ * counters, and the HTTP requests it still owes an answer (long polls, held calls, POS
+ * exchanges). Files:
+ *   sandbox.c   start, free, the router under /sandbox/, shared helpers (clock, ids, JSON)
+ *   followers.c the followers, their chat history and the page's long poll
+ *   tokens.c    access tokens (/cgi-bin/token, stable_token), OAuth, faults, the stats
+ *   api.c       template and customer-service messages, media upload and download
+ *   menu.c      menu/create and its documented limits
+ *   webhook.c   what a follower does, sent to the bank's webhook as the platform sends it
+ *   reply.c     the webhook's answer: checked, decrypted, parsed and shown
+ *   page.c      the page's JSON API and its embedded HTML/CSS/JS
+ *   pos.c       the POS page's ISO 8583 exchange with the bank
+ */
+#ifndef WX_SANDBOX_SANDBOX_INT_H
+#define WX_SANDBOX_SANDBOX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "fetch/fetch.h"
+#include "sandbox/sandbox.h"
+#include "wechat/wechat.h"
+
+struct evhttp_request;
+struct event;
+
+#define SB_TOKEN_LEN       136 /* an access_token: the platform's are 136-157 characters */
+#define SB_TOKENS_MAX      16  /* tokens remembered (older ones are simply unknown: 40001) */
+#define SB_MEDIA_ID_LEN    64  /* a media_id, as the platform's */
+#define SB_CODE_LEN        32  /* an OAuth code */
+#define SB_CLIENT_MSG_MAX  64  /* bytes of a template client_msg_id */
+#define SB_TEMPLATE_ID_MAX 128 /* bytes of a template_id (the platform's are 43) */
+#define SB_URL_MAX         1024
+#define SB_PAGE_WAIT_S     25 /* longest long poll */
+#define SB_HOLD_S          60 /* a call held by the "timeout" fault is dropped after this */
+
+/* ---- followers and their chat ---------------------------------------------------------------- */
+
+/* One line of a chat, kept as the JSON object the page receives. */
+struct sb_msg {
+    uint64_t seq; /* the sandbox-wide sequence number */
+    char *json;   /* serialized object, owned */
+    size_t len;   /* strlen(json) */
+};
+
+struct sb_follower {
+    char openid[WX_OPENID_MAX + 1];
+    char nickname[WX_SANDBOX_NICKNAME_MAX + 1];
+    bool following;    /* subscribed to the account now */
+    bool refuses;      /* "拒收消息": template and customer-service sends get 43101 */
+    int64_t active_ms; /* last message or event from the follower: opens the 48 h window */
+    uint64_t last_seq; /* seq of the newest chat line, for the page's unread marks */
+    struct sb_msg ring[WX_SANDBOX_MESSAGES_MAX]; /* the chat, oldest at ring[first] */
+    unsigned first, count;
+    size_t bytes; /* of the JSON kept in ring */
+};
+
+/* ---- the platform's own state ---------------------------------------------------------------- */
+
+struct sb_token {
+    char value[SB_TOKEN_LEN + 1]; /* "" for an unused slot */
+    bool stable;                  /* from /cgi-bin/stable_token (its own lineage) */
+    int64_t issued_ms;
+    int64_t expires_ms; /* issued + expires_in */
+    int64_t valid_ms;   /* <= expires_ms: earlier once a newer token superseded it */
+};
+
+struct sb_media {
+    char id[SB_MEDIA_ID_LEN + 1]; /* "" for an unused slot */
+    char type[16];                /* image, voice, video, thumb */
+    const char *mime;             /* from the file's magic bytes */
+    uint8_t *data;                /* owned; len bytes */
+    size_t len;
+    int64_t created_ms;
+};
+
+struct sb_code {
+    char code[SB_CODE_LEN + 1];
+    char openid[WX_OPENID_MAX + 1];
+    char scope[32];
+    int64_t expires_ms; /* issued + 5 min */
+    bool used;          /* single use: a second exchange gets 40163 */
+};
+
+struct sb_client_msg {
+    char openid[WX_OPENID_MAX + 1];
+    char id[SB_CLIENT_MSG_MAX + 1];
+    uint64_t msgid;     /* the answer the first send got */
+    int64_t expires_ms; /* first send + 10 min */
+};
+
+struct sb_card {
+    char label[WX_SANDBOX_LABEL_MAX + 1];
+    char pan[WX_PAN_MAX + 1]; /* memory only: never logged, never on the page */
+    char masked[WX_PAN_MAX + 1];
+    char expiry[5]; /* "" when none */
+};
+
+/* The platform API endpoints, for counters and fault filters. */
+enum sb_endpoint {
+    SB_EP_TOKEN,
+    SB_EP_STABLE_TOKEN,
+    SB_EP_TEMPLATE_SEND,
+    SB_EP_CUSTOM_SEND,
+    SB_EP_MENU_CREATE,
+    SB_EP_MEDIA_UPLOAD,
+    SB_EP_OAUTH_TOKEN,
+    SB_EP_OAUTH_AUTHORIZE,
+    SB_EP_CALLBACK_IP,
+    SB_EP_COUNT
+};
+
+/* What the next API calls suffer (POST /sandbox/api/fault). */
+enum sb_fault_kind {
+    SB_FAULT_NONE,
+    SB_FAULT_TOKEN_EXPIRED, /* 42001: only calls that carry an access_token */
+    SB_FAULT_INVALID_TOKEN, /* 40001: likewise */
+    SB_FAULT_BAD_TOKEN,     /* 40014: likewise */
+    SB_FAULT_QUOTA,         /* 45009 */
+    SB_FAULT_BUSY,          /* -1 system busy */
+    SB_FAULT_HTTP500,       /* HTTP 500, HTML body */
+    SB_FAULT_TIMEOUT,       /* no answer (the request is held) */
+    SB_FAULT_GARBAGE,       /* HTTP 200 with a body that is not JSON */
+    SB_FAULT_KINDS
+};
+
+struct sb_fault {
+    enum sb_fault_kind kind;
+    unsigned count; /* calls left to spoil */
+    int endpoint;   /* an enum sb_endpoint, or -1 for any */
+};
+
+#define SB_ERRCODES_MAX 48
+
+struct sb_stats {
+    uint64_t tokens_issued;        /* /cgi-bin/token answers with a token */
+    uint64_t stable_tokens_issued; /* new stable tokens (not the same one again) */
+    uint64_t calls[SB_EP_COUNT];
+    uint64_t errors[SB_EP_COUNT]; /* answers with errcode != 0, HTTP 500, garbage, held */
+    struct {
+        int code;
+        uint64_t n;
+    } errcodes[SB_ERRCODES_MAX]; /* errcode -> times returned */
+    unsigned nerrcodes;
+    uint64_t faults_applied;
+    uint64_t webhook_messages; /* messages and events sent to the webhook */
+    uint64_t webhook_attempts; /* HTTP requests, retries included */
+    uint64_t webhook_retries;
+    uint64_t webhook_replies; /* non-empty passive replies shown */
+    uint64_t webhook_invalid; /* replies that failed (the phone shows the notice) */
+    uint64_t webhook_failed;  /* messages that got no answer in any attempt */
+    uint64_t pos_sent, pos_approved, pos_declined, pos_failed;
+};
+
+/* A request the sandbox answers later. */
+enum sb_pending_kind {
+    SB_PENDING_POLL, /* GET /sandbox/api/events: answered on news or after the wait */
+    SB_PENDING_HELD, /* an API call held by the "timeout" fault */
+};
+
+struct sb_pending {
+    struct wx_sandbox *sb;
+    enum sb_pending_kind kind;
+    struct evhttp_request *req;
+    struct event *timer;
+    uint64_t after;                 /* poll: answer when seq passes this */
+    char openid[WX_OPENID_MAX + 1]; /* poll: whose chat lines to return ("" none) */
+    struct sb_pending *prev, *next;
+};
+
+struct wx_sandbox {
+    wx_hub_t *hub;
+    struct event_base *base;
+    wx_http_t *http;
+    wx_fetch_t *fetch; /* webhook deliveries */
+
+    /* Options, copied. */
+    char *appid, *secret, *account, *account_name, *webhook_url, *iso_address;
+    struct wx_wechat_crypt crypt; /* token, AES key, appid (AES key zero in plain mode) */
+    enum wx_sandbox_mode mode;
+    unsigned webhook_timeout_ms, webhook_attempts, token_ttl_s, template_finish_ms;
+    enum wx_iso_dialect iso_dialect;
+    enum wx_iso_framing iso_framing;
+    char page_url[112]; /* http://ADDR/sandbox/ */
+    char api_base[112]; /* http://ADDR/sandbox */
+    char origin[80];    /* http://ADDR: prefix of the media URLs in messages */
+
+    int64_t clock_offset_ms; /* POST /sandbox/api/clock moves the platform's clock */
+    uint64_t seq;            /* last chat line, follower change or menu change */
+    uint64_t followers_seq;  /* seq of the last change to the follower list */
+    uint64_t menu_seq;       /* seq of the last menu/create */
+    uint64_t next_msgid;     /* MsgId of the next follower message */
+    uint64_t next_template_msgid;
+    size_t chat_bytes; /* every follower's ring together, <= WX_SANDBOX_CHAT_BYTES_MAX */
+
+    struct sb_follower *followers[WX_SANDBOX_FOLLOWERS_MAX];
+    size_t nfollowers;
+    char selected[WX_OPENID_MAX + 1]; /* the page's current follower, for OAuth */
+
+    json_t *menu; /* the last valid menu/create body, or NULL */
+    struct sb_card cards[WX_SANDBOX_CARDS_MAX];
+    size_t ncards;
+    struct sb_token tokens[SB_TOKENS_MAX];
+    int64_t stable_forced_ms; /* last force_refresh of the stable token */
+    int64_t quota_day;        /* day number the token counters count */
+    unsigned tokens_today, stable_forced_today;
+    struct sb_media media[WX_SANDBOX_MEDIA_MAX];
+    size_t media_bytes;
+    struct sb_code codes[WX_SANDBOX_OAUTH_CODES_MAX];
+    unsigned next_code;
+    struct sb_client_msg client_msgs[WX_SANDBOX_CLIENT_MSG_MAX];
+    unsigned next_client_msg;
+    struct sb_fault fault;
+    struct sb_stats stats;
+
+    struct sb_pending *pending; /* polls and held calls */
+    unsigned npolls, nheld;
+    struct sb_delivery *deliveries; /* webhook deliveries not finished */
+    unsigned ndeliveries;           /* their number */
+    unsigned npos;                  /* POS exchanges in flight */
+    struct sb_pos *pos;             /* their list */
+    bool stopping;
+};
+
+/* ---- sandbox.c: shared helpers --------------------------------------------------------------- */
+
+/* The platform's bookkeeping clock: real time moved by POST /sandbox/api/clock, so tokens,
+ * codes, media, idempotency keys and the 48-hour window expire without waiting. Messages
+ * and chat lines carry the real time (the bank checks the webhook's timestamps). */
+int64_t sb_now_ms(const struct wx_sandbox *sb);
+
+/* Fills out with n random characters of [A-Za-z0-9] (and '_' '-' when url_safe), NUL-ended. */
+void sb_random_chars(char *out, size_t n, bool url_safe);
+
+/* A new platform-style OpenID: "o" + 27 of [A-Za-z0-9_-]. */
+void sb_new_openid(char out[WX_SANDBOX_OPENID_LEN + 1]);
+
+/* True when s is 1..max bytes of [A-Za-z0-9_-]. */
+bool sb_is_word(const char *s, size_t max);
+
+/* True when s is valid UTF-8 without control characters other than \t \n \r. */
+bool sb_is_text(const char *s, size_t len);
+
+/* Replies with a JSON value (stolen) and the given status; no-store. */
+void sb_reply_json(struct evhttp_request *req, int status, json_t *v);
+
+/* Replies to a page call with {"error": message} and a 4xx/5xx status. */
+void sb_page_error(struct evhttp_request *req, int status, const char *message);
+
+/* A page call's body as a JSON object, or NULL after replying 415 (not Content-Type
+ * application/json), 413 (over WX_SANDBOX_PAGE_BODY_MAX) or 400 (not a JSON object). */
+json_t *sb_page_body(struct evhttp_request *req);
+
+/* A string member of o, or NULL when absent or not a string. */
+const char *sb_json_str(const json_t *o, const char *key);
+
+/* ---- followers.c ----------------------------------------------------------------------------- */
+
+struct sb_follower *sb_follower_find(const struct wx_sandbox *sb, const char *openid);
+
+/* Adds a follower. 0, or -1 with a message. */
+int sb_follower_add(struct wx_sandbox *sb, const char *openid, const char *nickname, bool following,
+                    struct sb_follower **out, char *err, size_t errlen);
+
+/* The follower as the page shows it. New reference. */
+json_t *sb_follower_json(const struct sb_follower *f);
+
+/* Appends a chat line to f (msg is stolen; "seq" and "time" are added) and wakes the page's
+ * long polls. Returns the line's seq. The oldest line goes when f's ring is full, and the
+ * oldest lines of the longest history go while all history passes its byte budget. */
+uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg);
+
+/* Something other than a chat line changed (followers, menu): a new seq, stored in *which
+ * (sb->followers_seq or sb->menu_seq) before the page's polls are woken and answered. */
+void sb_bump(struct wx_sandbox *sb, uint64_t *which);
+
+/* GET /sandbox/api/events?after=SEQ&openid=X&wait=S */
+void sb_events_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+
+/* Adds a pending request with a timer of wait_s seconds. */
+struct sb_pending *sb_pending_add(struct wx_sandbox *sb, enum sb_pending_kind kind,
+                                  struct evhttp_request *req, unsigned wait_s);
+
+/* Answers and frees every pending request (shutdown). */
+void sb_pending_release_all(struct wx_sandbox *sb);
+
+void sb_followers_free(struct wx_sandbox *sb);
+
+/* ---- tokens.c -------------------------------------------------------------------------------- */
+
+/* Counts a call; when a fault applies to it, answers (or holds) req and returns true. */
+bool sb_api_begin(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+                  bool takes_token);
+
+/* Checks ?access_token=. On failure replies 41001/40014/40001/42001 and returns false. */
+bool sb_api_token_ok(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+                     const char *query);
+
+/* Replies {"errcode":code,"errmsg":"msg rid: ..."} and counts the error (against ep unless
+ * it is SB_EP_COUNT: a call to no known endpoint). */
+void sb_api_error(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep, int code,
+                  const char *msg);
+
+/* Replies {"errcode":0,"errmsg":"ok"} merged with extra (stolen; may be NULL). */
+void sb_api_ok(struct evhttp_request *req, json_t *extra);
+
+/* Replies with v (stolen) as it is: token and upload answers carry no errcode. */
+void sb_api_reply(struct evhttp_request *req, json_t *v);
+
+/* The body of a platform API call as a JSON object, or NULL after answering 44002 (empty),
+ * 45002 (over max) or 47001 (not a JSON object), as the platform does. */
+json_t *sb_api_body(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+                    size_t max);
+
+void sb_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_stable_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_oauth_authorize_handler(struct wx_sandbox *sb, struct evhttp_request *req,
+                                const char *query);
+void sb_oauth_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+/* GET /cgi-bin/getcallbackip: the platform's cheapest call, handy to check a token. */
+void sb_callback_ip_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+
+/* POST /sandbox/api/fault and GET /sandbox/api/stats. */
+void sb_fault_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_stats_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+
+/* ---- api.c ----------------------------------------------------------------------------------- */
+
+void sb_template_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_custom_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_media_upload_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+/* GET /sandbox/media/MEDIA_ID: the bytes, for the page. */
+void sb_media_get_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *id);
+
+/* A live (unexpired) media item, or NULL. */
+const struct sb_media *sb_media_find(const struct wx_sandbox *sb, const char *id);
+
+void sb_media_free(struct wx_sandbox *sb);
+
+/* ---- menu.c ---------------------------------------------------------------------------------- */
+
+void sb_menu_create_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+
+/* ---- webhook.c ------------------------------------------------------------------------------- */
+
+/* What a follower does on the phone. */
+struct sb_action {
+    const char *type;     /* text, image, location, subscribe, unsubscribe, scan, click, view */
+    const char *content;  /* text */
+    const char *key;      /* click: EventKey; subscribe/scan: scene */
+    const char *url;      /* view */
+    const char *media_id; /* image: an uploaded image ("" : the built-in PNG) */
+    const char *label;    /* location */
+    double lat, lng;      /* location */
+};
+
+/*
+ * Builds the message for action, shows it on f's chat and sends it to the webhook. Returns
+ * the chat line's seq and the MsgId (0 for events) in *msg_id, or -1 with a message for the
+ * page and its HTTP status in *status.
+ */
+int64_t sb_follower_act(struct wx_sandbox *sb, struct sb_follower *f, const struct sb_action *a,
+                        uint64_t *msg_id, int *status, char *err, size_t errlen);
+
+/* Cancels deliveries waiting for their first or next attempt (shutdown, after the fetcher
+ * has cancelled those in flight). */
+void sb_deliveries_free(struct wx_sandbox *sb);
+
+/* Sends the TEMPLATESENDJOBFINISH event for msgid after the configured delay. */
+void sb_template_finish_later(struct wx_sandbox *sb, const char *openid, uint64_t msgid);
+
+/* The built-in tiny PNG: a media item that never expires, for followers' image messages
+ * when nothing was uploaded. */
+#define SB_BUILTIN_MEDIA_ID "SANDBOX_builtin_image_000000000000000000000000000000000000000000"
+
+/* ---- reply.c --------------------------------------------------------------------------------- */
+
+/*
+ * Handles the webhook's answer to a follower's message: nothing for "success" or an empty
+ * body; otherwise checks (and in safe mode decrypts) the reply, and shows it on f's chat, or
+ * the platform's "该公众号暂时无法提供服务，请稍后再试" when it is invalid.
+ */
+void sb_reply_show(struct wx_sandbox *sb, struct sb_follower *f, const char *body, size_t len);
+
+/* Shows the platform's notice on f's phone; why (for developers) goes to the log and into
+ * the line's "detail". */
+void sb_reply_unavailable(struct wx_sandbox *sb, struct sb_follower *f, const char *why);
+
+/* ---- page.c ---------------------------------------------------------------------------------- */
+
+/* Serves /sandbox/ and /sandbox/api/... other than events, fault, stats. True when handled. */
+bool sb_page_route(struct wx_sandbox *sb, struct evhttp_request *req, const char *path,
+                   const char *query);
+
+/* ---- pos.c ----------------------------------------------------------------------------------- */
+
+struct sb_pos;
+/* POST /sandbox/api/pos */
+void sb_pos_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+/* Ends every exchange (its page call gets 503). */
+void sb_pos_cancel_all(struct wx_sandbox *sb);
+
+#endif
