@@ -15,7 +15,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"demo", wx_cmd_demo,
-     "demo                         a demo bank in ./demo: cards, authorizations, history"},
+     "demo [--fresh] [--once]      a demo bank in ./demo, then it and the WeChat sandbox run"},
     {"init", wx_cmd_init,
      "init                         create the database and the card-number key"},
     {"customer", wx_cmd_customer, "customer add --name N --id-doc D --mobile M   add a customer"},
@@ -27,7 +27,7 @@ static const struct subcommand subcommands[] = {
      "followers [--customer ID]    WeChat followers bound to customers"},
     {"seed", wx_cmd_seed, "seed --cards N [--pans FILE] synthetic cardholders"},
     {"serve", wx_cmd_serve,
-     "serve                        the ISO 8583 authorization host, until SIGINT/SIGTERM"},
+     "serve                        the bank: ISO 8583 host, WeChat webhook, until SIGINT/SIGTERM"},
     {"pos", wx_cmd_pos,
      "pos auth|purchase|refund|balance|reversal|echo ...   one message as a terminal sends it"},
     {"iso", wx_cmd_iso, "iso decode [--dialect D] [MESSAGE]   the fields of a message, PAN masked"},
