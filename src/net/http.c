@@ -179,11 +179,11 @@ void wx_http_send(struct evhttp_request *req, int status, const char *content_ty
     evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "X-Frame-Options", "DENY");
-    struct evbuffer *out = evbuffer_new();
-    if (out == NULL) WX_FATAL("libevent: out of memory");
-    if (len > 0) evbuffer_add(out, body, len);
-    evhttp_send_reply(req, status, NULL, out);
-    evbuffer_free(out);
+    /* The body goes straight into the request's own output buffer, which evhttp_send_reply
+     * sends as it would a buffer handed to it (that one it would copy in first). */
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    if (len > 0 && evbuffer_add(out, body, len) != 0) WX_FATAL("libevent: out of memory");
+    evhttp_send_reply(req, status, NULL, NULL);
 }
 
 void wx_http_error(struct evhttp_request *req, int status, const char *message)

@@ -80,47 +80,70 @@ const char *wx_wechat_strerror(int rc)
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* B64_VALUE[c]: the 6-bit value of a base64 character, or B64_BAD for anything else ('='
+ * included). Built from B64 so the two alphabets cannot disagree. */
+#define B64_BAD 0x80
+static uint8_t B64_VALUE[256];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_table_init(void)
+{
+    memset(B64_VALUE, B64_BAD, sizeof B64_VALUE);
+    for (size_t i = 0; i < 64; i++) {
+        B64_VALUE[(unsigned char)B64[i]] = (uint8_t)i;
+    }
+}
+
 /* The 6-bit value of a base64 character, or -1 for anything else ('=' included). */
 static int b64_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    uint8_t v = B64_VALUE[c];
+    return v == B64_BAD ? -1 : v;
 }
 
 /*
  * Decodes len characters (a multiple of 4; '=' only as the last one or two) into out, which
  * holds len / 4 * 3 bytes. strict_tail also rejects non-zero unused bits before the padding
  * (standard encoders write zeros; an EncodingAESKey's 43rd character usually has them set).
- * Returns false on any deviation.
+ * Returns false on any deviation. Whole quads go through a table without a branch per
+ * character: one bad character anywhere sets B64_BAD in the OR of a quad's values.
  */
 static bool b64_decode(const char *in, size_t len, bool strict_tail, uint8_t *out, size_t *out_len)
 {
+    pthread_once(&b64_once, b64_table_init);
     if (len % 4 != 0) return false;
     size_t pad = 0;
     if (len > 0 && in[len - 1] == '=') pad = in[len - 2] == '=' ? 2 : 1;
+    const unsigned char *u = (const unsigned char *)in;
+    size_t whole = len == 0 ? 0 : len - 4; /* the last quad may hold padding */
     size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        bool last = i + 4 == len;
+    for (size_t i = 0; i < whole; i += 4) {
+        uint8_t a = B64_VALUE[u[i]], b = B64_VALUE[u[i + 1]];
+        uint8_t c = B64_VALUE[u[i + 2]], d = B64_VALUE[u[i + 3]];
+        if (((a | b | c | d) & B64_BAD) != 0) return false;
+        uint32_t q = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+        out[o] = (uint8_t)(q >> 16);
+        out[o + 1] = (uint8_t)(q >> 8);
+        out[o + 2] = (uint8_t)q;
+        o += 3;
+    }
+    if (len > 0) {
+        size_t i = whole;
         int v[4] = {0, 0, 0, 0};
-        for (size_t k = 0; k < 4; k++) {
-            if (last && k >= 4 - pad) break;
-            v[k] = b64_value((unsigned char)in[i + k]);
+        for (size_t k = 0; k < 4 - pad; k++) {
+            v[k] = b64_value(u[i + k]);
             if (v[k] < 0) return false;
         }
         uint32_t q =
             (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         out[o++] = (uint8_t)(q >> 16);
-        if (!last || pad < 2) out[o++] = (uint8_t)(q >> 8);
-        if (!last || pad < 1) out[o++] = (uint8_t)q;
+        if (pad < 2) out[o++] = (uint8_t)(q >> 8);
+        if (pad < 1) out[o++] = (uint8_t)q;
     }
-    if (strict_tail && pad == 2 && (b64_value((unsigned char)in[len - 3]) & 0x0f) != 0) {
+    if (strict_tail && pad == 2 && (b64_value(u[len - 3]) & 0x0f) != 0) {
         return false;
     }
-    if (strict_tail && pad == 1 && (b64_value((unsigned char)in[len - 2]) & 0x03) != 0) {
+    if (strict_tail && pad == 1 && (b64_value(u[len - 2]) & 0x03) != 0) {
         return false;
     }
     *out_len = o;
@@ -132,19 +155,27 @@ static size_t b64_encoded_len(size_t n)
     return (n + 2) / 3 * 4;
 }
 
-/* Writes the base64 text of n bytes and a NUL to out (b64_encoded_len(n) + 1 bytes). */
+/* Writes the base64 text of n bytes and a NUL to out (b64_encoded_len(n) + 1 bytes). Whole
+ * triples first, without a branch per character, then the padded tail. */
 static void b64_encode(const uint8_t *in, size_t n, char *out)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
+    size_t o = 0, i = 0;
+    for (; n - i >= 3; i += 3) {
+        uint32_t q = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o] = B64[q >> 18 & 63];
+        out[o + 1] = B64[q >> 12 & 63];
+        out[o + 2] = B64[q >> 6 & 63];
+        out[o + 3] = B64[q & 63];
+        o += 4;
+    }
+    if (n - i > 0) {
         size_t left = n - i;
         uint32_t q = (uint32_t)in[i] << 16;
         if (left > 1) q |= (uint32_t)in[i + 1] << 8;
-        if (left > 2) q |= in[i + 2];
         out[o++] = B64[q >> 18 & 63];
         out[o++] = B64[q >> 12 & 63];
         out[o++] = left > 1 ? B64[q >> 6 & 63] : '=';
-        out[o++] = left > 2 ? B64[q & 63] : '=';
+        out[o++] = '=';
     }
     out[o] = '\0';
 }
@@ -224,6 +255,43 @@ static void cbc_fetch(void)
 }
 
 /*
+ * One cipher context per thread and direction, kept for the thread's life: creating one per
+ * call cost an allocation and a provider context each time. Each call sets the key again
+ * (a key schedule is cheap; the contexts are not tied to one struct wx_wechat_crypt). The
+ * pthread key's destructor frees them (EVP_CIPHER_CTX_free cleanses) when a thread ends;
+ * the key schedule left in them meanwhile is no more exposure than the key itself, which
+ * struct wx_wechat_crypt holds for as long.
+ */
+static _Thread_local EVP_CIPHER_CTX *cbc_ctx[2]; /* [enc]: 0 decrypts, 1 encrypts */
+static pthread_key_t cbc_ctx_key;
+static pthread_once_t cbc_ctx_once = PTHREAD_ONCE_INIT;
+
+static void cbc_ctx_free(void *p)
+{
+    EVP_CIPHER_CTX **ctx = p;
+    EVP_CIPHER_CTX_free(ctx[0]);
+    EVP_CIPHER_CTX_free(ctx[1]);
+    ctx[0] = ctx[1] = NULL;
+}
+
+static void cbc_ctx_key_init(void)
+{
+    if (pthread_key_create(&cbc_ctx_key, cbc_ctx_free) != 0) WX_FATAL("pthread_key_create");
+}
+
+static EVP_CIPHER_CTX *cbc_ctx_get(int enc)
+{
+    assert(enc == 0 || enc == 1);
+    if (cbc_ctx[enc] == NULL) {
+        pthread_once(&cbc_ctx_once, cbc_ctx_key_init);
+        cbc_ctx[enc] = EVP_CIPHER_CTX_new();
+        if (cbc_ctx[enc] == NULL) WX_FATAL("out of memory (EVP_CIPHER_CTX_new)");
+        pthread_setspecific(cbc_ctx_key, cbc_ctx);
+    }
+    return cbc_ctx[enc];
+}
+
+/*
  * Encrypts (enc) or decrypts len bytes of buf in place, len a non-zero multiple of 16, with
  * IV = the key's first 16 bytes. Returns false only when OpenSSL refuses (logged here).
  */
@@ -234,8 +302,7 @@ static bool aes_cbc_in_place(const uint8_t key[32], int enc, uint8_t *buf, size_
     pthread_once(&cbc_once, cbc_fetch);
     bool ok = false;
     int n = 0, fin = 0;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) WX_FATAL("out of memory (EVP_CIPHER_CTX_new)");
+    EVP_CIPHER_CTX *ctx = cbc_ctx_get(enc);
     if (EVP_CipherInit_ex2(ctx, cbc_cipher, key, key, enc, NULL) != 1) goto out;
     if (EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) goto out;
     /* EVP allows in == out exactly (OpenSSL 3 EVP_EncryptUpdate(3)). */
@@ -245,7 +312,6 @@ static bool aes_cbc_in_place(const uint8_t key[32], int enc, uint8_t *buf, size_
     ok = true;
 out:
     if (!ok) WX_ERROR("AES-256-CBC failed: %s", ERR_reason_error_string(ERR_get_error()));
-    EVP_CIPHER_CTX_free(ctx);
     return ok;
 }
 

@@ -36,6 +36,35 @@ static const EVP_MD *sha1(void)
     return sha1_md;
 }
 
+/*
+ * One digest context per thread, kept for the thread's life (a context per call cost an
+ * allocation and a free); the pthread key's destructor frees it when a thread ends.
+ */
+static _Thread_local EVP_MD_CTX *sha1_ctx;
+static pthread_key_t sha1_ctx_key;
+static pthread_once_t sha1_ctx_once = PTHREAD_ONCE_INIT;
+
+static void sha1_ctx_free(void *p)
+{
+    EVP_MD_CTX_free(p);
+}
+
+static void sha1_ctx_key_init(void)
+{
+    if (pthread_key_create(&sha1_ctx_key, sha1_ctx_free) != 0) WX_FATAL("pthread_key_create");
+}
+
+static EVP_MD_CTX *sha1_ctx_get(void)
+{
+    if (sha1_ctx == NULL) {
+        pthread_once(&sha1_ctx_once, sha1_ctx_key_init);
+        sha1_ctx = EVP_MD_CTX_new();
+        if (sha1_ctx == NULL) WX_FATAL("out of memory (EVP_MD_CTX_new)");
+        pthread_setspecific(sha1_ctx_key, sha1_ctx);
+    }
+    return sha1_ctx;
+}
+
 /* Sorts the n part pointers in place by strcmp (n is at most 4: insertion sort). */
 static void sort_parts(const char *p[], size_t n)
 {
@@ -63,8 +92,7 @@ void wx_wechat_signature(const char *const parts[], size_t n, char out[WX_WECHAT
 
     uint8_t digest[SHA1_LEN];
     unsigned int dlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) WX_FATAL("out of memory (EVP_MD_CTX_new)");
+    EVP_MD_CTX *ctx = sha1_ctx_get();
     /* SHA-1 over in-memory bytes cannot fail on valid arguments: a failure is a library fault. */
     if (EVP_DigestInit_ex(ctx, sha1(), NULL) != 1) WX_FATAL("OpenSSL SHA-1 init failed");
     for (size_t i = 0; i < n; i++) {
@@ -73,7 +101,6 @@ void wx_wechat_signature(const char *const parts[], size_t n, char out[WX_WECHAT
         }
     }
     if (EVP_DigestFinal_ex(ctx, digest, &dlen) != 1) WX_FATAL("OpenSSL SHA-1 final failed");
-    EVP_MD_CTX_free(ctx);
     assert(dlen == SHA1_LEN);
     size_t hex = wx_hex_encode(digest, SHA1_LEN, out, WX_WECHAT_SIGNATURE_LEN + 1);
     assert(hex == WX_WECHAT_SIGNATURE_LEN);

@@ -291,6 +291,25 @@ struct wx_wechat_xml_error {
 int wx_wechat_msg_parse(const void *body, size_t len, struct wx_wechat_msg *m,
                         struct wx_wechat_xml_error *err);
 
+/*
+ * A parser kept for many bodies, for a caller that parses often (the webhook): creating an
+ * expat parser costs a dozen allocations and, without a salt, a getrandom call, and zeroing a
+ * whole struct wx_wechat_msg costs 40 KiB of writes. hash_salt seeds expat's hash tables
+ * (random, from the caller: this part has no randomness of its own; 0 lets expat draw a new
+ * one per body). NULL when out of memory. One parser serves one thread at a time.
+ */
+typedef struct wx_wechat_parser wx_wechat_parser_t;
+wx_wechat_parser_t *wx_wechat_parser_new(unsigned long hash_salt);
+void wx_wechat_parser_free(wx_wechat_parser_t *p);
+
+/*
+ * wx_wechat_msg_parse with a reused parser, and the same rules and results. m must be all
+ * zeros (calloc) or have last been filled by this function, ok or not, and left unchanged
+ * since: only what that parse wrote is cleared, not all of m.
+ */
+int wx_wechat_parser_parse(wx_wechat_parser_t *p, const void *body, size_t len,
+                           struct wx_wechat_msg *m, struct wx_wechat_xml_error *err);
+
 /* True when the XML carried the element `name` ("MsgId", "Encrypt", ...; case-sensitive). */
 bool wx_wechat_msg_has(const struct wx_wechat_msg *m, const char *name);
 

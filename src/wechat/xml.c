@@ -62,40 +62,74 @@ struct field {
         name, F_REAL, M(member), WX_WECHAT_NUMBER_MAX, 0, M(num)                                   \
     }
 
-/* The bit of a field in m->present is its index here. */
+/* Indexes into FIELDS; the bit of a field in m->present is its index. */
+enum field_index {
+    FI_TO_USER,
+    FI_FROM_USER,
+    FI_CREATE_TIME,
+    FI_MSG_TYPE,
+    FI_MSG_ID,
+    FI_CONTENT,
+    FI_PIC_URL,
+    FI_MEDIA_ID,
+    FI_FORMAT,
+    FI_RECOGNITION,
+    FI_THUMB_MEDIA_ID,
+    FI_LOCATION_X,
+    FI_LOCATION_Y,
+    FI_SCALE,
+    FI_LABEL,
+    FI_TITLE,
+    FI_DESCRIPTION,
+    FI_URL,
+    FI_EVENT,
+    FI_EVENT_KEY,
+    FI_TICKET,
+    FI_MENU_ID,
+    FI_LATITUDE,
+    FI_LONGITUDE,
+    FI_PRECISION,
+    FI_TEMPLATE_MSG_ID,
+    FI_STATUS,
+    FI_ENCRYPT,
+    FI_COUNT,
+};
+
 static const struct field FIELDS[] = {
-    TEXT("ToUserName", to_user, WX_WECHAT_USER_MAX),
-    TEXT("FromUserName", from_user, WX_WECHAT_USER_MAX),
-    {"CreateTime", F_INT64, NO_SLOT, WX_WECHAT_NUMBER_MAX, 0, M(create_time)},
-    TEXT("MsgType", msg_type_text, WX_WECHAT_WORD_MAX),
-    U64("MsgId", msg_id_text, msg_id),
-    CHARS("Content", content, WX_WECHAT_CONTENT_CHARS),
-    TEXT("PicUrl", pic_url, WX_WECHAT_URL_MAX),
-    TEXT("MediaId", media_id, WX_WECHAT_MEDIA_ID_MAX),
-    TEXT("Format", format, WX_WECHAT_WORD_MAX),
-    CHARS("Recognition", recognition, WX_WECHAT_RECOGNITION_CHARS),
-    TEXT("ThumbMediaId", thumb_media_id, WX_WECHAT_MEDIA_ID_MAX),
-    REAL("Location_X", location_x_text, location_x),
-    REAL("Location_Y", location_y_text, location_y),
-    REAL("Scale", scale_text, scale),
-    CHARS("Label", label, WX_WECHAT_LABEL_CHARS),
-    CHARS("Title", title, WX_WECHAT_TITLE_CHARS),
-    CHARS("Description", description, WX_WECHAT_DESCRIPTION_CHARS),
-    TEXT("Url", url, WX_WECHAT_URL_MAX),
-    TEXT("Event", event_text, WX_WECHAT_WORD_MAX),
-    TEXT("EventKey", event_key, WX_WECHAT_EVENT_KEY_MAX),
-    TEXT("Ticket", ticket, WX_WECHAT_TICKET_MAX),
-    TEXT("MenuId", menu_id, WX_WECHAT_WORD_MAX),
-    REAL("Latitude", latitude_text, latitude),
-    REAL("Longitude", longitude_text, longitude),
-    REAL("Precision", precision_text, precision),
-    U64("MsgID", template_msg_id_text, template_msg_id),
-    TEXT("Status", status, WX_WECHAT_WORD_MAX),
-    TEXT("Encrypt", encrypt, WX_WECHAT_ENCRYPT_MAX),
+    [FI_TO_USER] = TEXT("ToUserName", to_user, WX_WECHAT_USER_MAX),
+    [FI_FROM_USER] = TEXT("FromUserName", from_user, WX_WECHAT_USER_MAX),
+    [FI_CREATE_TIME] = {"CreateTime", F_INT64, NO_SLOT, WX_WECHAT_NUMBER_MAX, 0, M(create_time)},
+    [FI_MSG_TYPE] = TEXT("MsgType", msg_type_text, WX_WECHAT_WORD_MAX),
+    [FI_MSG_ID] = U64("MsgId", msg_id_text, msg_id),
+    [FI_CONTENT] = CHARS("Content", content, WX_WECHAT_CONTENT_CHARS),
+    [FI_PIC_URL] = TEXT("PicUrl", pic_url, WX_WECHAT_URL_MAX),
+    [FI_MEDIA_ID] = TEXT("MediaId", media_id, WX_WECHAT_MEDIA_ID_MAX),
+    [FI_FORMAT] = TEXT("Format", format, WX_WECHAT_WORD_MAX),
+    [FI_RECOGNITION] = CHARS("Recognition", recognition, WX_WECHAT_RECOGNITION_CHARS),
+    [FI_THUMB_MEDIA_ID] = TEXT("ThumbMediaId", thumb_media_id, WX_WECHAT_MEDIA_ID_MAX),
+    [FI_LOCATION_X] = REAL("Location_X", location_x_text, location_x),
+    [FI_LOCATION_Y] = REAL("Location_Y", location_y_text, location_y),
+    [FI_SCALE] = REAL("Scale", scale_text, scale),
+    [FI_LABEL] = CHARS("Label", label, WX_WECHAT_LABEL_CHARS),
+    [FI_TITLE] = CHARS("Title", title, WX_WECHAT_TITLE_CHARS),
+    [FI_DESCRIPTION] = CHARS("Description", description, WX_WECHAT_DESCRIPTION_CHARS),
+    [FI_URL] = TEXT("Url", url, WX_WECHAT_URL_MAX),
+    [FI_EVENT] = TEXT("Event", event_text, WX_WECHAT_WORD_MAX),
+    [FI_EVENT_KEY] = TEXT("EventKey", event_key, WX_WECHAT_EVENT_KEY_MAX),
+    [FI_TICKET] = TEXT("Ticket", ticket, WX_WECHAT_TICKET_MAX),
+    [FI_MENU_ID] = TEXT("MenuId", menu_id, WX_WECHAT_WORD_MAX),
+    [FI_LATITUDE] = REAL("Latitude", latitude_text, latitude),
+    [FI_LONGITUDE] = REAL("Longitude", longitude_text, longitude),
+    [FI_PRECISION] = REAL("Precision", precision_text, precision),
+    [FI_TEMPLATE_MSG_ID] = U64("MsgID", template_msg_id_text, template_msg_id),
+    [FI_STATUS] = TEXT("Status", status, WX_WECHAT_WORD_MAX),
+    [FI_ENCRYPT] = TEXT("Encrypt", encrypt, WX_WECHAT_ENCRYPT_MAX),
 };
 
 #define NFIELDS (sizeof FIELDS / sizeof FIELDS[0])
+_Static_assert(NFIELDS == FI_COUNT, "one FIELDS entry per field_index");
 _Static_assert(NFIELDS <= 64, "one bit per field in present");
+#define HAS(m, fi) (((m)->present & ((uint64_t)1 << (fi))) != 0)
 
 /* The parse in progress: the expat handlers' user data. */
 struct parse {
@@ -146,8 +180,9 @@ const char *wx_wechat_event_name(enum wx_wechat_event e)
 
 static const struct field *field_lookup(const char *name)
 {
+    /* The first byte settles most names without a call: few fields share one. */
     for (size_t i = 0; i < NFIELDS; i++) {
-        if (strcmp(FIELDS[i].name, name) == 0) return &FIELDS[i];
+        if (FIELDS[i].name[0] == name[0] && strcmp(FIELDS[i].name, name) == 0) return &FIELDS[i];
     }
     return NULL;
 }
@@ -299,8 +334,10 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     assert(len >= 0);
     const struct field *f = p->cur;
     size_t n = (size_t)len;
-    for (size_t i = 0; i < n; i++) {
-        p->chars += ((unsigned char)s[i] & 0xc0) != 0x80; /* not a UTF-8 continuation byte */
+    if (f->chars != 0) { /* only character-capped fields count them */
+        for (size_t i = 0; i < n; i++) {
+            p->chars += ((unsigned char)s[i] & 0xc0) != 0x80; /* not a UTF-8 continuation byte */
+        }
     }
     if (f->chars != 0 && p->chars > f->chars) {
         fail(p, "xml: %s longer than %zu characters", f->name, f->chars);
@@ -376,17 +413,18 @@ static enum wx_wechat_event event_of(const char *s)
 static void check_message(struct parse *p)
 {
     struct wx_wechat_msg *m = p->m;
-    if (wx_wechat_msg_has(m, "Event")) m->event = event_of(m->event_text);
-    if (!wx_wechat_msg_has(m, "MsgType")) {
+    if (HAS(m, FI_EVENT)) m->event = event_of(m->event_text);
+    if (!HAS(m, FI_MSG_TYPE)) {
         /* A safe-mode envelope: the message is inside Encrypt. */
-        if (!wx_wechat_msg_has(m, "Encrypt")) fail(p, "xml: neither MsgType nor Encrypt");
+        if (!HAS(m, FI_ENCRYPT)) fail(p, "xml: neither MsgType nor Encrypt");
         return;
     }
     m->msg_type = msg_type_of(m->msg_type_text);
-    static const char *const required[] = {"ToUserName", "FromUserName", "CreateTime", "MsgType"};
+    static const enum field_index required[] = {FI_TO_USER, FI_FROM_USER, FI_CREATE_TIME,
+                                                FI_MSG_TYPE};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        if (!wx_wechat_msg_has(m, required[i])) {
-            fail(p, "xml: %s missing", required[i]);
+        if (!HAS(m, required[i])) {
+            fail(p, "xml: %s missing", FIELDS[required[i]].name);
             return;
         }
     }
@@ -395,6 +433,57 @@ static void check_message(struct parse *p)
     } else if (m->msg_type == WX_WECHAT_MSG_EVENT && m->event == WX_WECHAT_EVENT_NONE) {
         fail(p, "xml: event without Event");
     }
+}
+
+/* A reusable expat parser and the hash salt it was given at creation. */
+struct wx_wechat_parser {
+    XML_Parser xp;      /* reset before each body */
+    unsigned long salt; /* expat's hash salt, set again after each reset (a reset clears it) */
+};
+
+wx_wechat_parser_t *wx_wechat_parser_new(unsigned long hash_salt)
+{
+    /* "UTF-8" overrides any encoding the document declares: the platform sends UTF-8 only. */
+    XML_Parser xp = XML_ParserCreate("UTF-8");
+    if (xp == NULL) return NULL;
+    struct wx_wechat_parser *wp = malloc(sizeof *wp);
+    if (wp == NULL) {
+        XML_ParserFree(xp);
+        return NULL;
+    }
+    wp->xp = xp;
+    wp->salt = hash_salt;
+    return wp;
+}
+
+void wx_wechat_parser_free(wx_wechat_parser_t *wp)
+{
+    if (wp == NULL) return;
+    XML_ParserFree(wp->xp);
+    free(wp);
+}
+
+/*
+ * Zeroes what a parse wrote into m, which is everything that differs from zero when m was
+ * zero before that parse: the text slot (up to its NUL; parsed text never holds a NUL, and a
+ * rejected body may leave a slot's text without one, which the bound covers) and the number
+ * of every field in m->present, then the enums.
+ */
+static void msg_clear_parsed(struct wx_wechat_msg *m)
+{
+    char *base = (char *)m;
+    for (uint64_t bits = m->present; bits != 0; bits &= bits - 1) {
+        const struct field *f = &FIELDS[__builtin_ctzll(bits)];
+        if (f->text != NO_SLOT) {
+            char *text = base + f->text;
+            size_t n = strnlen(text, f->cap + 1); /* the slot holds cap + 1 bytes */
+            memset(text, 0, n <= f->cap ? n + 1 : f->cap + 1);
+        }
+        if (f->kind != F_TEXT) memset(base + f->num, 0, 8);
+    }
+    m->present = 0;
+    m->msg_type = WX_WECHAT_MSG_UNKNOWN;
+    m->event = WX_WECHAT_EVENT_NONE;
 }
 
 static void parser_setup(XML_Parser xp, struct parse *p)
@@ -410,23 +499,21 @@ static void parser_setup(XML_Parser xp, struct parse *p)
     XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
 }
 
-int wx_wechat_msg_parse(const void *body, size_t len, struct wx_wechat_msg *m,
-                        struct wx_wechat_xml_error *err)
+/* The parse itself, into an m that is all zeros. */
+static int parse_body(struct wx_wechat_parser *wp, const void *body, size_t len,
+                      struct wx_wechat_msg *m, struct wx_wechat_xml_error *err)
 {
-    assert(m != NULL);
-    assert(body != NULL || len == 0);
     struct parse p;
     memset(&p, 0, sizeof p);
-    memset(m, 0, sizeof *m);
     p.m = m;
     if (len > WX_WECHAT_BODY_MAX) {
         fail(&p, "xml: body longer than %u bytes", (unsigned)WX_WECHAT_BODY_MAX);
         goto out;
     }
-    /* "UTF-8" overrides any encoding the document declares: the platform sends UTF-8 only. */
-    p.xp = XML_ParserCreate("UTF-8");
-    if (p.xp == NULL) {
-        fail(&p, "xml: out of memory");
+    p.xp = wp->xp;
+    /* A reset clears the handlers and the salt (expat would fetch a new one per parse). */
+    if (XML_ParserReset(p.xp, "UTF-8") != XML_TRUE || XML_SetHashSalt(p.xp, wp->salt) != 1) {
+        fail(&p, "xml: parser reset failed");
         goto out;
     }
     parser_setup(p.xp, &p);
@@ -439,9 +526,34 @@ int wx_wechat_msg_parse(const void *body, size_t len, struct wx_wechat_msg *m,
              XML_ErrorString(XML_GetErrorCode(p.xp)));
     }
     if (!p.failed) check_message(&p);
-    XML_ParserFree(p.xp);
 out:
     if (!p.failed) return 0;
     if (err != NULL) memcpy(err->why, p.why, sizeof err->why);
     return WX_WECHAT_EPARSE_XML;
+}
+
+int wx_wechat_parser_parse(wx_wechat_parser_t *wp, const void *body, size_t len,
+                           struct wx_wechat_msg *m, struct wx_wechat_xml_error *err)
+{
+    assert(wp != NULL && m != NULL);
+    assert(body != NULL || len == 0);
+    msg_clear_parsed(m);
+    return parse_body(wp, body, len, m, err);
+}
+
+int wx_wechat_msg_parse(const void *body, size_t len, struct wx_wechat_msg *m,
+                        struct wx_wechat_xml_error *err)
+{
+    assert(m != NULL);
+    assert(body != NULL || len == 0);
+    memset(m, 0, sizeof *m);
+    /* Salt 0: expat draws its own, as a parser used once should. */
+    struct wx_wechat_parser *wp = wx_wechat_parser_new(0);
+    if (wp == NULL) {
+        if (err != NULL) snprintf(err->why, sizeof err->why, "xml: out of memory");
+        return WX_WECHAT_EPARSE_XML;
+    }
+    int rc = parse_body(wp, body, len, m, err);
+    wx_wechat_parser_free(wp);
+    return rc;
 }
