@@ -57,7 +57,7 @@ static enum intent intent_of(const struct wx_chat_input *in)
     return INTENT_UNKNOWN;
 }
 
-/* Appends to out->text; a reply that would overflow is cut at the last whole line. */
+/* Appends to out->text; a piece that would overflow it is left out whole. */
 static void say(struct wx_chat_reply *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -108,19 +108,20 @@ static void balance(const wx_engine_t *e, uint32_t customer_id, enum lang lang,
     size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
         struct wx_account_view a;
-        if (cards[i].supplementary || wx_engine_account(e, cards[i].account_id, &a) != 0) {
-            continue;
-        }
+        if (wx_engine_account(e, cards[i].account_id, &a) != 0) continue;
+        /* A supplementary card spends its main card's account: show that account's credit. */
+        const char *kind_zh = cards[i].supplementary ? "附属卡" : "信用卡";
+        const char *kind_en = cards[i].supplementary ? "Supplementary card" : "Card";
         char limit[32], avail[32], owed[32];
         wx_amount_format(a.credit_limit + a.temp_limit, limit, sizeof limit);
         wx_amount_format(a.available, avail, sizeof avail);
         wx_amount_format(a.posted + a.held, owed, sizeof owed);
         if (lang == LANG_EN) {
-            say(out, "%sCard ending %04u\nCredit limit: CNY %s\nAvailable: CNY %s\nOwed: CNY %s",
-                shown > 0 ? "\n\n" : "", (unsigned)cards[i].last4, limit, avail, owed);
+            say(out, "%s%s ending %04u\nCredit limit: CNY %s\nAvailable: CNY %s\nOwed: CNY %s",
+                shown > 0 ? "\n\n" : "", kind_en, (unsigned)cards[i].last4, limit, avail, owed);
         } else {
-            say(out, "%s尾号%04u 信用卡\n信用额度：¥%s\n可用额度：¥%s\n当前欠款：¥%s",
-                shown > 0 ? "\n\n" : "", (unsigned)cards[i].last4, limit, avail, owed);
+            say(out, "%s尾号%04u %s\n信用额度：¥%s\n可用额度：¥%s\n当前欠款：¥%s",
+                shown > 0 ? "\n\n" : "", (unsigned)cards[i].last4, kind_zh, limit, avail, owed);
         }
         shown++;
     }

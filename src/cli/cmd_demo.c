@@ -342,14 +342,12 @@ static int create_bank(void)
     return wx_cmd_verify(1, verify_argv);
 }
 
-/* Sets key to value unless the configuration already says something. */
-static int default_to(wx_config_t *cfg, const char *key, const char *value)
+/* Sets key to value unless the configuration already says something (or always, for the
+ * settings that tie the bank and its sandbox together). */
+static int default_to(wx_config_t *cfg, const char *key, const char *value, bool always)
 {
     char err[256];
-    if (wx_config_str(cfg, key)[0] != '\0' && strcmp(key, "wechat.api_base") != 0 &&
-        strcmp(key, "sandbox.webhook_url") != 0) {
-        return 0;
-    }
+    if (!always && wx_config_str(cfg, key)[0] != '\0') return 0;
     if (wx_config_set(cfg, key, value, err, sizeof err) != 0) {
         fprintf(stderr, "wxbank demo: %s\n", err);
         return -1;
@@ -365,16 +363,19 @@ static int demo_config(wx_config_t *cfg)
     const char *listen = wx_config_str(cfg, "http.listen");
     snprintf(api, sizeof api, "http://%s/sandbox", listen);
     snprintf(hook, sizeof hook, "http://%s/wechat", listen);
-    if (default_to(cfg, "wechat.token", "wxbankdemotoken") ||
-        default_to(cfg, "wechat.appid", "wxd3a0b1c2d3e4f5a6") ||
-        default_to(cfg, "wechat.secret", "demo-secret-for-the-sandbox-only") ||
-        default_to(cfg, "wechat.aes_key", "wxbankDemoEncodingAESKey0123456789abcdefghi") ||
-        default_to(cfg, "wechat.account", wx_config_str(cfg, "sandbox.account")) ||
-        default_to(cfg, "wechat.api_base", api) || default_to(cfg, "sandbox.webhook_url", hook)) {
+    if (default_to(cfg, "wechat.token", "wxbankdemotoken", false) ||
+        default_to(cfg, "wechat.appid", "wxd3a0b1c2d3e4f5a6", false) ||
+        default_to(cfg, "wechat.secret", "demo-secret-for-the-sandbox-only", false) ||
+        default_to(cfg, "wechat.aes_key", "wxbankDemoEncodingAESKey0123456789abcdefghi", false) ||
+        default_to(cfg, "wechat.account", wx_config_str(cfg, "sandbox.account"), false) ||
+        default_to(cfg, "wechat.mode", wx_config_str(cfg, "sandbox.mode"), true) ||
+        default_to(cfg, "wechat.api_base", api, true) ||
+        default_to(cfg, "sandbox.webhook_url", hook, true)) {
         return -1;
     }
-    if (access("data/menu.json", R_OK) == 0)
-        return default_to(cfg, "wechat.menu", "data/menu.json");
+    if (access("data/menu.json", R_OK) == 0) {
+        return default_to(cfg, "wechat.menu", "data/menu.json", false);
+    }
     return 0;
 }
 

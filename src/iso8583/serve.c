@@ -55,7 +55,8 @@ static void on_durable(void *arg, uint64_t durable)
     struct iso_conn *c = srv->conns;
     while (c != NULL) {
         struct iso_conn *next = c->next; /* c may be freed */
-        if (c->count > 0) wx_iso_conn_release(c, durable);
+        /* Even with nothing waiting: a closing connection closes once it owes nothing. */
+        if (c->count > 0 || c->closing) wx_iso_conn_release(c, durable);
         c = next;
     }
 }

@@ -246,8 +246,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 void wx_iso_conn_accept(struct iso_server *srv, evutil_socket_t fd)
 {
     if (srv->stopping || srv->nconns >= srv->opt.max_connections) {
-        WX_WARN("iso8583: connection refused (iso8583.max_connections %u reached)",
-                srv->opt.max_connections);
+        if (srv->stopping) {
+            WX_INFO("iso8583: connection refused (shutting down)");
+        } else {
+            WX_WARN("iso8583: connection refused (iso8583.max_connections %u reached)",
+                    srv->opt.max_connections);
+        }
         evutil_closesocket(fd);
         return;
     }

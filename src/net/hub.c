@@ -22,7 +22,8 @@
 #include "util/alloc.h"
 #include "util/log.h"
 
-#define SHUTDOWN_DRAIN_SEC 2 /* longest wait for adapters to hand out what they owe */
+#define SHUTDOWN_DRAIN_SEC 2   /* longest wait for adapters to hand out what they owe */
+#define SHUTDOWN_FLUSH_MS  100 /* then for the last answers to be written */
 
 struct wx_hub {
     struct event_base *base;
@@ -35,6 +36,7 @@ struct wx_hub {
     unsigned nadapters;
     bool flush_scheduled;
     bool stopping;
+    bool done; /* wx_hub_run returned: adapters are being freed, nothing is settled */
 };
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -187,6 +189,14 @@ static bool any_busy(const wx_hub_t *h)
     return false;
 }
 
+/* Leaves the loop once the answers just handed out are written: the listeners' writes are
+ * queued in their buffers, and breaking the loop at once would drop them. */
+static void leave_soon(wx_hub_t *h)
+{
+    struct timeval flush = {.tv_sec = 0, .tv_usec = SHUTDOWN_FLUSH_MS * 1000};
+    event_base_loopexit(h->base, &flush);
+}
+
 void wx_hub_stop(wx_hub_t *h)
 {
     if (h->stopping) return;
@@ -203,7 +213,7 @@ void wx_hub_stop(wx_hub_t *h)
         }
     }
     if (!any_busy(h)) {
-        event_base_loopbreak(h->base);
+        leave_soon(h);
         return;
     }
     struct timeval drain = {.tv_sec = SHUTDOWN_DRAIN_SEC, .tv_usec = 0};
@@ -217,12 +227,13 @@ bool wx_hub_stopping(const wx_hub_t *h)
 
 void wx_hub_settle(wx_hub_t *h)
 {
-    if (h->stopping && !any_busy(h)) event_base_loopbreak(h->base);
+    if (h->stopping && !h->done && !any_busy(h)) leave_soon(h);
 }
 
 int wx_hub_run(wx_hub_t *h)
 {
     event_base_dispatch(h->base);
+    h->done = true;
     if (h->ledger != NULL) wx_ledger_flush(h->ledger);
     return 0;
 }

@@ -40,6 +40,7 @@ static const char *const dialects[] = {"ascii87", "ascii87b", "bcd87", NULL};
 static const char *const framings[] = {"len2", "ascii4", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const sandbox_modes[] = {"plain", "compat", "safe", NULL};
+static const char *const wechat_modes[] = {"plain", "compat", "safe", NULL};
 
 #define STR(n, d, s)                                                                               \
     {                                                                                              \
@@ -92,10 +93,13 @@ const struct cfg_key wx_cfg_schema[] = {
     SECRET("wechat.secret", NULL, "WeChat AppSecret (secret; @FILE reads a file)"),
     SECRET("wechat.token", NULL, "WeChat webhook signature token (secret; @FILE reads a file)"),
     SECRET("wechat.aes_key", check_aes_key, "WeChat EncodingAESKey, 43 characters (secret)"),
+    ENUM("wechat.mode", "plain", wechat_modes,
+         "the account's message mode: plain takes plain and encrypted messages; compat and "
+         "safe refuse plain ones (403)"),
     STR("wechat.account", "",
         "the account's original id (gh_...); when set, messages to another account get 400"),
-    INT("wechat.timestamp_skew_s", "300", 0, 86400,
-        "webhook requests signed further than this from now get 403 (0: not checked)"),
+    INT("wechat.timestamp_skew_s", "300", 1, 600,
+        "webhook requests signed further than this from now get 403"),
     INT("wechat.dedup_entries", "262144", 16, WX_WECHAT_DEDUP_MAX,
         "webhook messages remembered so that the platform's retries get the first answer"),
     STR("wechat.menu", "", "JSON file of the account's menu (as menu/create takes it), "

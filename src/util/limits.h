@@ -80,12 +80,12 @@
 #define WX_WECHAT_REPLY_MAX       (16u << 10) /* a passive reply, before encryption */
 #define WX_WECHAT_NEWS_MAX        8           /* articles in one news reply */
 #define WX_WECHAT_DEDUP_BYTES     (64u << 20) /* replies remembered for the platform's retries */
-#define WX_WECHAT_DEDUP_MAX       (1u << 24)  /* largest wechat.dedup_entries */
+#define WX_WECHAT_DEDUP_MAX       (1u << 22)  /* largest wechat.dedup_entries */
+#define WX_WECHAT_JOBS_MAX        4096        /* answers waiting for the journal at once */
 
 /* HTTP (src/net): the shared listener for the webhook, ops API, metrics and sandbox. */
 #define WX_HTTP_HEADERS_MAX     (16u << 10) /* all request headers together */
 #define WX_HTTP_BODY_MAX        (1u << 20)  /* any request body (routes set lower limits) */
-#define WX_HTTP_CONNECTIONS_MAX 65536       /* largest http.max_connections */
 
 /* Outbound HTTP (src/fetch). */
 #define WX_FETCH_RESPONSE_MAX (4u << 20) /* largest response body kept */

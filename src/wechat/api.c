@@ -3,10 +3,10 @@
  * (template and customer-service messages, the menu, media upload, OAuth code → OpenID).
  *
  * Every call runs on the loop through the fetcher. The access token is fetched once and
- * shared: one refresh at a time however many calls wait for it (each fetch invalidates the
- * previous token, so two refreshers would knock each other out), a refresh ahead of expiry,
- * and one refresh-and-retry when the platform says a call's token is no longer valid
- * (40001, 40014, 42001) — only if no other call has refreshed it meanwhile.
+ * shared: one refresh at a time however many calls wait for it (each fetch supersedes the
+ * previous token, which dies 5 minutes later, so refreshers would knock each other out), a refresh
+ * ahead of expiry, and one refresh-and-retry when the platform says a call's token is no longer
+ * valid (40001, 40014, 42001) — only if no other call has refreshed it meanwhile.
  *
  * Failures are classed for the caller. Retryable: the platform is busy (-1), the quota is
  * spent (45009, retried later with a longer back-off), HTTP 5xx, no connection, a timeout.
@@ -32,12 +32,13 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define TOKEN_EARLY_MS   (300 * 1000) /* refresh this long before the token expires */
-#define TOKEN_MIN_TTL_MS (60 * 1000)  /* a token that lives less is refreshed at half life */
-#define BACKOFF_BASE_MS  200
-#define BACKOFF_MAX_MS   5000
-#define QUOTA_BACKOFF_MS 2000 /* 45009: the quota does not come back in milliseconds */
-#define PATH_MAX_LEN     512
+#define TOKEN_EARLY_MS         (300 * 1000) /* refresh this long before the token expires */
+#define TOKEN_MIN_TTL_MS       (60 * 1000)  /* a token that lives less is refreshed at half life */
+#define BACKOFF_BASE_MS        200
+#define BACKOFF_MAX_MS         5000
+#define QUOTA_BACKOFF_MS       2000        /* 45009: the quota does not come back in milliseconds */
+#define TOKEN_REFUSED_PAUSE_MS (60 * 1000) /* after the platform refused our credentials */
+#define PATH_MAX_LEN           512
 
 enum call_kind { CALL_TOKEN, CALL_JSON, CALL_UPLOAD, CALL_OAUTH };
 
@@ -71,10 +72,14 @@ struct wx_wechat_api {
     int64_t token_expires_ms; /* 0: no token */
     uint64_t token_gen;       /* bumped at each new token */
     bool refreshing;
-    unsigned token_failures;   /* token fetches failed in a row */
-    struct event *token_retry; /* the one shared retry of a failed token fetch */
-    struct call *waiting;      /* calls waiting for the refresh, in order */
-    struct call *live;         /* every call not yet finished */
+    unsigned token_failures;     /* token fetches failed in a row */
+    int64_t token_not_before_ms; /* no token fetch before this (back-off) */
+    bool token_refused;          /* the last fetch was refused for good (bad secret, IP) */
+    long token_errcode;          /* and its errcode */
+    bool closing;                /* wx_wechat_api_free is running: no new calls */
+    struct event *token_retry;   /* the one shared retry of a failed token fetch */
+    struct call *waiting;        /* calls waiting for the refresh, in order */
+    struct call *live;           /* every call not yet finished */
     struct event *refresh_timer;
     struct wx_wechat_api_stats stats;
 };
@@ -185,15 +190,23 @@ static void release_waiting(struct wx_wechat_api *api, bool ok, long errcode, co
     }
     if (ok) {
         api->token_failures = 0;
+        api->token_refused = false;
+        api->token_not_before_ms = 0;
         return;
     }
     api->token_failures++;
+    /* The next fetch waits, whoever asks for it: a back-off after a transient failure, a
+     * minute after the credentials were refused. */
+    unsigned delay = backoff_ms(api->token_failures, errcode == 45009 ? QUOTA_BACKOFF_MS : 0);
+    if (!transient && delay < TOKEN_REFUSED_PAUSE_MS) delay = TOKEN_REFUSED_PAUSE_MS;
+    api->token_not_before_ms = wx_now_ms() + delay;
+    api->token_refused = !transient;
+    api->token_errcode = errcode;
     if (keep == NULL) return;
     /* Callbacks above may have started calls that now wait too: they go after these. */
     *keep_tail = api->waiting;
     api->waiting = keep;
-    if (api->refreshing) return; /* one of them started a fetch already */
-    unsigned delay = backoff_ms(api->token_failures, errcode == 45009 ? QUOTA_BACKOFF_MS : 0);
+    if (api->refreshing || evtimer_pending(api->token_retry, NULL)) return;
     struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
     evtimer_add(api->token_retry, &tv);
 }
@@ -202,7 +215,8 @@ static void on_token_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    fetch_token(arg);
+    struct wx_wechat_api *api = arg;
+    if (api->waiting != NULL) fetch_token(api);
 }
 
 static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
@@ -286,12 +300,20 @@ static void on_call(const struct wx_fetch_response *resp, void *arg)
         return;
     }
     if (resp->status != WX_FETCH_OK) {
-        bool unknown = resp->status != WX_FETCH_CONNECT;
+        bool unknown = true; /* the request may have reached the platform */
         if (c->safe_to_repeat) {
             retry_later(c, 0, resp->error, 0, unknown);
         } else {
             fail(c, WX_WECHAT_API_RETRYABLE, 0, resp->error, unknown);
         }
+        return;
+    }
+    if (resp->http_status >= 500 && !c->safe_to_repeat && resp->http_status != 500 &&
+        resp->http_status != 503) {
+        /* A gateway's 502 or 504 may come after the platform acted: no blind repeat. */
+        char msg[64];
+        snprintf(msg, sizeof msg, "HTTP %ld", resp->http_status);
+        fail(c, WX_WECHAT_API_RETRYABLE, 0, msg, true);
         return;
     }
     if (resp->http_status >= 500) {
@@ -349,12 +371,26 @@ static void attempt(struct call *c)
 {
     struct wx_wechat_api *api = c->api;
     if (c->kind != CALL_OAUTH && !token_valid(api)) {
+        int64_t now = wx_now_ms();
+        if (api->token_refused && now < api->token_not_before_ms) {
+            /* The platform refused our credentials a moment ago: do not spend the token
+             * quota (2,000 a day) asking again for every call. */
+            fail(c, WX_WECHAT_API_PERMANENT, api->token_errcode, "token refused", false);
+            return;
+        }
         c->next = NULL;
         struct call **tail = &api->waiting;
         while (*tail != NULL)
             tail = &(*tail)->next;
         *tail = c;
-        if (!evtimer_pending(api->token_retry, NULL)) fetch_token(api);
+        if (api->refreshing || evtimer_pending(api->token_retry, NULL)) return;
+        if (now >= api->token_not_before_ms) {
+            fetch_token(api);
+        } else {
+            int64_t wait = api->token_not_before_ms - now;
+            struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
+            evtimer_add(api->token_retry, &tv);
+        }
         return;
     }
     char url[WX_FETCH_URL_MAX];
@@ -380,6 +416,8 @@ static void attempt(struct call *c)
     wx_wipe(url, sizeof url);
     if (rc == WX_FETCH_EFULL) {
         retry_later(c, 0, wx_fetch_strerror(rc), 0, false);
+    } else if (rc == WX_FETCH_ECLOSED) {
+        fail(c, WX_WECHAT_API_RETRYABLE, 0, wx_fetch_strerror(rc), false); /* shutting down */
     } else if (rc != 0) {
         fail(c, WX_WECHAT_API_PERMANENT, 0, wx_fetch_strerror(rc), false); /* a bug of ours */
     }
@@ -464,7 +502,8 @@ void wx_wechat_api_free(wx_wechat_api_t *api)
 {
     if (api == NULL) return;
     /* Calls in flight belong to the fetcher's callbacks: the fetcher is freed first, and
-     * what is left waits for a token or a back-off. */
+     * what is left waits for a token or a back-off. Callbacks may not start new calls. */
+    api->closing = true;
     api->waiting = NULL;
     while (api->live != NULL) {
         evtimer_del(api->live->timer);
@@ -480,6 +519,7 @@ void wx_wechat_api_free(wx_wechat_api_t *api)
 int wx_wechat_api_template_send(wx_wechat_api_t *api, const struct wx_wechat_template *t,
                                 wx_wechat_api_cb cb, void *arg)
 {
+    if (api->closing) return -1;
     json_t *data = json_object();
     for (size_t i = 0; i < t->nfields; i++) {
         json_object_set_new(data, t->fields[i].name,
@@ -497,6 +537,7 @@ int wx_wechat_api_template_send(wx_wechat_api_t *api, const struct wx_wechat_tem
 int wx_wechat_api_custom_text(wx_wechat_api_t *api, const char *openid, const char *text,
                               wx_wechat_api_cb cb, void *arg)
 {
+    if (api->closing) return -1;
     json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "text", "text",
                             "content", text);
     if (doc == NULL) return -1;
@@ -506,6 +547,7 @@ int wx_wechat_api_custom_text(wx_wechat_api_t *api, const char *openid, const ch
 int wx_wechat_api_custom_news(wx_wechat_api_t *api, const char *openid,
                               const struct wx_wechat_article *a, wx_wechat_api_cb cb, void *arg)
 {
+    if (api->closing) return -1;
     json_t *doc = json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:s, s:s}]}}", "touser", openid, "msgtype",
                             "news", "news", "articles", "title", a->title ? a->title : "",
                             "description", a->description ? a->description : "", "url",
@@ -517,6 +559,7 @@ int wx_wechat_api_custom_news(wx_wechat_api_t *api, const char *openid,
 int wx_wechat_api_custom_image(wx_wechat_api_t *api, const char *openid, const char *media_id,
                                wx_wechat_api_cb cb, void *arg)
 {
+    if (api->closing) return -1;
     json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "image", "image",
                             "media_id", media_id);
     if (doc == NULL) return -1;
@@ -526,6 +569,7 @@ int wx_wechat_api_custom_image(wx_wechat_api_t *api, const char *openid, const c
 int wx_wechat_api_menu_create(wx_wechat_api_t *api, const char *menu_json, wx_wechat_api_cb cb,
                               void *arg)
 {
+    if (api->closing) return -1;
     json_error_t je;
     json_t *doc = json_loads(menu_json, 0, &je);
     if (doc == NULL || !json_is_array(json_object_get(doc, "button"))) {
@@ -539,6 +583,7 @@ int wx_wechat_api_menu_create(wx_wechat_api_t *api, const char *menu_json, wx_we
 int wx_wechat_api_media_upload(wx_wechat_api_t *api, const char *filename, const char *content_type,
                                const void *data, size_t len, wx_wechat_api_cb cb, void *arg)
 {
+    if (api->closing) return -1;
     if (len == 0 || len > WX_WECHAT_MEDIA_MAX) return -1;
     struct call *c =
         call_new(api, CALL_UPLOAD, "/cgi-bin/media/upload?type=image", NULL, true, cb, arg);
@@ -558,6 +603,7 @@ int wx_wechat_api_media_upload(wx_wechat_api_t *api, const char *filename, const
 int wx_wechat_api_oauth_openid(wx_wechat_api_t *api, const char *code, wx_wechat_api_cb cb,
                                void *arg)
 {
+    if (api->closing) return -1;
     char path[PATH_MAX_LEN];
     size_t n = strlen(code);
     if (n == 0 || n > 128 ||

@@ -95,6 +95,12 @@ int wx_webhook_options_from_config(const struct wx_config *cfg, struct wx_webhoo
     opt->dedup_entries = (uint32_t)wx_config_int(cfg, "wechat.dedup_entries");
     opt->dedup_ttl_s = (unsigned)wx_config_int(cfg, "wechat.dedup_ttl_s");
     opt->reply_deadline_ms = (unsigned)wx_config_int(cfg, "wechat.reply_deadline_ms");
+    opt->encrypted_only = strcmp(wx_config_str(cfg, "wechat.mode"), "plain") != 0;
+    if (opt->encrypted_only && opt->aes_key[0] == '\0') {
+        snprintf(err, errlen, "wechat.mode: %s mode needs wechat.aes_key",
+                 wx_config_str(cfg, "wechat.mode"));
+        return -1;
+    }
     if (opt->aes_key[0] != '\0' && opt->appid[0] == '\0') {
         snprintf(err, errlen, "wechat.appid: required with wechat.aes_key (safe mode)");
         return -1;
@@ -241,28 +247,15 @@ static void send_body(struct evhttp_request *const *reqs, unsigned n, const char
     }
 }
 
-/* A waiting request's connection closed: forget the request (the answer stays remembered
- * for the platform's retry). */
-static void on_close(struct evhttp_connection *conn, void *arg)
-{
-    struct wx_webhook *w = arg;
-    for (struct job *j = w->jobs; j != NULL; j = j->next) {
-        for (unsigned i = 0; i < j->nreqs; i++) {
-            if (j->reqs[i] != NULL && evhttp_request_get_connection(j->reqs[i]) == conn) {
-                j->reqs[i] = NULL;
-            }
-        }
-    }
-}
-
-static void add_waiter(struct wx_webhook *w, struct job *j, struct evhttp_request *req)
+static void add_waiter(struct job *j, struct evhttp_request *req)
 {
     if (j->nreqs == WAITERS_MAX) {
         wx_http_error(req, 503, "busy");
         return;
     }
+    /* A request whose connection closes meanwhile stays valid: libevent 2.1 does not read
+     * a connection while its request waits, and frees the request once it is answered. */
     j->reqs[j->nreqs++] = req;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, w);
 }
 
 static void on_late_sent(const struct wx_wechat_api_result *r, void *arg)
@@ -271,16 +264,6 @@ static void on_late_sent(const struct wx_wechat_api_result *r, void *arg)
     if (r->cls != WX_WECHAT_API_OK) {
         WX_WARN("wechat: a late answer was not delivered (%s: %s)",
                 wx_wechat_api_class_name(r->cls), r->errmsg);
-    }
-}
-
-/* Stops watching a job's requests' connections. */
-static void forget_requests(struct job *j)
-{
-    for (unsigned i = 0; i < j->nreqs; i++) {
-        if (j->reqs[i] != NULL) {
-            evhttp_connection_set_closecb(evhttp_request_get_connection(j->reqs[i]), NULL, NULL);
-        }
     }
 }
 
@@ -296,7 +279,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct job *j = arg;
     WX_WARN("wechat: an answer waits for the journal past %u ms; it will follow as a message",
             j->w->opt.reply_deadline_ms);
-    forget_requests(j);
     send_body(j->reqs, j->nreqs, "", 0);
     memset(j->reqs, 0, sizeof j->reqs);
     wx_dedup_finish(j->w->dedup, j->slot, "", 0);
@@ -322,10 +304,12 @@ static void on_durable(void *arg, uint64_t durable)
         w->njobs--;
         if (!j->late) {
             wx_dedup_finish(w->dedup, j->slot, j->body, j->len);
-            forget_requests(j);
             send_body(j->reqs, j->nreqs, j->body, j->len);
-        } else if (j->text != NULL && w->api != NULL) {
-            wx_wechat_api_custom_text(w->api, j->openid, j->text, on_late_sent, NULL);
+        } else if (j->text != NULL) {
+            if (w->api == NULL ||
+                wx_wechat_api_custom_text(w->api, j->openid, j->text, on_late_sent, NULL) != 0) {
+                WX_WARN("wechat: a late answer cannot be sent (no platform API: wechat.secret)");
+            }
         }
         job_free(j);
     }
@@ -358,7 +342,7 @@ static void answer(struct wx_webhook *w, struct evhttp_request *req, uint32_t sl
     struct timeval tv = {.tv_sec = w->opt.reply_deadline_ms / 1000,
                          .tv_usec = (w->opt.reply_deadline_ms % 1000) * 1000};
     evtimer_add(j->deadline, &tv);
-    add_waiter(w, j, req);
+    add_waiter(j, req);
     *w->jobs_tail = j;
     w->jobs_tail = &j->next;
     w->njobs++;
@@ -369,7 +353,7 @@ static void join_pending(struct wx_webhook *w, struct evhttp_request *req, uint3
 {
     for (struct job *j = w->jobs; j != NULL; j = j->next) {
         if (j->slot == slot && !j->late) {
-            add_waiter(w, j, req);
+            add_waiter(j, req);
             return;
         }
     }
@@ -411,9 +395,10 @@ static int build_reply(struct wx_webhook *w, const struct query *q, bool aes,
                                      w->sealed, sizeof w->sealed, &m);
     if (rc == WX_WECHAT_EGEN_RETURN_XML) {
         /* The request's nonce cannot go back in a reply: sign the reply with our own. */
-        char nonce[17], ts[24];
-        snprintf(nonce, sizeof nonce, "%08x%08x", (unsigned)random[0] << 24 | random[1],
-                 (unsigned)random[2] << 24 | random[3]);
+        uint8_t nr[8];
+        char nonce[2 * sizeof nr + 1], ts[24];
+        take_random(w, nr, sizeof nr);
+        wx_hex_encode(nr, sizeof nr, nonce, sizeof nonce);
         snprintf(ts, sizeof ts, "%lld", (long long)(wx_now_ms() / 1000));
         rc = wx_wechat_encrypt_reply(&w->crypt, w->reply, (size_t)n, ts, nonce, random, w->sealed,
                                      sizeof w->sealed, &m);
@@ -487,7 +472,8 @@ static uint64_t process(struct wx_webhook *w, struct wx_chat_reply *r)
         break;
     }
     wx_chat_respond(e, &in, r);
-    return r->reads_state ? wx_hub_read_seq(w->hub) : 0;
+    /* Every answer depends on ledger state: at least on whether the follower is bound. */
+    return wx_hub_read_seq(w->hub);
 }
 
 /* POST: one message. */
@@ -507,6 +493,12 @@ static void on_post(struct wx_webhook *w, struct evhttp_request *req, const stru
     bool aes = strcmp(q->encrypt_type, "aes") == 0;
     if (!aes && q->encrypt_type[0] != '\0' && strcmp(q->encrypt_type, "raw") != 0) {
         refuse(w, req, 400, "unknown encrypt_type");
+        return;
+    }
+    /* In compatible and safe mode the platform encrypts every message: a plain one is
+     * forged (the URL signature does not cover the body). */
+    if (!aes && w->opt.encrypted_only) {
+        refuse(w, req, 403, "messages must be encrypted (wechat.mode)");
         return;
     }
     int status;
@@ -529,7 +521,9 @@ static void on_post(struct wx_webhook *w, struct evhttp_request *req, const stru
     uint32_t slot;
     const uint8_t *stored;
     size_t stored_len;
-    switch (wx_dedup_begin(w->dedup, key, klen, wx_now_ms(), &slot, &stored, &stored_len)) {
+    /* A monotonic clock: a step of the wall clock must not expire every entry at once. */
+    int64_t mono_ms = wx_mono_us() / 1000;
+    switch (wx_dedup_begin(w->dedup, key, klen, mono_ms, &slot, &stored, &stored_len)) {
     case WX_DEDUP_DONE:
         w->stats.repeats++;
         send_body(&req, 1, (const char *)stored, stored_len);
@@ -543,6 +537,12 @@ static void on_post(struct wx_webhook *w, struct evhttp_request *req, const stru
         return;
     case WX_DEDUP_NEW:
         break;
+    }
+    if (w->njobs >= WX_WECHAT_JOBS_MAX) {
+        /* The journal is stalled and answers pile up: let the platform retry later. */
+        wx_dedup_forget(w->dedup, slot);
+        refuse(w, req, 503, "too many answers waiting for the journal");
+        return;
     }
     struct wx_chat_reply r;
     uint64_t seq = process(w, &r);

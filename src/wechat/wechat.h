@@ -371,6 +371,7 @@ struct wx_webhook_options {
     uint32_t dedup_entries;     /* wechat.dedup_entries */
     unsigned dedup_ttl_s;       /* wechat.dedup_ttl_s */
     unsigned reply_deadline_ms; /* wechat.reply_deadline_ms: later answers go as messages */
+    bool encrypted_only;        /* wechat.mode compat or safe: plain messages are refused */
 };
 
 struct wx_webhook_stats {

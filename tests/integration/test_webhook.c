@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1372,6 +1374,58 @@ static void test_two_unsubscribes_same_second(void **state)
     assert_still_bound();
 }
 
+/* An account in safe mode (wechat.mode = safe): the platform encrypts every message, so a
+ * plain one is forged (its URL signature does not cover the body) and gets 403. */
+static int setup_safe_only(void **state)
+{
+    (void)state;
+    setenv("WXBANK_WECHAT_MODE", "safe", 1);
+    int rc = setup_with(NULL);
+    unsetenv("WXBANK_WECHAT_MODE");
+    return rc;
+}
+
+static void test_safe_mode_refuses_plain(void **state)
+{
+    (void)state;
+    static char xml[XML_MAX];
+    struct resp *r = resp_new();
+    struct params p;
+    text_message(xml, sizeof xml, BOUND, "余额");
+    post_plain(BOUND, xml, r);
+    expect_status(r, 403, "a plain message to a safe-mode account");
+    event_message(xml, sizeof xml, BOUND, "unsubscribe", NULL, NULL);
+    post_plain(BOUND, xml, r);
+    expect_status(r, 403, "a plain unsubscribe to a safe-mode account");
+    text_message(xml, sizeof xml, BOUND, "余额");
+    post_safe(BOUND, xml, &p, r);
+    assert_contains(sealed_reply(r, BOUND), "可用额度");
+}
+
+/* An idle switch connection does not hold up the shutdown (or outlive what it points to):
+ * SIGTERM ends the server promptly and cleanly while the connection stays open. */
+static void test_shutdown_with_idle_iso_connection(void **state)
+{
+    (void)state;
+    char host[64];
+    snprintf(host, sizeof host, "%s", iso_addr);
+    char *colon = strrchr(host, ':');
+    assert_non_null(colon);
+    *colon = '\0';
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    assert_int_equal(inet_pton(AF_INET, host, &a.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(stop_server(), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 1500);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1390,6 +1444,8 @@ int main(void)
         T(test_retry_processed_once),
         T(test_unsubscribe_retry_processed_once),
         cmocka_unit_test_setup_teardown(test_two_unsubscribes_same_second, setup_twins, teardown),
+        cmocka_unit_test_setup_teardown(test_safe_mode_refuses_plain, setup_safe_only, teardown),
+        T(test_shutdown_with_idle_iso_connection),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
