@@ -235,29 +235,6 @@ static void digits(char *out, size_t cap, unsigned long long v, int width)
     snprintf(out, cap, "%0*llu", width, v);
 }
 
-/* Fields a terminal's acquirer sends with every message: times, STAN, RRN, ids. */
-static void common_fields(struct wx_iso_msg *m, unsigned stan, char when[11])
-{
-    time_t now = time(NULL);
-    struct tm g;
-    gmtime_r(&now, &g);
-    char buf[32];
-    strftime(when, 11, "%m%d%H%M%S", &g);
-    wx_iso_set_str(m, 7, when);
-    digits(buf, sizeof buf, stan, 6);
-    wx_iso_set_str(m, 11, buf);
-    strftime(buf, sizeof buf, "%H%M%S", &g);
-    wx_iso_set_str(m, 12, buf);
-    strftime(buf, sizeof buf, "%m%d", &g);
-    wx_iso_set_str(m, 13, buf);
-    wx_iso_set_str(m, 32, "00000000001");
-    size_t n = strftime(buf, sizeof buf, "%y%m%d", &g);
-    snprintf(buf + n, sizeof buf - n, "%06u", stan);
-    wx_iso_set_str(m, 37, buf);
-    wx_iso_set_str(m, 41, "WXPOS001");
-    wx_iso_set_str(m, 42, "WXBANKMERCH0001");
-}
-
 /* Field 43: name (23), city (13), state (2), country (2). */
 static void merchant_field(struct wx_iso_msg *m, const struct pos_args *a)
 {
@@ -310,7 +287,7 @@ static int pos_build(const struct pos_args *a, struct wx_iso_msg *m, unsigned st
                    : strcmp(act, "balance") == 0 ? 100
                                                  : 200;
     wx_iso_init(m, mti);
-    common_fields(m, stan, when);
+    wx_iso_set_terminal_fields(m, time(NULL), stan, "WXPOS001", "WXBANKMERCH0001", when);
     if (echo) {
         wx_iso_set_str(m, 70, "301");
         return 0;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 
 #define WX_ISO_FIELDS   128  /* fields 1..128; field 1 is the secondary bitmap */
@@ -181,6 +182,15 @@ int wx_iso_host_format_error(const struct wx_iso_msg *partial, const struct wx_i
 
 /* The response code for an engine reason on a request of MTI mti (see the table). */
 const char *wx_iso_response_code(uint16_t mti, uint8_t reason);
+
+/*
+ * The fields a terminal's acquirer sends with every message, for tools that play a terminal:
+ * transmission time (7, written to `when` as MMDDhhmmss too), STAN (11), local time and
+ * date (12, 13), acquirer (32), RRN (37: date + STAN), terminal (41, 8 characters) and
+ * merchant (42, 15 characters) ids. stan is 1..999999.
+ */
+void wx_iso_set_terminal_fields(struct wx_iso_msg *m, time_t now, unsigned stan,
+                                const char *terminal_id, const char *merchant_id, char when[11]);
 
 /* ======================================================================================
  * Server: the TCP door for the card switch (src/iso8583/server.c), on a libevent loop.

@@ -103,28 +103,6 @@ static void put(struct wx_iso_msg *m, int n, const char *v)
     (void)rc;
 }
 
-/* Times, STAN, RRN and ids, as cmd_iso.c's common_fields. */
-static void common_fields(struct wx_iso_msg *m, const char *stan)
-{
-    time_t now = time(NULL);
-    struct tm g;
-    char buf[32];
-    gmtime_r(&now, &g);
-    strftime(buf, sizeof buf, "%m%d%H%M%S", &g);
-    put(m, 7, buf);
-    put(m, 11, stan);
-    strftime(buf, sizeof buf, "%H%M%S", &g);
-    put(m, 12, buf);
-    strftime(buf, sizeof buf, "%m%d", &g);
-    put(m, 13, buf);
-    put(m, 32, "00000000001");
-    size_t n = strftime(buf, sizeof buf, "%y%m%d", &g);
-    snprintf(buf + n, sizeof buf - n, "%s", stan);
-    put(m, 37, buf);
-    put(m, 41, "WXSBX001");
-    put(m, 42, "WXSANDBOXSHOP01");
-}
-
 /* The amounts: CNY in field 4, or USD in 4 with the CNY billing amount in 6. */
 static void amount_fields(struct wx_iso_msg *m, const struct pos_order *o)
 {
@@ -147,7 +125,9 @@ static void amount_fields(struct wx_iso_msg *m, const struct pos_order *o)
 static void build(const struct pos_order *o, const char *stan, struct wx_iso_msg *m)
 {
     wx_iso_init(m, o->kind == POS_PURCHASE ? 200 : 100);
-    common_fields(m, stan);
+    char when[11];
+    wx_iso_set_terminal_fields(m, time(NULL), (unsigned)strtoul(stan, NULL, 10), "WXSBX001",
+                               "WXSANDBOXSHOP01", when);
     put(m, 2, o->card->pan);
     if (o->card->expiry[0] != '\0') put(m, 14, o->card->expiry);
     put(m, 3, o->kind == POS_BALANCE ? "310000" : "000000");
