@@ -399,9 +399,13 @@ static int stock_sandbox(wx_sandbox_t *sb)
     char line[256];
     int rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
-        char *label = strtok(line, "\t\n"), *pan = strtok(NULL, "\t\n"),
-             *expiry = strtok(NULL, "\t\n");
-        if (label == NULL || pan == NULL || expiry == NULL) continue;
+        /* label TAB pan TAB expiry: written by write_cards above */
+        char *label = line, *pan = strchr(label, '\t');
+        char *expiry = pan != NULL ? strchr(pan + 1, '\t') : NULL;
+        if (expiry == NULL) continue;
+        *pan++ = '\0';
+        *expiry++ = '\0';
+        expiry[strcspn(expiry, "\r\n")] = '\0';
         struct wx_sandbox_card c = {.label = label, .pan = pan, .expiry = expiry};
         rc = wx_sandbox_add_card(sb, &c, err, sizeof err);
         if (rc != 0) fprintf(stderr, "wxbank demo: card: %s\n", err);

@@ -8,21 +8,25 @@
 #include "net/net.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "util/alloc.h"
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/log.h"
 
-#define ROUTES_MAX 32
+#define ROUTES_MAX     32
+#define LISTEN_BACKLOG 512
 
 struct route {
     char path[64];
@@ -116,23 +120,17 @@ wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char 
     evhttp_set_default_content_type(s->http, "text/plain; charset=utf-8");
     evhttp_set_gencb(s->http, dispatch, s);
 
-    char host[256];
-    const char *colon = strrchr(opt->listen, ':');
-    size_t hl = colon != NULL ? (size_t)(colon - opt->listen) : 0;
-    const char *h = opt->listen;
-    if (hl >= 2 && h[0] == '[') {
-        h++;
-        hl -= 2;
-    }
-    if (colon == NULL || hl >= sizeof host) {
-        snprintf(err, errlen, "http.listen = %s: not HOST:PORT", opt->listen);
-        goto fail;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    s->sock = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)atoi(colon + 1));
+    struct sockaddr_storage ss;
+    unsigned sslen = 0;
+    if (wx_net_resolve(opt->listen, &ss, &sslen, err, errlen) != 0) goto fail;
+    struct evconnlistener *l =
+        evconnlistener_new_bind(wx_hub_base(hub), NULL, NULL,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
+    s->sock = l != NULL ? evhttp_bind_listener(s->http, l) : NULL;
     if (s->sock == NULL) {
-        snprintf(err, errlen, "http.listen = %s: cannot listen", opt->listen);
+        if (l != NULL) evconnlistener_free(l);
+        snprintf(err, errlen, "http.listen = %s: cannot listen: %s", opt->listen, strerror(errno));
         goto fail;
     }
     wx_net_local_address(evhttp_bound_socket_get_fd(s->sock), s->address, sizeof s->address);
