@@ -668,6 +668,8 @@ static int setup_safe(void **state)
 static char last_openid[80];
 
 /* Creates a follower; with follow, waits for the webhook's subscribe request. */
+static int64_t stat_int(const char *a, const char *b);
+
 static const char *new_follower(const char *nickname, bool follow)
 {
     char body[256];
@@ -681,7 +683,14 @@ static const char *new_follower(const char *nickname, bool follow)
     assert_non_null(openid);
     snprintf(last_openid, sizeof last_openid, "%s", openid);
     json_decref(v);
-    if (follow) hook_wait(before + 1);
+    if (follow) {
+        hook_wait(before + 1);
+        /* The hook has the subscribe; wait until its answer is on the phone too, so a test
+         * counting the lines after this point does not count the welcome. */
+        int64_t end = now_ms() + WAIT_MS;
+        while (stat_int("webhook", "in_flight") != 0 && now_ms() < end)
+            sleep_ms(10);
+    }
     return last_openid;
 }
 
