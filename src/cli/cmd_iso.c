@@ -377,28 +377,14 @@ static int read_exact(int fd, uint8_t *buf, size_t n)
 }
 
 /* Sends one framed message and reads the framed answer into out. */
-static int exchange(int fd, bool ascii4, const uint8_t *msg, size_t len, uint8_t *out, size_t cap,
-                    size_t *out_len)
+static int exchange(int fd, enum wx_iso_framing framing, const uint8_t *msg, size_t len,
+                    uint8_t *out, size_t cap, size_t *out_len)
 {
     uint8_t head[4];
-    size_t hl = ascii4 ? 4 : 2;
-    if (ascii4) {
-        char h[5];
-        snprintf(h, sizeof h, "%04zu", len);
-        memcpy(head, h, 4);
-    } else {
-        head[0] = (uint8_t)(len >> 8);
-        head[1] = (uint8_t)len;
-    }
+    size_t hl = wx_iso_frame_header(framing, len, head), n = 0;
     if (write(fd, head, hl) != (ssize_t)hl || write(fd, msg, len) != (ssize_t)len ||
-        read_exact(fd, head, hl) != 0) {
-        return -1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < hl; i++) {
-        n = ascii4 ? n * 10 + (size_t)(head[i] - '0') : (n << 8) | head[i];
-    }
-    if (n == 0 || n > cap) {
+        read_exact(fd, head, hl) != 0 || wx_iso_frame_length(framing, head, &n) != 0 || n == 0 ||
+        n > cap) {
         return -1;
     }
     *out_len = n;
@@ -445,7 +431,8 @@ static int pos(int argc, char **argv)
     printf("request (STAN %06u, time %s):\n", stan, when);
     wx_iso_print(&req, stdout);
     struct wx_iso_error err;
-    rc = exchange(fd, a.ascii_framing, out, len, in, sizeof in, &in_len);
+    rc = exchange(fd, a.ascii_framing ? WX_ISO_FRAME_ASCII4 : WX_ISO_FRAME_LEN2, out, len, in,
+                  sizeof in, &in_len);
     close(fd);
     if (rc != 0 || wx_iso_unpack(a.dialect, in, in_len, &resp, &err) != 0) {
         fprintf(stderr, "wxbank pos: no valid answer from %s\n", a.host);

@@ -206,6 +206,15 @@ enum wx_iso_framing {
     WX_ISO_FRAME_ASCII4 = 1, /* 4 ASCII decimal digits */
 };
 
+/* The header's size (2 or 4 bytes). */
+size_t wx_iso_frame_header_len(enum wx_iso_framing f);
+/* Writes the header of a frame of len body bytes (len < 10000 for ascii4, < 65536 for
+ * len2: both above WX_ISO_FRAME_MAX); returns its size. */
+size_t wx_iso_frame_header(enum wx_iso_framing f, size_t len, uint8_t out[4]);
+/* Reads a header of wx_iso_frame_header_len bytes: 0 with *len, or -1 when an ascii4
+ * header is not 4 digits. */
+int wx_iso_frame_length(enum wx_iso_framing f, const uint8_t *head, size_t *len);
+
 struct wx_iso_server_options {
     const char *listen;          /* HOST:PORT (iso8583.listen) */
     enum wx_iso_dialect dialect; /* iso8583.dialect */

@@ -32,31 +32,18 @@ _Static_assert(WX_ISO_FRAME_MAX <= WX_ISO_MSG_MAX, "a frame must fit the codec's
 
 enum frame_rc { FRAME_INCOMPLETE = 0, FRAME_READY = 1, FRAME_BAD = -1 };
 
-static size_t header_len(const struct iso_server *srv)
-{
-    return srv->opt.framing == WX_ISO_FRAME_ASCII4 ? 4 : 2;
-}
-
 /* Reads the next frame's length from the input without consuming it. */
 static enum frame_rc frame_length(struct iso_conn *c, size_t *len)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t hl = header_len(c->srv);
+    size_t hl = wx_iso_frame_header_len(c->srv->opt.framing);
     uint8_t h[4];
     if (evbuffer_get_length(in) < hl) return FRAME_INCOMPLETE;
     evbuffer_copyout(in, h, hl);
-    if (hl == 2) {
-        *len = (size_t)h[0] << 8 | h[1];
-    } else {
-        *len = 0;
-        for (size_t i = 0; i < 4; i++) {
-            if (h[i] < '0' || h[i] > '9') {
-                WX_WARN("iso8583 conn %llu: ascii4 length is not 4 digits; closing",
-                        (unsigned long long)c->id);
-                return FRAME_BAD;
-            }
-            *len = *len * 10 + (size_t)(h[i] - '0');
-        }
+    if (wx_iso_frame_length(c->srv->opt.framing, h, len) != 0) {
+        WX_WARN("iso8583 conn %llu: ascii4 length is not 4 digits; closing",
+                (unsigned long long)c->id);
+        return FRAME_BAD;
     }
     if (*len == 0 || *len > c->srv->opt.frame_max) {
         WX_WARN("iso8583 conn %llu: frame of %zu bytes (iso8583.frame_max %zu); closing",
@@ -66,35 +53,20 @@ static enum frame_rc frame_length(struct iso_conn *c, size_t *len)
     return evbuffer_get_length(in) >= hl + *len ? FRAME_READY : FRAME_INCOMPLETE;
 }
 
-/* Writes the frame header for a body of len bytes into out. */
-static size_t put_header(const struct iso_server *srv, size_t len, uint8_t *out)
-{
-    if (srv->opt.framing == WX_ISO_FRAME_ASCII4) {
-        for (int i = 3; i >= 0; i--) {
-            out[i] = (uint8_t)('0' + len % 10);
-            len /= 10;
-        }
-        return 4;
-    }
-    out[0] = (uint8_t)(len >> 8);
-    out[1] = (uint8_t)len;
-    return 2;
-}
-
 /* Packs srv->resp as a frame (iso8583.frame_max bounds what the switch sends; answers are
  * bounded by WX_ISO_FRAME_MAX) and queues it behind c's waiting answers (or sends it at once
  * when nothing waits and seq is durable). Returns 0, or -1 when it does not pack. */
 static int enqueue(struct iso_conn *c, uint64_t seq)
 {
     struct iso_server *srv = c->srv;
-    size_t hl = header_len(srv), len = 0;
+    size_t hl = wx_iso_frame_header_len(srv->opt.framing), len = 0;
     if (wx_iso_pack(srv->opt.dialect, &srv->resp, srv->frame + hl, sizeof srv->frame - hl, &len) !=
         0) {
         WX_ERROR("iso8583 conn %llu: a %04u answer does not pack", (unsigned long long)c->id,
                  (unsigned)srv->resp.mti);
         return -1;
     }
-    put_header(srv, len, srv->frame);
+    wx_iso_frame_header(srv->opt.framing, len, srv->frame);
     if (c->count == 0 && wx_hub_is_durable(srv->hub, seq)) {
         bufferevent_write(c->bev, srv->frame, hl + len);
         return 0;
@@ -147,7 +119,7 @@ static bool may_read(const struct iso_conn *c)
 static void process(struct iso_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t hl = header_len(c->srv), len = 0;
+    size_t hl = wx_iso_frame_header_len(c->srv->opt.framing), len = 0;
     while (may_read(c)) {
         enum frame_rc rc = frame_length(c, &len);
         if (rc == FRAME_INCOMPLETE) break;

@@ -211,17 +211,13 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct sb_pos *p = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    size_t head = p->sb->iso_framing == WX_ISO_FRAME_ASCII4 ? 4 : 2;
+    size_t head = wx_iso_frame_header_len(p->sb->iso_framing);
     if (p->frame_len == 0) {
         if (evbuffer_get_length(in) < head) return;
         uint8_t h[4];
         evbuffer_remove(in, h, head);
         size_t n = 0;
-        for (size_t i = 0; i < head; i++) {
-            if (head == 4 && (h[i] < '0' || h[i] > '9')) n = WX_ISO_MSG_MAX + 1;
-            n = head == 4 ? n * 10 + (size_t)(h[i] - '0') : (n << 8) | h[i];
-        }
-        if (n == 0 || n > WX_ISO_MSG_MAX) {
+        if (wx_iso_frame_length(p->sb->iso_framing, h, &n) != 0 || n == 0 || n > WX_ISO_MSG_MAX) {
             pos_fail(p, 502, "the bank's answer has a bad length");
             return;
         }
@@ -253,19 +249,12 @@ static int pos_send(struct sb_pos *p)
 {
     struct wx_sandbox *sb = p->sb;
     uint8_t frame[WX_ISO_MSG_MAX + 4];
-    size_t head = sb->iso_framing == WX_ISO_FRAME_ASCII4 ? 4 : 2, len;
+    size_t head = wx_iso_frame_header_len(sb->iso_framing), len;
     if (wx_iso_pack(sb->iso_dialect, &p->msg, frame + head, sizeof frame - head, &len) != 0) {
         pos_fail(p, 500, "the message does not pack");
         return -1;
     }
-    if (head == 4) {
-        char h[5];
-        snprintf(h, sizeof h, "%04zu", len);
-        memcpy(frame, h, 4);
-    } else {
-        frame[0] = (uint8_t)(len >> 8);
-        frame[1] = (uint8_t)len;
-    }
+    wx_iso_frame_header(sb->iso_framing, len, frame);
     struct sockaddr_storage ss;
     unsigned sslen;
     char err[128];
