@@ -58,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "iso8583/iso8583.h"
 #include "util/alloc.h"
 #include "util/limits.h"
@@ -86,7 +87,6 @@ extern char **environ;
 #define START_MS        120000 /* how long `wxbank serve` may take to accept */
 #define STOP_MS         30000  /* how long it may take to stop after SIGTERM */
 #define BLOCKED_WAIT_NS 100000 /* open loop: wait when the host does not take more bytes */
-#define NS              1000000000LL
 
 static const char *const DIALECTS[] = {"ascii87", "ascii87b", "bcd87"};
 
@@ -175,30 +175,9 @@ struct bench {
     struct wx_iso_msg *resp;                  /* decoded answer (8 KiB: not on the stack) */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
-
 static uint64_t rng_next(struct bench *b)
 {
-    uint64_t x = b->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    b->rng = x;
-    return x;
-}
-
-/* Writes v as exactly n ASCII digits (the high digits of a larger v are dropped). */
-static void put_digits(uint8_t *dst, size_t n, uint64_t v)
-{
-    for (size_t i = n; i > 0; i--) {
-        dst[i - 1] = (uint8_t)('0' + v % 10);
-        v /= 10;
-    }
+    return xorshift64(&b->rng);
 }
 
 /* Writes v as 2n digits packed BCD in n bytes. */
@@ -210,19 +189,6 @@ static void put_bcd(uint8_t *dst, size_t n, uint64_t v)
         dst[i - 1] = (uint8_t)((v % 10) << 4 | lo);
         v /= 10;
     }
-}
-
-/* Parses a whole decimal number in [min, max]; false otherwise. */
-static bool parse_uint(const char *text, unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
-        return false;
-    }
-    *out = (unsigned)v;
-    return true;
 }
 
 /* ---- options --------------------------------------------------------------------------- */
@@ -309,22 +275,6 @@ static int find_wxbank(struct bench *b)
     return 0;
 }
 
-/* A loopback port nobody listens on now (the kernel's choice). 0 on failure. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    unsigned port = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    close(fd);
-    return port;
-}
-
 /* The server to stop if the benchmark itself is interrupted (Ctrl-C), so none is left
  * running on its port. */
 static volatile sig_atomic_t interrupted_server;
@@ -390,13 +340,6 @@ static int seed(struct bench *b)
     }
     fprintf(stderr, "# seeded %u cards in %.1f s\n", b->o.cards, (double)(now_ns() - t0) / NS);
     return 0;
-}
-
-/* Sleeps ms milliseconds. */
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Starts `wxbank serve` and waits until its port accepts. */
@@ -927,12 +870,6 @@ static void tally_start(struct tally *t, int64_t win_start, int64_t win_end, boo
     *t = (struct tally){.win_start = win_start, .win_end = win_end, .by_due = by_due};
     t->lat_us = wx_reallocarray(lat, cap_lat, sizeof *lat);
     t->cap_lat = cap_lat;
-}
-
-static int cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
-    return a < c ? -1 : a > c;
 }
 
 /* The q-th 1000-quantile of the sorted latencies. */

@@ -72,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "util/alloc.h"
 #include "wechat/wechat.h"
 
@@ -102,7 +103,6 @@ extern char **environ;
 #define START_MS        120000 /* how long `wxbank serve` may take to accept */
 #define PEER_START_MS   30000  /* how long node may take to accept */
 #define STOP_MS         30000  /* how long a child may take to stop after SIGTERM */
-#define NS              1000000000LL
 #define MSGID_BASE      6000000000000000000ull /* MsgIds are 19 digits from here */
 #define MSGID_DIGITS    19
 #define PLAIN_TARGET    8.0  /* x the peer's requests/s */
@@ -216,49 +216,9 @@ struct bench {
     char *plain_out;                 /* IN_CAP: read-through check, decrypted */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
-
 static uint64_t rng_next(struct bench *b)
 {
-    uint64_t x = b->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    b->rng = x;
-    return x;
-}
-
-/* Writes v as exactly n ASCII digits (the high digits of a larger v are dropped). */
-static void put_digits(uint8_t *dst, size_t n, uint64_t v)
-{
-    for (size_t i = n; i > 0; i--) {
-        dst[i - 1] = (uint8_t)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-/* Parses a whole decimal number in [min, max]; false otherwise. */
-static bool parse_uint(const char *text, unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
-        return false;
-    }
-    *out = (unsigned)v;
-    return true;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
-    nanosleep(&ts, NULL);
+    return xorshift64(&b->rng);
 }
 
 /* ---- options --------------------------------------------------------------------------- */
@@ -387,22 +347,6 @@ static bool find_peer(struct bench *b)
         return false;
     }
     return true;
-}
-
-/* A loopback port nobody listens on now (the kernel's choice). 0 on failure. */
-static unsigned free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    unsigned port = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    close(fd);
-    return port;
 }
 
 /* The children to stop if the benchmark itself is interrupted (Ctrl-C), so none is left
@@ -1224,12 +1168,6 @@ static void tally_start(struct tally *t, int64_t win_start, int64_t win_end, boo
     *t = (struct tally){.win_start = win_start, .win_end = win_end, .by_due = by_due};
     t->lat_us = wx_reallocarray(lat, cap_lat, sizeof *lat);
     t->cap_lat = cap_lat;
-}
-
-static int cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
-    return a < c ? -1 : a > c;
 }
 
 /* The q-th 1000-quantile of the sorted latencies. */
