@@ -50,10 +50,10 @@ static int push_menu(struct wx_bank *b, const struct wx_config *cfg, char *err, 
 
 void wx_bank_stop(struct wx_bank *b)
 {
+    wx_http_free(b->http); /* first: the webhook's first stage runs on its threads */
     wx_webhook_free(b->webhook);
     wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
     wx_wechat_api_free(b->api);
-    wx_http_free(b->http);
     wx_iso_server_free(b->iso);
     wx_hub_free(b->hub);
     memset(b, 0, sizeof *b);

@@ -11,7 +11,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include <event2/event.h>
 
 #include "ledger/ledger.h"
+#include "net/inbox.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -32,6 +35,10 @@ struct wx_hub {
     struct event *notify_ev; /* the ledger's group-commit eventfd */
     struct event *flush_ev;  /* activated once per loop turn that submitted something */
     struct event *signal_ev[2];
+    struct wx_inbox inbox; /* tasks from other threads */
+    struct wx_wake_batch wakes;
+    pthread_t thread;    /* the loop's, while running */
+    atomic_bool running; /* in wx_hub_run */
     struct wx_hub_adapter adapters[WX_HUB_ADAPTERS_MAX];
     unsigned nadapters;
     bool flush_scheduled;
@@ -72,10 +79,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /*
  * The loop's event_base. With epoll, the changelist batches a turn's interest changes into
- * one epoll_ctl per descriptor when the turn ends: evhttp turns reading and writing on and
- * off several times per request, and most of those changes cancel out within the turn
- * (half the epoll_ctl calls of a webhook request go). libevent's caveat for it is
- * descriptors cloned with dup(), which nothing here uses; a descriptor closed and reopened
+ * one epoll_ctl per descriptor when the turn ends: bufferevents (the ISO 8583 server) turn
+ * reading and writing on and off several times per request, and most of those changes
+ * cancel out within the turn (half the epoll_ctl calls of a request go). libevent's caveat for it
+ * is descriptors cloned with dup(), which nothing here uses; a descriptor closed and reopened
  * within a turn is handled (libevent retries a MOD that fails with ENOENT as an ADD).
  */
 static struct event_base *new_base(void)
@@ -108,6 +115,7 @@ wx_hub_t *wx_hub_new(struct wx_ledger *ledger, const wx_keys_t *keys, char *err,
         h->flush_ev = event_new(h->base, -1, 0, on_flush, h);
         ok = h->notify_ev != NULL && h->flush_ev != NULL && event_add(h->notify_ev, NULL) == 0;
     }
+    ok = ok && wx_inbox_init(&h->inbox, h->base) == 0;
     h->signal_ev[0] = evsignal_new(h->base, SIGINT, on_signal, h);
     h->signal_ev[1] = evsignal_new(h->base, SIGTERM, on_signal, h);
     ok = ok && h->signal_ev[0] != NULL && h->signal_ev[1] != NULL &&
@@ -125,6 +133,7 @@ wx_hub_t *wx_hub_new(struct wx_ledger *ledger, const wx_keys_t *keys, char *err,
 void wx_hub_free(wx_hub_t *h)
 {
     if (h == NULL) return;
+    wx_inbox_close(&h->inbox);
     for (int i = 0; i < 2; i++) {
         if (h->signal_ev[i] != NULL) event_free(h->signal_ev[i]);
     }
@@ -181,6 +190,26 @@ uint64_t wx_hub_submit(wx_hub_t *h, const struct wx_cmd *cmd, struct wx_result *
     return seq;
 }
 
+void wx_hub_post(wx_hub_t *h, struct wx_hub_task *t)
+{
+    if (wx_hub_in_loop(h)) {
+        t->next = NULL;
+        t->run(t, false);
+        return;
+    }
+    wx_inbox_post(&h->inbox, t);
+}
+
+bool wx_hub_in_loop(const wx_hub_t *h)
+{
+    return atomic_load(&h->running) && pthread_equal(pthread_self(), h->thread) != 0;
+}
+
+void wx_hub_discard_posted(wx_hub_t *h)
+{
+    wx_inbox_discard(&h->inbox);
+}
+
 static bool any_busy(const wx_hub_t *h)
 {
     for (unsigned i = 0; i < h->nadapters; i++) {
@@ -232,7 +261,12 @@ void wx_hub_settle(wx_hub_t *h)
 
 int wx_hub_run(wx_hub_t *h)
 {
+    h->thread = pthread_self();
+    atomic_store(&h->running, true);
+    wx_wake_batch_begin(&h->wakes, h->base);
     event_base_dispatch(h->base);
+    wx_wake_batch_end(&h->wakes);
+    atomic_store(&h->running, false);
     h->done = true;
     if (h->ledger != NULL) wx_ledger_flush(h->ledger);
     return 0;

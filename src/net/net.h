@@ -20,7 +20,6 @@
 #include "keys/keys.h"
 
 struct event_base;
-struct evhttp_request;
 struct wx_ledger;
 struct wx_config;
 
@@ -71,6 +70,26 @@ uint64_t wx_hub_read_seq(const wx_hub_t *h);
 /* True when seq is durable. */
 bool wx_hub_is_durable(const wx_hub_t *h, uint64_t seq);
 
+/*
+ * Work for the loop's thread from another thread (the HTTP listener's I/O threads hand
+ * requests over this way). run is called on the loop's thread, in posting order; with
+ * cancelled set when the loop has ended, when it must only release what it holds.
+ */
+struct wx_hub_task {
+    struct wx_hub_task *next;
+    void (*run)(struct wx_hub_task *t, bool cancelled);
+};
+
+/* Any thread; t stays the caller's memory until run. Posted on the loop's own thread while
+ * it runs, t runs at once. */
+void wx_hub_post(wx_hub_t *h, struct wx_hub_task *t);
+
+/* True on the thread that runs the loop, while it runs. */
+bool wx_hub_in_loop(const wx_hub_t *h);
+
+/* After wx_hub_run (or instead of it): runs every task still posted, cancelled. */
+void wx_hub_discard_posted(wx_hub_t *h);
+
 /* Runs the loop until wx_hub_stop or a signal, then until every adapter is idle (at most a
  * few seconds). Returns 0. */
 int wx_hub_run(wx_hub_t *h);
@@ -92,17 +111,25 @@ int wx_net_resolve(const char *listen, struct sockaddr_storage *ss, unsigned *le
 void wx_net_local_address(int fd, char *out, size_t cap);
 
 /* ======================================================================================
- * HTTP listener (libevent's evhttp): the webhook, the ops API, /metrics, /healthz and the
- * sandbox share it. Routes are exact paths or path prefixes; anything else is 404.
+ * HTTP listener: HTTP/1.1 of our own on the hub's loop (see http.c for why), shared by the
+ * webhook, the ops API, /metrics, /healthz and the sandbox. Routes are exact paths or path
+ * prefixes; anything else is 404.
+ *
+ * A request is answered exactly once, with wx_http_send or wx_http_error, from any thread,
+ * either inside the handler or later (an answer that waits for the journal). It stays valid
+ * until then even if the client has gone away; the answer is then dropped.
  * ====================================================================================== */
 
 typedef struct wx_http wx_http_t;
-typedef void (*wx_http_handler)(struct evhttp_request *req, void *arg);
+typedef struct wx_http_req wx_http_req_t;
+typedef void (*wx_http_handler)(wx_http_req_t *req, void *arg);
 
 struct wx_http_options {
-    const char *listen; /* HOST:PORT (http.listen) */
-    size_t body_max;    /* largest request body, <= WX_HTTP_BODY_MAX */
-    unsigned timeout_s; /* a connection silent this long is closed */
+    const char *listen;       /* HOST:PORT (http.listen) */
+    size_t body_max;          /* largest request body, <= WX_HTTP_BODY_MAX */
+    unsigned timeout_s;       /* a connection silent this long is closed */
+    unsigned max_connections; /* open at once; more wait in the kernel's backlog */
+    unsigned threads;         /* I/O threads besides the hub's loop (http.threads) */
 };
 
 /* Fills opt from the http.* keys. */
@@ -112,31 +139,82 @@ void wx_http_options_from_config(const struct wx_config *cfg, struct wx_http_opt
  * a message in err when it cannot bind. */
 wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char *err,
                          size_t errlen);
+/*
+ * After wx_hub_run: stops the I/O threads (what they were writing gets 100 ms) and closes
+ * every connection. A route owner may answer what it still holds before this (those answers
+ * get the 100 ms), or be freed after it without answering: the requests are gone then. A
+ * threaded route's owner must be freed after it (its handler runs on the threads).
+ */
 void wx_http_free(wx_http_t *s);
 
 /* The bound address, "127.0.0.1:8080" (useful with port 0). */
 const char *wx_http_address(const wx_http_t *s);
 
-/* Routes path (exact, or every path under it when prefix) to fn. At most 32 routes. */
+/* Routes path (exact, or every path under it when prefix) to fn, which runs on the hub's
+ * loop. At most 32 routes; all are set before wx_hub_run. */
 void wx_http_route(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn, void *arg);
 
-/* Replies with a body; adds the headers every answer carries (nosniff, no framing). */
-void wx_http_send(struct evhttp_request *req, int status, const char *content_type,
-                  const void *body, size_t len);
-/* Replies text/plain "message\n". */
-void wx_http_error(struct evhttp_request *req, int status, const char *message);
+/*
+ * The same, but fn runs on the I/O thread that read the request, alongside the others: it
+ * may only use what is safe from any thread (its own state per thread: wx_http_thread) and
+ * hands what needs the loop to it with wx_hub_post. For the hottest route, the webhook,
+ * whose checking, decryption and parsing then spread over the cores.
+ */
+void wx_http_route_threaded(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn,
+                            void *arg);
 
-/* The request's path without the query ("/wechat"); NULL when the URI does not parse. */
-const char *wx_http_path(struct evhttp_request *req);
+/* Runs t on the I/O thread that read req (cancelled once the threads have stopped): how a
+ * threaded route's work comes back from the hub's loop to finish its answer there. */
+void wx_http_post(wx_http_req_t *req, struct wx_hub_task *t);
+
+/* How many I/O threads, and which one read req (0 .. wx_http_threads - 1). */
+unsigned wx_http_threads(const wx_http_t *s);
+unsigned wx_http_thread(const wx_http_req_t *req);
+
+/* Counters since start, for /metrics and tests. */
+struct wx_http_stats {
+    uint64_t accepted, requests, refused; /* refused: answered 4xx/5xx by the listener */
+    unsigned open;                        /* connections open now */
+};
+void wx_http_stats(const wx_http_t *s, struct wx_http_stats *out);
+
+/* ---- the request --------------------------------------------------------------------- */
+
+enum wx_http_method { WX_HTTP_GET = 1, WX_HTTP_HEAD, WX_HTTP_POST };
+
+enum wx_http_method wx_http_method(const wx_http_req_t *req);
+
+/* The request's path without the query, as sent ("/wechat"). */
+const char *wx_http_path(const wx_http_req_t *req);
+
+/* The raw query after '?', or NULL when there is none. */
+const char *wx_http_query(const wx_http_req_t *req);
+
+/* The value of request header name (any case), or NULL. */
+const char *wx_http_header(const wx_http_req_t *req, const char *name);
+
+/* The request body; NULL with *len 0 when there is none. */
+const uint8_t *wx_http_body(const wx_http_req_t *req, size_t *len);
+
+/* ---- the answer ---------------------------------------------------------------------- */
+
+/* Adds a header to the answer (before wx_http_send); name and value are copied. At most a
+ * few hundred bytes in all. */
+void wx_http_add_header(wx_http_req_t *req, const char *name, const char *value);
+
+/* Answers with a body and the headers every answer carries (nosniff, no framing); for HEAD
+ * the body is left out. The request is gone afterwards. */
+void wx_http_send(wx_http_req_t *req, int status, const char *content_type, const void *body,
+                  size_t len);
+
+/* Answers text/plain "message\n". */
+void wx_http_error(wx_http_req_t *req, int status, const char *message);
 
 /*
  * Copies the percent-decoded value of query parameter `name` into out. Returns its length,
  * -1 when absent, -2 when longer than cap - 1 or badly encoded. The query is the raw string
- * after '?' (evhttp_uri_get_query).
+ * after '?' (wx_http_query).
  */
 int wx_http_query_param(const char *query, const char *name, char *out, size_t cap);
-
-/* The request body, linearized; NULL with *len 0 when there is none. */
-const uint8_t *wx_http_body(struct evhttp_request *req, size_t *len);
 
 #endif

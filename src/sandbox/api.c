@@ -15,9 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -53,8 +50,8 @@ static const struct sb_media builtin_media = {
 /* ---- the follower a message is for ----------------------------------------------------------- */
 
 /* Finds touser and checks it may receive; answers the error and returns NULL otherwise. */
-static struct sb_follower *recipient(struct wx_sandbox *sb, struct evhttp_request *req,
-                                     enum sb_endpoint ep, const json_t *body)
+static struct sb_follower *recipient(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
+                                     const json_t *body)
 {
     const char *touser = sb_json_str(body, "touser");
     struct sb_follower *f = touser != NULL ? sb_follower_find(sb, touser) : NULL;
@@ -141,7 +138,7 @@ static json_t *template_rows(const json_t *data, bool *too_long)
     return rows;
 }
 
-void sb_template_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_TEMPLATE_SEND;
     if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
@@ -236,7 +233,7 @@ static json_t *custom_line(struct wx_sandbox *sb, const json_t *o, int *code, co
                      title, "description", desc, "url", url, "pic_url", pic, "via", "custom");
 }
 
-void sb_custom_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_CUSTOM_SEND;
     if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
@@ -414,7 +411,7 @@ static int media_check(const char *type, const uint8_t *d, size_t len, const cha
     return 0;
 }
 
-void sb_media_upload_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_media_upload_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_MEDIA_UPLOAD;
     if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
@@ -427,7 +424,7 @@ void sb_media_upload_handler(struct wx_sandbox *sb, struct evhttp_request *req, 
     }
     size_t len, part_len = 0;
     const uint8_t *body = wx_http_body(req, &len);
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    const char *ct = wx_http_header(req, "Content-Type");
     const uint8_t *part = body != NULL && boundary_of(ct, boundary, sizeof boundary)
                               ? media_part(body, len, boundary, &part_len)
                               : NULL;
@@ -442,14 +439,13 @@ void sb_media_upload_handler(struct wx_sandbox *sb, struct evhttp_request *req, 
                                 (json_int_t)(m->created_ms / 1000)));
 }
 
-void sb_media_get_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *id)
+void sb_media_get_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *id)
 {
     const struct sb_media *m = sb_is_word(id, SB_MEDIA_ID_LEN) ? sb_media_find(sb, id) : NULL;
     if (m == NULL) {
         wx_http_error(req, 404, "no such media (unknown or older than three days)");
         return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
-                      "private, max-age=3600");
+    wx_http_add_header(req, "Cache-Control", "private, max-age=3600");
     wx_http_send(req, 200, m->mime, m->data, m->len);
 }

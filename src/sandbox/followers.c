@@ -14,10 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "util/alloc.h"
 #include "util/log.h"
@@ -169,33 +166,42 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
 
 /*
  * The events answer: {"seq":N,"followers_seq":F,"menu_seq":M,"messages":[...]}, messages
- * being the follower's chat lines after `after` (all of them kept when after is 0).
+ * being the follower's chat lines after `after` (all of them kept when after is 0). The
+ * lines are stored serialized, so the answer is their bytes joined, sized before it is built.
  */
-static void send_events(struct wx_sandbox *sb, struct evhttp_request *req, uint64_t after,
+static void send_events(struct wx_sandbox *sb, wx_http_req_t *req, uint64_t after,
                         const char *openid)
 {
-    struct evbuffer *out = evbuffer_new();
-    if (out == NULL) WX_FATAL("libevent: out of memory");
-    evbuffer_add_printf(out,
-                        "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"messages\":[",
-                        (unsigned long long)sb->seq, (unsigned long long)sb->followers_seq,
-                        (unsigned long long)sb->menu_seq);
+    char head[112]; /* three 20-digit numbers and the keys */
+    int n = snprintf(head, sizeof head,
+                     "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"messages\":[",
+                     (unsigned long long)sb->seq, (unsigned long long)sb->followers_seq,
+                     (unsigned long long)sb->menu_seq);
+    assert(n > 0 && (size_t)n < sizeof head);
     const struct sb_follower *f = openid[0] != '\0' ? sb_follower_find(sb, openid) : NULL;
+    size_t cap = (size_t)n + 2; /* the head and "]}" */
+    for (unsigned k = 0; f != NULL && k < f->count; k++) {
+        const struct sb_msg *m = &f->ring[(f->first + k) % WX_SANDBOX_MESSAGES_MAX];
+        if (m->seq > after) cap += m->len + 1; /* the line and its comma */
+    }
+    char *text = wx_malloc(cap);
+    memcpy(text, head, (size_t)n);
+    size_t len = (size_t)n;
     bool first = true;
     for (unsigned k = 0; f != NULL && k < f->count; k++) {
         const struct sb_msg *m = &f->ring[(f->first + k) % WX_SANDBOX_MESSAGES_MAX];
         if (m->seq <= after) continue;
-        if (!first) evbuffer_add(out, ",", 1);
-        evbuffer_add(out, m->json, m->len);
+        if (!first) text[len++] = ',';
+        memcpy(text + len, m->json, m->len);
+        len += m->len;
         first = false;
     }
-    evbuffer_add(out, "]}", 2);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
+    memcpy(text + len, "]}", 2);
+    len += 2;
+    assert(len <= cap);
+    wx_http_add_header(req, "Cache-Control", "no-store");
+    wx_http_send(req, 200, "application/json; charset=utf-8", text, len);
+    free(text);
 }
 
 static void pending_unlink(struct sb_pending *p)
@@ -242,7 +248,7 @@ static void on_pending_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct sb_pending *sb_pending_add(struct wx_sandbox *sb, enum sb_pending_kind kind,
-                                  struct evhttp_request *req, unsigned wait_s)
+                                  wx_http_req_t *req, unsigned wait_s)
 {
     struct sb_pending *p = wx_calloc(1, sizeof *p);
     p->sb = sb;
@@ -285,7 +291,7 @@ static int64_t query_number(const char *query, const char *name, int64_t def, in
     return v <= (unsigned long long)max ? (int64_t)v : -1;
 }
 
-void sb_events_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_events_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     char openid[WX_OPENID_MAX + 1] = "";
     int64_t after = query_number(query, "after", 0, INT64_MAX);

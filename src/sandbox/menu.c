@@ -163,7 +163,7 @@ static int check_menu(const json_t *o, struct menu_error *e)
     return 0;
 }
 
-void sb_menu_create_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_menu_create_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_MENU_CREATE;
     if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;

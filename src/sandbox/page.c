@@ -21,9 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "sandbox/assets.h"
 
 static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -45,15 +42,14 @@ static const char *content_type(const char *name)
 }
 
 /* Serves /sandbox/NAME from the embedded files; false when there is no such file. */
-static bool serve_asset(struct evhttp_request *req, const char *path)
+static bool serve_asset(wx_http_req_t *req, const char *path)
 {
     const char *name = strcmp(path, "/") == 0 ? "index.html" : path + 1;
     for (size_t i = 0; i < sb_asset_count; i++) {
         if (strcmp(name, sb_assets[i].name) != 0) continue;
-        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "Content-Security-Policy", CSP);
-        evhttp_add_header(h, "Referrer-Policy", "no-referrer");
-        evhttp_add_header(h, "Cache-Control", "no-cache");
+        wx_http_add_header(req, "Content-Security-Policy", CSP);
+        wx_http_add_header(req, "Referrer-Policy", "no-referrer");
+        wx_http_add_header(req, "Cache-Control", "no-cache");
         wx_http_send(req, 200, content_type(name), sb_assets[i].data, sb_assets[i].len);
         return true;
     }
@@ -67,7 +63,7 @@ static const char *mode_name(enum wx_sandbox_mode m)
     return m == WX_SANDBOX_SAFE ? "safe" : m == WX_SANDBOX_COMPAT ? "compat" : "plain";
 }
 
-static void state_handler(struct wx_sandbox *sb, struct evhttp_request *req)
+static void state_handler(struct wx_sandbox *sb, wx_http_req_t *req)
 {
     json_t *followers = json_array(), *cards = json_array();
     for (size_t i = 0; i < sb->nfollowers; i++) {
@@ -91,8 +87,7 @@ static void state_handler(struct wx_sandbox *sb, struct evhttp_request *req)
 /* ---- followers ------------------------------------------------------------------------------- */
 
 /* The follower named by the body's "openid"; NULL after answering 400/404. */
-static struct sb_follower *body_follower(struct wx_sandbox *sb, struct evhttp_request *req,
-                                         const json_t *o)
+static struct sb_follower *body_follower(struct wx_sandbox *sb, wx_http_req_t *req, const json_t *o)
 {
     const char *openid = sb_json_str(o, "openid");
     if (openid == NULL) {
@@ -105,7 +100,7 @@ static struct sb_follower *body_follower(struct wx_sandbox *sb, struct evhttp_re
 }
 
 /* Runs an action and answers 202 {"seq", "msg_id"} or the error. */
-static void act_and_answer(struct wx_sandbox *sb, struct evhttp_request *req, struct sb_follower *f,
+static void act_and_answer(struct wx_sandbox *sb, wx_http_req_t *req, struct sb_follower *f,
                            const struct sb_action *a, int ok_status, json_t *extra)
 {
     char err[160], id[24] = "";
@@ -127,7 +122,7 @@ static void act_and_answer(struct wx_sandbox *sb, struct evhttp_request *req, st
     sb_reply_json(req, ok_status, o);
 }
 
-static void followers_add_handler(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o)
+static void followers_add_handler(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o)
 {
     char err[160];
     struct sb_follower *f;
@@ -151,7 +146,7 @@ static void followers_add_handler(struct wx_sandbox *sb, struct evhttp_request *
     act_and_answer(sb, req, f, &a, 201, json_pack("{s:o}", "follower", sb_follower_json(f)));
 }
 
-static void follow_handler(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o)
+static void follow_handler(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o)
 {
     struct sb_follower *f = body_follower(sb, req, o);
     if (f == NULL) return;
@@ -165,7 +160,7 @@ static void follow_handler(struct wx_sandbox *sb, struct evhttp_request *req, js
     act_and_answer(sb, req, f, &a, 202, NULL);
 }
 
-static void refuse_handler(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o)
+static void refuse_handler(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o)
 {
     struct sb_follower *f = body_follower(sb, req, o);
     if (f == NULL) return;
@@ -179,7 +174,7 @@ static void refuse_handler(struct wx_sandbox *sb, struct evhttp_request *req, js
     sb_reply_json(req, 200, json_pack("{s:o}", "follower", sb_follower_json(f)));
 }
 
-static void select_handler(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o)
+static void select_handler(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o)
 {
     struct sb_follower *f = body_follower(sb, req, o);
     if (f == NULL) return;
@@ -195,7 +190,7 @@ static double number_member(const json_t *o, const char *key, double limit)
     return isfinite(d) && fabs(d) <= limit ? d : NAN;
 }
 
-static void send_handler(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o)
+static void send_handler(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o)
 {
     struct sb_follower *f = body_follower(sb, req, o);
     if (f == NULL) return;
@@ -214,7 +209,7 @@ static void send_handler(struct wx_sandbox *sb, struct evhttp_request *req, json
 
 /* ---- routing --------------------------------------------------------------------------------- */
 
-typedef void (*body_handler)(struct wx_sandbox *sb, struct evhttp_request *req, json_t *o);
+typedef void (*body_handler)(struct wx_sandbox *sb, wx_http_req_t *req, json_t *o);
 
 static const struct {
     const char *path;
@@ -227,11 +222,10 @@ static const struct {
     {"/api/send", send_handler},
 };
 
-bool sb_page_route(struct wx_sandbox *sb, struct evhttp_request *req, const char *path,
-                   const char *query)
+bool sb_page_route(struct wx_sandbox *sb, wx_http_req_t *req, const char *path, const char *query)
 {
     (void)query;
-    bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+    bool post = wx_http_method(req) == WX_HTTP_POST;
     if (!post && (strcmp(path, "/api/state") == 0 || strcmp(path, "/api/followers") == 0)) {
         state_handler(sb, req);
         return true;

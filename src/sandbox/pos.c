@@ -22,7 +22,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "util/alloc.h"
 #include "util/crypto.h"
@@ -40,7 +39,7 @@ enum pos_kind { POS_PURCHASE, POS_AUTH, POS_BALANCE };
 struct sb_pos {
     struct wx_sandbox *sb;
     struct sb_pos *prev, *next;
-    struct evhttp_request *req; /* the page's call, answered at the end */
+    wx_http_req_t *req; /* the page's call, answered at the end */
     struct bufferevent *bev;
     const struct sb_card *card;
     enum pos_kind kind;
@@ -334,7 +333,7 @@ static const char *order_parse(const struct wx_sandbox *sb, const json_t *o, str
     return NULL;
 }
 
-void sb_pos_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_pos_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
     if (sb->iso_address == NULL) {

@@ -14,11 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "util/alloc.h"
 #include "util/config.h"
 #include "util/crypto.h"
@@ -96,18 +91,18 @@ bool sb_is_text(const char *s, size_t len)
     return true;
 }
 
-void sb_reply_json(struct evhttp_request *req, int status, json_t *v)
+void sb_reply_json(wx_http_req_t *req, int status, json_t *v)
 {
     assert(v != NULL);
     char *text = json_dumps(v, JSON_COMPACT);
     json_decref(v);
     if (text == NULL) WX_FATAL("jansson: out of memory");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    wx_http_add_header(req, "Cache-Control", "no-store");
     wx_http_send(req, status, "application/json; charset=utf-8", text, strlen(text));
     free(text);
 }
 
-void sb_page_error(struct evhttp_request *req, int status, const char *message)
+void sb_page_error(wx_http_req_t *req, int status, const char *message)
 {
     sb_reply_json(req, status, json_pack("{s:s}", "error", message));
 }
@@ -120,13 +115,13 @@ const char *sb_json_str(const json_t *o, const char *key)
 
 /* True when the request says its body is JSON (page calls must: a form post from another
  * site cannot say so without a preflight, which this listener does not answer). */
-static bool is_json_request(struct evhttp_request *req)
+static bool is_json_request(wx_http_req_t *req)
 {
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    const char *ct = wx_http_header(req, "Content-Type");
     return ct != NULL && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-json_t *sb_page_body(struct evhttp_request *req)
+json_t *sb_page_body(wx_http_req_t *req)
 {
     if (!is_json_request(req)) {
         sb_page_error(req, 415, "Content-Type must be application/json");
@@ -151,7 +146,7 @@ json_t *sb_page_body(struct evhttp_request *req)
 
 /* ---- the router ------------------------------------------------------------------------------ */
 
-typedef void (*sb_handler)(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+typedef void (*sb_handler)(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 struct sb_route {
     const char *path; /* below /sandbox */
@@ -160,7 +155,7 @@ struct sb_route {
     sb_handler fn;
 };
 
-static void clock_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+static void clock_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 static const struct sb_route routes[] = {
     {"/cgi-bin/token", false, true, sb_token_handler},
@@ -181,7 +176,7 @@ static const struct sb_route routes[] = {
 
 /* POST /sandbox/api/clock {"advance_s": N}: moves the platform's clock forward (tokens,
  * codes and idempotency keys expire without waiting). */
-static void clock_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+static void clock_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
     json_t *o = sb_page_body(req);
@@ -199,12 +194,12 @@ static void clock_handler(struct wx_sandbox *sb, struct evhttp_request *req, con
                   json_pack("{s:I}", "offset_s", (json_int_t)(sb->clock_offset_ms / 1000)));
 }
 
-static void dispatch(struct evhttp_request *req, void *arg)
+static void dispatch(wx_http_req_t *req, void *arg)
 {
     struct wx_sandbox *sb = arg;
     const char *path = wx_http_path(req) + strlen("/sandbox");
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+    const char *query = wx_http_query(req);
+    bool post = wx_http_method(req) == WX_HTTP_POST;
     if (sb->stopping) {
         wx_http_error(req, 503, "the sandbox is stopping");
         return;
@@ -229,10 +224,10 @@ static void dispatch(struct evhttp_request *req, void *arg)
     if (!sb_page_route(sb, req, path, query)) wx_http_error(req, 404, "not found");
 }
 
-static void redirect_to_page(struct evhttp_request *req, void *arg)
+static void redirect_to_page(wx_http_req_t *req, void *arg)
 {
     (void)arg;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/sandbox/");
+    wx_http_add_header(req, "Location", "/sandbox/");
     wx_http_send(req, 301, "text/plain; charset=utf-8", "/sandbox/\n", 10);
 }
 

@@ -28,7 +28,6 @@
 #include "sandbox/sandbox.h"
 #include "wechat/wechat.h"
 
-struct evhttp_request;
 struct event;
 
 #define SB_TOKEN_LEN       136 /* an access_token: the platform's are 136-157 characters */
@@ -168,7 +167,7 @@ enum sb_pending_kind {
 struct sb_pending {
     struct wx_sandbox *sb;
     enum sb_pending_kind kind;
-    struct evhttp_request *req;
+    wx_http_req_t *req;
     struct event *timer;
     uint64_t after;                 /* poll: answer when seq passes this */
     char openid[WX_OPENID_MAX + 1]; /* poll: whose chat lines to return ("" none) */
@@ -249,14 +248,14 @@ bool sb_is_word(const char *s, size_t max);
 bool sb_is_text(const char *s, size_t len);
 
 /* Replies with a JSON value (stolen) and the given status; no-store. */
-void sb_reply_json(struct evhttp_request *req, int status, json_t *v);
+void sb_reply_json(wx_http_req_t *req, int status, json_t *v);
 
 /* Replies to a page call with {"error": message} and a 4xx/5xx status. */
-void sb_page_error(struct evhttp_request *req, int status, const char *message);
+void sb_page_error(wx_http_req_t *req, int status, const char *message);
 
 /* A page call's body as a JSON object, or NULL after replying 415 (not Content-Type
  * application/json), 413 (over WX_SANDBOX_PAGE_BODY_MAX) or 400 (not a JSON object). */
-json_t *sb_page_body(struct evhttp_request *req);
+json_t *sb_page_body(wx_http_req_t *req);
 
 /* A string member of o, or NULL when absent or not a string. */
 const char *sb_json_str(const json_t *o, const char *key);
@@ -282,11 +281,11 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
 void sb_bump(struct wx_sandbox *sb, uint64_t *which);
 
 /* GET /sandbox/api/events?after=SEQ&openid=X&wait=S */
-void sb_events_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_events_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* Adds a pending request with a timer of wait_s seconds. */
 struct sb_pending *sb_pending_add(struct wx_sandbox *sb, enum sb_pending_kind kind,
-                                  struct evhttp_request *req, unsigned wait_s);
+                                  wx_http_req_t *req, unsigned wait_s);
 
 /* Answers and frees every pending request (shutdown). */
 void sb_pending_release_all(struct wx_sandbox *sb);
@@ -296,48 +295,45 @@ void sb_followers_free(struct wx_sandbox *sb);
 /* ---- tokens.c -------------------------------------------------------------------------------- */
 
 /* Counts a call; when a fault applies to it, answers (or holds) req and returns true. */
-bool sb_api_begin(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
-                  bool takes_token);
+bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token);
 
 /* Checks ?access_token=. On failure replies 41001/40014/40001/42001 and returns false. */
-bool sb_api_token_ok(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+bool sb_api_token_ok(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
                      const char *query);
 
 /* Replies {"errcode":code,"errmsg":"msg rid: ..."} and counts the error (against ep unless
  * it is SB_EP_COUNT: a call to no known endpoint). */
-void sb_api_error(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep, int code,
+void sb_api_error(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, int code,
                   const char *msg);
 
 /* Replies {"errcode":0,"errmsg":"ok"} merged with extra (stolen; may be NULL). */
-void sb_api_ok(struct evhttp_request *req, json_t *extra);
+void sb_api_ok(wx_http_req_t *req, json_t *extra);
 
 /* Replies with v (stolen) as it is: token and upload answers carry no errcode. */
-void sb_api_reply(struct evhttp_request *req, json_t *v);
+void sb_api_reply(wx_http_req_t *req, json_t *v);
 
 /* The body of a platform API call as a JSON object, or NULL after answering 44002 (empty),
  * 45002 (over max) or 47001 (not a JSON object), as the platform does. */
-json_t *sb_api_body(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
-                    size_t max);
+json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max);
 
-void sb_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
-void sb_stable_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
-void sb_oauth_authorize_handler(struct wx_sandbox *sb, struct evhttp_request *req,
-                                const char *query);
-void sb_oauth_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_stable_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_oauth_authorize_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_oauth_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 /* GET /cgi-bin/getcallbackip: the platform's cheapest call, handy to check a token. */
-void sb_callback_ip_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_callback_ip_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* POST /sandbox/api/fault and GET /sandbox/api/stats. */
-void sb_fault_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
-void sb_stats_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_fault_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_stats_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* ---- api.c ----------------------------------------------------------------------------------- */
 
-void sb_template_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
-void sb_custom_send_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
-void sb_media_upload_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+void sb_media_upload_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 /* GET /sandbox/media/MEDIA_ID: the bytes, for the page. */
-void sb_media_get_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *id);
+void sb_media_get_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *id);
 
 /* A live (unexpired) media item, or NULL. */
 const struct sb_media *sb_media_find(const struct wx_sandbox *sb, const char *id);
@@ -346,7 +342,7 @@ void sb_media_free(struct wx_sandbox *sb);
 
 /* ---- menu.c ---------------------------------------------------------------------------------- */
 
-void sb_menu_create_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_menu_create_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* ---- webhook.c ------------------------------------------------------------------------------- */
 
@@ -396,14 +392,13 @@ void sb_reply_unavailable(struct wx_sandbox *sb, struct sb_follower *f, const ch
 /* ---- page.c ---------------------------------------------------------------------------------- */
 
 /* Serves /sandbox/ and /sandbox/api/... other than events, fault, stats. True when handled. */
-bool sb_page_route(struct wx_sandbox *sb, struct evhttp_request *req, const char *path,
-                   const char *query);
+bool sb_page_route(struct wx_sandbox *sb, wx_http_req_t *req, const char *path, const char *query);
 
 /* ---- pos.c ----------------------------------------------------------------------------------- */
 
 struct sb_pos;
 /* POST /sandbox/api/pos */
-void sb_pos_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query);
+void sb_pos_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 /* Ends every exchange (its page call gets 503). */
 void sb_pos_cancel_all(struct wx_sandbox *sb);
 

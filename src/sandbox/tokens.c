@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "util/crypto.h"
 #include "util/log.h"
 
@@ -81,18 +78,18 @@ static void count_errcode(struct wx_sandbox *sb, int code)
     }
 }
 
-void sb_api_reply(struct evhttp_request *req, json_t *v)
+void sb_api_reply(wx_http_req_t *req, json_t *v)
 {
     /* The platform's own content type for API answers. */
     char *text = json_dumps(v, JSON_COMPACT);
     json_decref(v);
     if (text == NULL) WX_FATAL("jansson: out of memory");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-cache");
+    wx_http_add_header(req, "Cache-Control", "no-cache");
     wx_http_send(req, 200, "application/json; encoding=utf-8", text, strlen(text));
     free(text);
 }
 
-void sb_api_error(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep, int code,
+void sb_api_error(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, int code,
                   const char *msg)
 {
     uint32_t rid[3];
@@ -104,7 +101,7 @@ void sb_api_error(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_end
     sb_api_reply(req, json_pack("{s:i,s:s}", "errcode", code, "errmsg", text));
 }
 
-void sb_api_ok(struct evhttp_request *req, json_t *extra)
+void sb_api_ok(wx_http_req_t *req, json_t *extra)
 {
     json_t *o = json_pack("{s:i,s:s}", "errcode", 0, "errmsg", "ok");
     if (extra != NULL) {
@@ -114,8 +111,7 @@ void sb_api_ok(struct evhttp_request *req, json_t *extra)
     sb_api_reply(req, o);
 }
 
-json_t *sb_api_body(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
-                    size_t max)
+json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max)
 {
     size_t len;
     const uint8_t *body = wx_http_body(req, &len);
@@ -139,8 +135,7 @@ json_t *sb_api_body(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_e
 
 /* ---- every call ------------------------------------------------------------------------------ */
 
-bool sb_api_begin(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
-                  bool takes_token)
+bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token)
 {
     struct sb_fault *f = &sb->fault;
     sb->stats.calls[ep]++;
@@ -183,7 +178,7 @@ static struct sb_token *token_find(struct wx_sandbox *sb, const char *value, siz
     return NULL;
 }
 
-bool sb_api_token_ok(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+bool sb_api_token_ok(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
                      const char *query)
 {
     char tok[SB_TOKEN_LEN + 64];
@@ -246,7 +241,7 @@ static struct sb_token *token_new(struct wx_sandbox *sb, bool stable)
 }
 
 /* Checks appid and secret as /cgi-bin/token does; replies and returns false when wrong. */
-static bool credentials_ok(struct wx_sandbox *sb, struct evhttp_request *req, enum sb_endpoint ep,
+static bool credentials_ok(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
                            const char *grant_type, const char *want_grant, const char *appid,
                            const char *secret)
 {
@@ -275,7 +270,7 @@ static const char *param(const char *query, const char *name, char *out, size_t 
     return n == -2 ? NULL : out;
 }
 
-void sb_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     if (sb_api_begin(sb, req, SB_EP_TOKEN, false)) return;
     char grant[64], appid[64], secret[256];
@@ -320,7 +315,7 @@ static struct sb_token *stable_current(struct wx_sandbox *sb)
 }
 
 /* force_refresh: 20 a day, 30 s apart; the old token stops working at once. */
-static bool stable_force(struct wx_sandbox *sb, struct evhttp_request *req, struct sb_token *cur)
+static bool stable_force(struct wx_sandbox *sb, wx_http_req_t *req, struct sb_token *cur)
 {
     int64_t now = sb_now_ms(sb);
     roll_day(sb);
@@ -339,7 +334,7 @@ static bool stable_force(struct wx_sandbox *sb, struct evhttp_request *req, stru
     return true;
 }
 
-void sb_stable_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_stable_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
     if (sb_api_begin(sb, req, SB_EP_STABLE_TOKEN, false)) return;
@@ -364,7 +359,7 @@ void sb_stable_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, 
                                 (json_int_t)((cur->expires_ms - now) / 1000)));
 }
 
-void sb_callback_ip_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_callback_ip_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     if (sb_api_begin(sb, req, SB_EP_CALLBACK_IP, true) ||
         !sb_api_token_ok(sb, req, SB_EP_CALLBACK_IP, query)) {
@@ -432,8 +427,7 @@ static const char *authorize_check(const char *query, struct authorize_params *p
     return NULL;
 }
 
-void sb_oauth_authorize_handler(struct wx_sandbox *sb, struct evhttp_request *req,
-                                const char *query)
+void sb_oauth_authorize_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     struct authorize_params p;
     sb->stats.calls[SB_EP_OAUTH_AUTHORIZE]++;
@@ -465,7 +459,7 @@ void sb_oauth_authorize_handler(struct wx_sandbox *sb, struct evhttp_request *re
     snprintf(c->openid, sizeof c->openid, "%s", f->openid);
     snprintf(c->scope, sizeof c->scope, "%s", p.scope);
     c->expires_ms = sb_now_ms(sb) + CODE_TTL_MS;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", target);
+    wx_http_add_header(req, "Location", target);
     wx_http_send(req, 302, "text/plain; charset=utf-8", "", 0);
 }
 
@@ -479,7 +473,7 @@ static struct sb_code *code_find(struct wx_sandbox *sb, const char *code)
     return NULL;
 }
 
-void sb_oauth_token_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_oauth_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     if (sb_api_begin(sb, req, SB_EP_OAUTH_TOKEN, false)) return;
     char grant[64], appid[64], secret[256], code[64];
@@ -520,7 +514,7 @@ static int endpoint_parse(const char *name)
     return -2;
 }
 
-void sb_fault_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_fault_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
     json_t *o = sb_page_body(req);
@@ -560,7 +554,7 @@ static json_t *per_endpoint(const uint64_t *v)
     return o;
 }
 
-void sb_stats_handler(struct wx_sandbox *sb, struct evhttp_request *req, const char *query)
+void sb_stats_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
     const struct sb_stats *s = &sb->stats;

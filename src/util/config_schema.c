@@ -76,6 +76,11 @@ const struct cfg_key wx_cfg_schema[] = {
     INT("http.body_max", "1048576", 1024, WX_HTTP_BODY_MAX,
         "largest HTTP request body, bytes (the webhook takes at most 64 KiB)"),
     INT("http.idle_seconds", "60", 1, 3600, "an HTTP connection silent this long is closed"),
+    INT("http.max_connections", "1024", 1, 65536,
+        "HTTP connections open at once; more wait in the kernel's backlog"),
+    INT("http.threads", "1", 0, 15,
+        "HTTP I/O threads besides the hub's loop: they read, parse and write, and the webhook "
+        "checks and decrypts there"),
     LISTEN("https.listen", "127.0.0.1:8443", "HTTPS listener for the secure H5 pages"),
     STR("https.cert", "", "PEM certificate chain file for https.listen"),
     STR("https.key", "", "PEM private key file for https.listen"),

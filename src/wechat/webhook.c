@@ -4,21 +4,27 @@
  * GET is the platform's URL check (echostr back when the signature holds). POST carries one
  * message or event as XML, plain or in safe mode (AES inside a signed envelope); every
  * request is signed with the shared token, and a bad or missing signature gets 403 with
- * nothing processed. The platform gives up on an answer after 5 s and sends the same
- * message again (three more times), so each message is remembered for a while and a retry
- * gets the first answer. An answer that shows the ledger's state, or follows a command (an
- * unfollow unbinds), leaves only once that state is durable, as ISO 8583 answers do.
+ * nothing processed.
+ *
+ * Two stages: checking the signatures, decrypting and parsing run on the HTTP I/O thread
+ * that read the request (a stage of state per thread), so that this work spreads over the
+ * cores; what the message means (dedup, the conversation, the ledger) runs on the hub's
+ * loop, which the first stage hands an inbound message to. The platform gives up on an answer after
+ * 5 s and sends the same message again (three more times), so each message is remembered for a
+ * while and a retry gets the first answer. An answer that shows the ledger's state, or follows a
+ * command (an unfollow unbinds), leaves only once that state is durable, as ISO 8583 answers do.
  */
 #include "wechat/webhook_int.h"
 #include "wechat/wechat.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "chat/chat.h"
 #include "ledger/ledger.h"
@@ -33,6 +39,7 @@
 
 #define WAITERS_MAX 4    /* one request and its three retries */
 #define RANDOM_POOL 4096 /* random bytes drawn at once for the replies' prefixes */
+#define SPARE_MAX   64   /* inbound messages kept for reuse */
 
 /* The query parameters the platform signs with. */
 struct query {
@@ -42,45 +49,90 @@ struct query {
     char echostr[512];
 };
 
-/* An answer waiting for the ledger to make seq durable, with every copy of the request. */
+struct inbound;
+
+/*
+ * What, besides its text, makes an answer's bytes: a retry of the message is answered with
+ * exactly the bytes of the first answer, rebuilt from this (kept with the text in the dedup
+ * memory) on whichever I/O thread the retry arrived.
+ */
+struct reply_seed {
+    int64_t create_time; /* the reply's CreateTime */
+    bool aes;            /* sealed, as the first copy was */
+    uint8_t random[WX_WECHAT_RANDOM_LEN];
+    uint8_t nonce_random[8]; /* for a nonce of our own, when the request's cannot be used */
+    char timestamp[24], nonce[72];
+};
+
+/* An answer waiting for the ledger to make seq durable, with every copy of the message. */
 struct job {
     struct wx_webhook *w;
     struct job *next;
     uint64_t seq;
     uint32_t slot; /* in the dedup memory */
-    struct evhttp_request *reqs[WAITERS_MAX];
-    unsigned nreqs;
+    struct inbound *waiters[WAITERS_MAX];
+    unsigned nwaiters;
     struct event *deadline; /* the platform stops waiting at 5 s: answer before it does */
     bool late;              /* the deadline passed: the answer goes as a customer-service
                                message once durable */
     char openid[WX_OPENID_MAX + 1];
-    char *text; /* the reply's text, for that message; NULL when there is none */
-    size_t len;
-    char body[]; /* the HTTP body to answer */
+    struct reply_seed seed;
+    size_t len;  /* of the reply's text; 0: nothing to say */
+    char text[]; /* NUL-terminated */
+};
+
+/* What the I/O threads' stages need, one per thread. The envelope is only ever filled by
+ * wx_wechat_parser_parse, which clears what it wrote before. */
+struct stage {
+    struct wx_wechat_crypt crypt; /* safe mode; valid when has_crypt */
+    bool has_crypt;
+    wx_wechat_parser_t *parser;
+    struct wx_wechat_msg envelope;
+    char why[200]; /* a refusal's reason, when it is built */
+    char plain[WX_WECHAT_BODY_MAX + 64];
+    char reply[WX_WECHAT_REPLY_MAX];
+    char sealed[WX_WECHAT_REPLY_MAX * 2];
+};
+
+/*
+ * One copy of a message, from its I/O thread to the hub's loop and back: checked, decrypted
+ * and parsed there; decided here (reply text); turned into the HTTP answer there. Kept for
+ * reuse: msg is only ever filled by wx_wechat_parser_parse (40 KiB that need no clearing).
+ */
+struct inbound {
+    struct wx_hub_task task;
+    struct inbound *next_spare;
+    struct wx_webhook *w;
+    wx_http_req_t *req;
+    struct query q;
+    bool aes;
+    struct reply_seed seed;
+    size_t reply_len; /* 0: nothing to say ("success") */
+    char reply[WX_CHAT_TEXT_MAX];
+    struct wx_wechat_msg msg;
 };
 
 struct wx_webhook {
     wx_hub_t *hub;
     wx_wechat_api_t *api; /* for answers that miss the platform's deadline; may be NULL */
     struct wx_webhook_options opt;
-    struct wx_wechat_crypt crypt; /* safe mode; valid when has_crypt */
-    bool has_crypt;
-    wx_dedup_t *dedup;
+    bool has_crypt;        /* safe mode is configured */
+    struct stage **stages; /* one per I/O thread */
+    unsigned nstages;
+    pthread_mutex_t spare_lock;
+    struct inbound *spare; /* inbound messages for reuse */
+    unsigned nspare;
+    atomic_uint_fast64_t refused; /* counted on any thread */
+    /* the hub's loop only, from here */
+    wx_dedup_t *dedup;             /* reply texts, for the platform's retries */
     struct job *jobs, **jobs_tail; /* FIFO: seqs never decrease */
     unsigned njobs;
     struct wx_webhook_stats stats;
-    wx_wechat_parser_t *parser; /* one expat parser for every body */
     /* random bytes for the encrypted replies, drawn RANDOM_POOL at a time (one RAND_bytes
      * call per reply was 3% of safe mode); the unused ones are wiped with the webhook */
     uint8_t random[RANDOM_POOL];
     size_t random_left; /* unused bytes at the end of random */
-    /* scratch, one request at a time (the loop is single-threaded); msg and envelope are
-     * only ever filled by wx_wechat_parser_parse, which clears what it wrote before */
-    struct wx_wechat_msg msg, envelope;
-    char why[200]; /* a refusal's reason, when it is built */
-    char plain[WX_WECHAT_BODY_MAX + 64];
-    char reply[WX_WECHAT_REPLY_MAX];
-    char sealed[WX_WECHAT_REPLY_MAX * 2];
+    uint8_t record[sizeof(struct reply_seed) + WX_CHAT_TEXT_MAX]; /* for the dedup memory */
 };
 
 int wx_webhook_options_from_config(const struct wx_config *cfg, struct wx_webhook_options *opt,
@@ -118,10 +170,9 @@ static bool param(const char *q, const char *name, char *out, size_t cap)
     return n >= -1;
 }
 
-static int parse_query(struct evhttp_request *req, struct query *q)
+static int parse_query(wx_http_req_t *req, struct query *q)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *s = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    const char *s = wx_http_query(req);
     memset(q, 0, sizeof *q);
     if (s == NULL) return 0;
     if (strlen(s) > WX_WECHAT_QUERY_MAX) return -1;
@@ -157,15 +208,16 @@ static const char *check_signature(const struct wx_webhook *w, const struct quer
     return NULL;
 }
 
-static void refuse(struct wx_webhook *w, struct evhttp_request *req, int status, const char *why)
+/* Any thread. */
+static void refuse(struct wx_webhook *w, wx_http_req_t *req, int status, const char *why)
 {
-    w->stats.refused++;
+    atomic_fetch_add_explicit(&w->refused, 1, memory_order_relaxed);
     WX_INFO("wechat: %d %s", status, why);
     wx_http_error(req, status, why);
 }
 
 /* GET: the platform checks the URL when it is saved; in every mode it signs plainly. */
-static void verify_url(struct wx_webhook *w, struct evhttp_request *req, const struct query *q)
+static void verify_url(struct wx_webhook *w, wx_http_req_t *req, const struct query *q)
 {
     const char *why = check_signature(w, q);
     if (why != NULL) {
@@ -181,41 +233,77 @@ static void verify_url(struct wx_webhook *w, struct evhttp_request *req, const s
 
 /* ---- decoding ----------------------------------------------------------------------- */
 
-/* Fills w->msg from the body: plain XML, or in safe/compatible mode the signed envelope's
+/* Fills m from the body: plain XML, or in safe/compatible mode the signed envelope's
  * decrypted content (a compatible body's plain copy is not trusted). Returns NULL or why
- * not, with *status the HTTP status to answer. */
-static const char *decode(struct wx_webhook *w, const struct query *q, const uint8_t *body,
-                          size_t len, bool aes, int *status)
+ * not, with *status the HTTP status to answer. On an I/O thread, with its stage. */
+static const char *decode(struct stage *st, const struct query *q, const uint8_t *body, size_t len,
+                          bool aes, struct wx_wechat_msg *m, int *status)
 {
     struct wx_wechat_xml_error xe;
     *status = 400;
     if (!aes) {
-        if (wx_wechat_parser_parse(w->parser, body, len, &w->msg, &xe) != 0) {
-            snprintf(w->why, sizeof w->why, "%s", xe.why);
-            return w->why;
+        if (wx_wechat_parser_parse(st->parser, body, len, m, &xe) != 0) {
+            snprintf(st->why, sizeof st->why, "%s", xe.why);
+            return st->why;
         }
         return NULL;
     }
-    if (!w->has_crypt) return "safe mode is not configured (wechat.aes_key)";
-    if (wx_wechat_parser_parse(w->parser, body, len, &w->envelope, &xe) != 0) {
-        snprintf(w->why, sizeof w->why, "%s", xe.why);
-        return w->why;
+    if (!st->has_crypt) return "safe mode is not configured (wechat.aes_key)";
+    if (wx_wechat_parser_parse(st->parser, body, len, &st->envelope, &xe) != 0) {
+        snprintf(st->why, sizeof st->why, "%s", xe.why);
+        return st->why;
     }
-    if (!wx_wechat_msg_has(&w->envelope, "Encrypt")) return "no Encrypt element";
+    if (!wx_wechat_msg_has(&st->envelope, "Encrypt")) return "no Encrypt element";
     if (q->msg_signature[0] == '\0') {
         *status = 403;
         return "missing msg_signature";
     }
     size_t plain_len = 0;
-    int rc = wx_wechat_decrypt_msg(&w->crypt, q->msg_signature, q->timestamp, q->nonce,
-                                   w->envelope.encrypt, w->plain, sizeof w->plain, &plain_len);
+    int rc = wx_wechat_decrypt_msg(&st->crypt, q->msg_signature, q->timestamp, q->nonce,
+                                   st->envelope.encrypt, st->plain, sizeof st->plain, &plain_len);
     if (rc == WX_WECHAT_EVALIDATE_SIGNATURE) *status = 403;
     if (rc != 0) return wx_wechat_strerror(rc);
-    if (wx_wechat_parser_parse(w->parser, w->plain, plain_len, &w->msg, &xe) != 0) {
-        snprintf(w->why, sizeof w->why, "inside Encrypt: %s", xe.why);
-        return w->why;
+    if (wx_wechat_parser_parse(st->parser, st->plain, plain_len, m, &xe) != 0) {
+        snprintf(st->why, sizeof st->why, "inside Encrypt: %s", xe.why);
+        return st->why;
     }
     return NULL;
+}
+
+/* ---- inbound messages --------------------------------------------------------------- */
+
+static void on_inbound(struct wx_hub_task *t, bool cancelled);
+
+/* Any thread. A spare one, or a new one (all zeros). */
+static struct inbound *inbound_get(struct wx_webhook *w)
+{
+    pthread_mutex_lock(&w->spare_lock);
+    struct inbound *in = w->spare;
+    if (in != NULL) {
+        w->spare = in->next_spare;
+        w->nspare--;
+    }
+    pthread_mutex_unlock(&w->spare_lock);
+    if (in == NULL) {
+        in = wx_calloc(1, sizeof *in);
+        in->w = w;
+    }
+    return in;
+}
+
+/* Any thread. Keeps it for reuse, up to SPARE_MAX. */
+static void inbound_put(struct inbound *in)
+{
+    struct wx_webhook *w = in->w;
+    pthread_mutex_lock(&w->spare_lock);
+    bool keep = w->nspare < SPARE_MAX;
+    if (keep) {
+        in->next_spare = w->spare;
+        w->spare = in;
+        w->nspare++;
+    }
+    pthread_mutex_unlock(&w->spare_lock);
+    if (!keep) free(in);
 }
 
 /* The platform's dedup key: the sender with MsgId, or for events the sender, time, event
@@ -232,30 +320,76 @@ static size_t dedup_key(const struct wx_wechat_msg *m, char *out, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* ---- answering ---------------------------------------------------------------------- */
+/* ---- answering (the hub's loop) --------------------------------------------------- */
 
-/* Sends body to every waiting copy of a request. */
-static void send_body(struct evhttp_request *const *reqs, unsigned n, const char *body, size_t len)
+static void on_reply(struct wx_hub_task *t, bool cancelled);
+
+/* Takes n fresh random bytes from the pool (n <= RANDOM_POOL), refilling it when short;
+ * the bytes handed out are wiped from the pool. */
+static void take_random(struct wx_webhook *w, uint8_t *out, size_t n)
 {
-    for (unsigned i = 0; i < n; i++) {
-        if (reqs[i] == NULL) continue; /* that copy's connection closed */
-        if (len == 0) {
-            wx_http_send(reqs[i], 200, "text/plain; charset=utf-8", "success", 7);
-        } else {
-            wx_http_send(reqs[i], 200, "application/xml; charset=utf-8", body, len);
-        }
+    assert(n <= RANDOM_POOL);
+    if (w->random_left < n) {
+        wx_random_bytes(w->random, sizeof w->random);
+        w->random_left = sizeof w->random;
     }
+    uint8_t *p = w->random + sizeof w->random - w->random_left;
+    memcpy(out, p, n);
+    wx_wipe(p, n);
+    w->random_left -= n;
 }
 
-static void add_waiter(struct job *j, struct evhttp_request *req)
+/* The answer's bytes besides its text, fixed by the first copy of a message. */
+static void make_seed(struct wx_webhook *w, const struct inbound *in, struct reply_seed *seed)
 {
-    if (j->nreqs == WAITERS_MAX) {
-        wx_http_error(req, 503, "busy");
+    memset(seed, 0, sizeof *seed);
+    seed->create_time = wx_now_ms() / 1000;
+    seed->aes = in->aes;
+    if (in->aes) {
+        take_random(w, seed->random, sizeof seed->random);
+        take_random(w, seed->nonce_random, sizeof seed->nonce_random);
+    }
+    snprintf(seed->timestamp, sizeof seed->timestamp, "%s", in->q.timestamp);
+    snprintf(seed->nonce, sizeof seed->nonce, "%s", in->q.nonce);
+}
+
+/* Remembers the answer (seed and text) for the platform's retries. */
+static void remember(struct wx_webhook *w, uint32_t slot, const struct reply_seed *seed,
+                     const char *text, size_t len)
+{
+    assert(len <= WX_CHAT_TEXT_MAX);
+    memcpy(w->record, seed, sizeof *seed);
+    memcpy(w->record + sizeof *seed, text, len);
+    wx_dedup_finish(w->dedup, slot, w->record, sizeof *seed + len);
+}
+
+/* Hands the reply back to the message's I/O thread, which builds the answer. */
+static void send_reply(struct inbound *in, const struct reply_seed *seed, const char *text,
+                       size_t len)
+{
+    assert(len < sizeof in->reply);
+    in->seed = *seed;
+    memcpy(in->reply, text, len);
+    in->reply[len] = '\0';
+    in->reply_len = len;
+    in->task.run = on_reply;
+    wx_http_post(in->req, &in->task);
+}
+
+static void refuse_inbound(struct wx_webhook *w, struct inbound *in, int status, const char *why)
+{
+    refuse(w, in->req, status, why);
+    inbound_put(in);
+}
+
+static void add_waiter(struct job *j, struct inbound *in)
+{
+    if (j->nwaiters == WAITERS_MAX) {
+        refuse_inbound(j->w, in, 503, "busy");
         return;
     }
-    /* A request whose connection closes meanwhile stays valid: libevent 2.1 does not read
-     * a connection while its request waits, and frees the request once it is answered. */
-    j->reqs[j->nreqs++] = req;
+    /* A request whose connection closes meanwhile stays valid until answered. */
+    j->waiters[j->nwaiters++] = in;
 }
 
 static void on_late_sent(const struct wx_wechat_api_result *r, void *arg)
@@ -279,17 +413,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct job *j = arg;
     WX_WARN("wechat: an answer waits for the journal past %u ms; it will follow as a message",
             j->w->opt.reply_deadline_ms);
-    send_body(j->reqs, j->nreqs, "", 0);
-    memset(j->reqs, 0, sizeof j->reqs);
-    wx_dedup_finish(j->w->dedup, j->slot, "", 0);
+    for (unsigned i = 0; i < j->nwaiters; i++)
+        send_reply(j->waiters[i], &j->seed, "", 0);
+    j->nwaiters = 0;
+    remember(j->w, j->slot, &j->seed, "", 0);
     j->late = true;
     j->w->stats.late++;
 }
 
 static void job_free(struct job *j)
 {
+    for (unsigned i = 0; i < j->nwaiters; i++)
+        inbound_put(j->waiters[i]);
     event_free(j->deadline);
-    free(j->text);
     free(j);
 }
 
@@ -303,9 +439,12 @@ static void on_durable(void *arg, uint64_t durable)
         if (w->jobs == NULL) w->jobs_tail = &w->jobs;
         w->njobs--;
         if (!j->late) {
-            wx_dedup_finish(w->dedup, j->slot, j->body, j->len);
-            send_body(j->reqs, j->nreqs, j->body, j->len);
-        } else if (j->text != NULL) {
+            remember(w, j->slot, &j->seed, j->text, j->len);
+            for (unsigned i = 0; i < j->nwaiters; i++) {
+                send_reply(j->waiters[i], &j->seed, j->text, j->len);
+            }
+            j->nwaiters = 0;
+        } else if (j->len > 0) {
             if (w->api == NULL ||
                 wx_wechat_api_custom_text(w->api, j->openid, j->text, on_late_sent, NULL) != 0) {
                 WX_WARN("wechat: a late answer cannot be sent (no platform API: wechat.secret)");
@@ -316,96 +455,46 @@ static void on_durable(void *arg, uint64_t durable)
     if (w->jobs == NULL) wx_hub_settle(w->hub);
 }
 
-/* Remembers the answer and sends it now, or once seq is durable. */
-static void answer(struct wx_webhook *w, struct evhttp_request *req, uint32_t slot, uint64_t seq,
-                   const struct wx_chat_reply *r, const char *body, size_t len)
+/* Remembers the reply and sends it now, or once seq is durable. */
+static void answer(struct wx_webhook *w, struct inbound *in, uint32_t slot, uint64_t seq,
+                   const char *text, size_t len)
 {
+    struct reply_seed seed;
+    make_seed(w, in, &seed);
     if (wx_hub_is_durable(w->hub, seq)) {
-        wx_dedup_finish(w->dedup, slot, body, len);
-        send_body(&req, 1, body, len);
+        remember(w, slot, &seed, text, len);
+        send_reply(in, &seed, text, len);
         return;
     }
     struct job *j = wx_calloc(1, sizeof *j + len + 1);
     j->w = w;
+    j->seed = seed;
     j->seq = seq;
     j->slot = slot;
     j->len = len;
-    memcpy(j->body, body, len);
-    snprintf(j->openid, sizeof j->openid, "%s", w->msg.from_user);
-    if (r->kind == WX_CHAT_REPLY_TEXT) {
-        size_t tl = strlen(r->text);
-        j->text = wx_malloc(tl + 1);
-        memcpy(j->text, r->text, tl + 1);
-    }
+    memcpy(j->text, text, len);
+    snprintf(j->openid, sizeof j->openid, "%s", in->msg.from_user);
     j->deadline = evtimer_new(wx_hub_base(w->hub), on_deadline, j);
     if (j->deadline == NULL) WX_FATAL("libevent: out of memory");
     struct timeval tv = {.tv_sec = w->opt.reply_deadline_ms / 1000,
                          .tv_usec = (w->opt.reply_deadline_ms % 1000) * 1000};
     evtimer_add(j->deadline, &tv);
-    add_waiter(j, req);
+    add_waiter(j, in);
     *w->jobs_tail = j;
     w->jobs_tail = &j->next;
     w->njobs++;
 }
 
 /* A retry of a message whose answer waits for the disk joins that answer. */
-static void join_pending(struct wx_webhook *w, struct evhttp_request *req, uint32_t slot)
+static void join_pending(struct wx_webhook *w, struct inbound *in, uint32_t slot)
 {
     for (struct job *j = w->jobs; j != NULL; j = j->next) {
         if (j->slot == slot && !j->late) {
-            add_waiter(j, req);
+            add_waiter(j, in);
             return;
         }
     }
-    wx_http_error(req, 503, "busy"); /* cannot happen: a pending slot always has its job */
-}
-
-/* Takes n fresh random bytes from the pool (n <= RANDOM_POOL), refilling it when short;
- * the bytes handed out are wiped from the pool. */
-static void take_random(struct wx_webhook *w, uint8_t *out, size_t n)
-{
-    assert(n <= RANDOM_POOL);
-    if (w->random_left < n) {
-        wx_random_bytes(w->random, sizeof w->random);
-        w->random_left = sizeof w->random;
-    }
-    uint8_t *p = w->random + sizeof w->random - w->random_left;
-    memcpy(out, p, n);
-    wx_wipe(p, n);
-    w->random_left -= n;
-}
-
-/* Turns the chat's reply into the passive reply XML, sealed when the request was. Returns
- * the body's length (0: "success"), or -1 when it cannot be built. */
-static int build_reply(struct wx_webhook *w, const struct query *q, bool aes,
-                       const struct wx_chat_reply *r, const char **body)
-{
-    *body = "";
-    if (r->kind == WX_CHAT_REPLY_NONE) return 0;
-    int n = wx_wechat_reply_text(&w->msg, wx_now_ms() / 1000, r->text, w->reply, sizeof w->reply);
-    if (n < 0) return -1;
-    if (!aes) {
-        *body = w->reply;
-        return n;
-    }
-    uint8_t random[WX_WECHAT_RANDOM_LEN];
-    take_random(w, random, sizeof random);
-    size_t m = 0;
-    int rc = wx_wechat_encrypt_reply(&w->crypt, w->reply, (size_t)n, q->timestamp, q->nonce, random,
-                                     w->sealed, sizeof w->sealed, &m);
-    if (rc == WX_WECHAT_EGEN_RETURN_XML) {
-        /* The request's nonce cannot go back in a reply: sign the reply with our own. */
-        uint8_t nr[8];
-        char nonce[2 * sizeof nr + 1], ts[24];
-        take_random(w, nr, sizeof nr);
-        wx_hex_encode(nr, sizeof nr, nonce, sizeof nonce);
-        snprintf(ts, sizeof ts, "%lld", (long long)(wx_now_ms() / 1000));
-        rc = wx_wechat_encrypt_reply(&w->crypt, w->reply, (size_t)n, ts, nonce, random, w->sealed,
-                                     sizeof w->sealed, &m);
-    }
-    if (rc != 0) return -1;
-    *body = w->sealed;
-    return (int)m;
+    refuse_inbound(w, in, 503, "busy"); /* cannot happen: a pending slot always has its job */
 }
 
 /* An unfollow: the platform's rules say the follower's data goes, so the binding goes.
@@ -438,9 +527,9 @@ static uint64_t unbind(struct wx_webhook *w, const struct wx_wechat_msg *m)
 
 /* What the follower's message means for the ledger and the conversation. Returns the seq
  * the answer must wait for. */
-static uint64_t process(struct wx_webhook *w, struct wx_chat_reply *r)
+static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
+                        struct wx_chat_reply *r)
 {
-    const struct wx_wechat_msg *m = &w->msg;
     const wx_engine_t *e = wx_hub_engine(w->hub);
     struct wx_follower_view f;
     uint32_t customer = wx_engine_follower(e, m->from_user, &f) == 0 ? f.customer_id : 0;
@@ -476,8 +565,55 @@ static uint64_t process(struct wx_webhook *w, struct wx_chat_reply *r)
     return wx_hub_read_seq(w->hub);
 }
 
-/* POST: one message. */
-static void on_post(struct wx_webhook *w, struct evhttp_request *req, const struct query *q)
+/* POST, second stage (the hub's loop): what the message means. Takes in over. */
+static void decide(struct wx_webhook *w, struct inbound *in)
+{
+    const struct wx_wechat_msg *m = &in->msg;
+    if (wx_hub_stopping(w->hub)) {
+        refuse_inbound(w, in, 503, "shutting down");
+        return;
+    }
+    char key[WX_OPENID_MAX + WX_WECHAT_FIELD_MAX + 64];
+    size_t klen = dedup_key(m, key, sizeof key);
+    uint32_t slot;
+    const uint8_t *stored;
+    size_t stored_len;
+    /* A monotonic clock: a step of the wall clock must not expire every entry at once. */
+    int64_t mono_ms = wx_mono_us() / 1000;
+    switch (wx_dedup_begin(w->dedup, key, klen, mono_ms, &slot, &stored, &stored_len)) {
+    case WX_DEDUP_DONE: {
+        w->stats.repeats++;
+        struct reply_seed seed;
+        assert(stored_len >= sizeof seed);
+        memcpy(&seed, stored, sizeof seed);
+        send_reply(in, &seed, (const char *)stored + sizeof seed, stored_len - sizeof seed);
+        return;
+    }
+    case WX_DEDUP_PENDING:
+        w->stats.repeats++;
+        join_pending(w, in, slot);
+        return;
+    case WX_DEDUP_FULL:
+        refuse_inbound(w, in, 503, "too many messages in progress");
+        return;
+    case WX_DEDUP_NEW:
+        break;
+    }
+    if (w->njobs >= WX_WECHAT_JOBS_MAX) {
+        /* The journal is stalled and answers pile up: let the platform retry later. */
+        wx_dedup_forget(w->dedup, slot);
+        refuse_inbound(w, in, 503, "too many answers waiting for the journal");
+        return;
+    }
+    struct wx_chat_reply r;
+    uint64_t seq = process(w, m, &r);
+    const char *text = r.kind == WX_CHAT_REPLY_TEXT ? r.text : "";
+    w->stats.processed++;
+    answer(w, in, slot, seq, text, strlen(text));
+}
+
+/* POST, first stage (an I/O thread): one message, checked, decrypted and parsed. */
+static void on_post(struct wx_webhook *w, wx_http_req_t *req, const struct query *q)
 {
     size_t len = 0;
     const uint8_t *body = wx_http_body(req, &len);
@@ -501,63 +637,93 @@ static void on_post(struct wx_webhook *w, struct evhttp_request *req, const stru
         refuse(w, req, 403, "messages must be encrypted (wechat.mode)");
         return;
     }
+    struct inbound *in = inbound_get(w);
     int status;
-    why = decode(w, q, body, len, aes, &status);
+    why = decode(w->stages[wx_http_thread(req)], q, body, len, aes, &in->msg, &status);
+    const struct wx_wechat_msg *m = &in->msg;
+    if (why == NULL && q->openid[0] != '\0' && strcmp(q->openid, m->from_user) != 0) {
+        status = 400;
+        why = "openid does not match FromUserName";
+    }
+    if (why == NULL && w->opt.account[0] != '\0' && strcmp(w->opt.account, m->to_user) != 0) {
+        status = 400;
+        why = "ToUserName is not this account";
+    }
     if (why != NULL) {
+        inbound_put(in);
         refuse(w, req, status, why);
         return;
     }
-    const struct wx_wechat_msg *m = &w->msg;
-    if (q->openid[0] != '\0' && strcmp(q->openid, m->from_user) != 0) {
-        refuse(w, req, 400, "openid does not match FromUserName");
-        return;
-    }
-    if (w->opt.account[0] != '\0' && strcmp(w->opt.account, m->to_user) != 0) {
-        refuse(w, req, 400, "ToUserName is not this account");
-        return;
-    }
-    char key[WX_OPENID_MAX + WX_WECHAT_FIELD_MAX + 64];
-    size_t klen = dedup_key(m, key, sizeof key);
-    uint32_t slot;
-    const uint8_t *stored;
-    size_t stored_len;
-    /* A monotonic clock: a step of the wall clock must not expire every entry at once. */
-    int64_t mono_ms = wx_mono_us() / 1000;
-    switch (wx_dedup_begin(w->dedup, key, klen, mono_ms, &slot, &stored, &stored_len)) {
-    case WX_DEDUP_DONE:
-        w->stats.repeats++;
-        send_body(&req, 1, (const char *)stored, stored_len);
-        return;
-    case WX_DEDUP_PENDING:
-        w->stats.repeats++;
-        join_pending(w, req, slot);
-        return;
-    case WX_DEDUP_FULL:
-        refuse(w, req, 503, "too many messages in progress");
-        return;
-    case WX_DEDUP_NEW:
-        break;
-    }
-    if (w->njobs >= WX_WECHAT_JOBS_MAX) {
-        /* The journal is stalled and answers pile up: let the platform retry later. */
-        wx_dedup_forget(w->dedup, slot);
-        refuse(w, req, 503, "too many answers waiting for the journal");
-        return;
-    }
-    struct wx_chat_reply r;
-    uint64_t seq = process(w, &r);
-    const char *out;
-    int n = build_reply(w, q, aes, &r, &out);
-    if (n < 0) {
-        WX_ERROR("wechat: reply does not fit; answering success");
-        n = 0;
-        out = "";
-    }
-    w->stats.processed++;
-    answer(w, req, slot, seq, &r, out, (size_t)n);
+    in->req = req;
+    in->q = *q;
+    in->aes = aes;
+    in->task.run = on_inbound;
+    wx_hub_post(w->hub, &in->task);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* POST, second stage (the hub's loop): what the message means, and the answer. */
+static void on_inbound(struct wx_hub_task *t, bool cancelled)
+{
+    struct inbound *in = (struct inbound *)((char *)t - offsetof(struct inbound, task));
+    if (cancelled) {
+        inbound_put(in);
+        return;
+    }
+    decide(in->w, in);
+}
+
+/* ---- the answer (an I/O thread) ------------------------------------------------------ */
+
+/* Turns the reply's text into the passive reply XML, sealed when the first copy of the
+ * message was. Returns the body's length (0: "success"), or -1 when it cannot be built. */
+static int build_reply(struct stage *st, const struct inbound *in, const char **body)
+{
+    const struct reply_seed *seed = &in->seed;
+    *body = "";
+    if (in->reply_len == 0) return 0;
+    int n =
+        wx_wechat_reply_text(&in->msg, seed->create_time, in->reply, st->reply, sizeof st->reply);
+    if (n < 0) return -1;
+    if (!seed->aes) {
+        *body = st->reply;
+        return n;
+    }
+    size_t m = 0;
+    int rc = wx_wechat_encrypt_reply(&st->crypt, st->reply, (size_t)n, seed->timestamp, seed->nonce,
+                                     seed->random, st->sealed, sizeof st->sealed, &m);
+    if (rc == WX_WECHAT_EGEN_RETURN_XML) {
+        /* The request's nonce cannot go back in a reply: sign the reply with our own. */
+        char nonce[2 * sizeof seed->nonce_random + 1], ts[24];
+        wx_hex_encode(seed->nonce_random, sizeof seed->nonce_random, nonce, sizeof nonce);
+        snprintf(ts, sizeof ts, "%lld", (long long)seed->create_time);
+        rc = wx_wechat_encrypt_reply(&st->crypt, st->reply, (size_t)n, ts, nonce, seed->random,
+                                     st->sealed, sizeof st->sealed, &m);
+    }
+    if (rc != 0) return -1;
+    *body = st->sealed;
+    return (int)m;
+}
+
+static void on_reply(struct wx_hub_task *t, bool cancelled)
+{
+    struct inbound *in = (struct inbound *)((char *)t - offsetof(struct inbound, task));
+    if (!cancelled) {
+        const char *body;
+        int n = build_reply(in->w->stages[wx_http_thread(in->req)], in, &body);
+        if (n < 0) {
+            WX_ERROR("wechat: reply does not fit; answering success");
+            n = 0;
+        }
+        if (n == 0) {
+            wx_http_send(in->req, 200, "text/plain; charset=utf-8", "success", 7);
+        } else {
+            wx_http_send(in->req, 200, "application/xml; charset=utf-8", body, (size_t)n);
+        }
+    }
+    inbound_put(in);
+}
+
+static void on_request(wx_http_req_t *req, void *arg)
 {
     struct wx_webhook *w = arg;
     struct query q;
@@ -569,15 +735,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         refuse(w, req, 400, "bad query string");
         return;
     }
-    switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_GET:
+    switch (wx_http_method(req)) {
+    case WX_HTTP_GET:
         verify_url(w, req, &q);
         return;
-    case EVHTTP_REQ_POST:
-        if (wx_hub_stopping(w->hub)) {
-            refuse(w, req, 503, "shutting down");
-            return;
-        }
+    case WX_HTTP_POST:
         on_post(w, req, &q);
         return;
     default:
@@ -597,6 +759,33 @@ static bool is_busy(void *arg)
     return w->jobs != NULL;
 }
 
+static struct stage *stage_new(const struct wx_webhook *w)
+{
+    struct stage *st = wx_calloc(1, sizeof *st);
+    if (w->has_crypt) {
+        int rc = wx_wechat_crypt_init(&st->crypt, w->opt.token, w->opt.aes_key, w->opt.appid);
+        assert(rc == 0); /* the same key the webhook's own took */
+        st->has_crypt = true;
+    }
+    /* A salt for expat's hash tables, drawn once: a parser drawing its own per body made a
+     * getrandom call per message. */
+    unsigned long salt = 0;
+    while (salt == 0) { /* 0 would have expat draw its own again */
+        wx_random_bytes(&salt, sizeof salt);
+    }
+    st->parser = wx_wechat_parser_new(salt);
+    if (st->parser == NULL) WX_FATAL("out of memory (XML parser)");
+    return st;
+}
+
+static void stage_free(struct stage *st)
+{
+    wx_wechat_parser_free(st->parser);
+    if (st->has_crypt) wx_wechat_crypt_clear(&st->crypt);
+    wx_wipe(st->plain, sizeof st->plain);
+    free(st);
+}
+
 wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api,
                                const struct wx_webhook_options *opt, char *err, size_t errlen)
 {
@@ -606,26 +795,25 @@ wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *
     w->api = api;
     w->opt = *opt;
     if (opt->aes_key[0] != '\0') {
-        int rc = wx_wechat_crypt_init(&w->crypt, opt->token, opt->aes_key, opt->appid);
+        struct wx_wechat_crypt check;
+        int rc = wx_wechat_crypt_init(&check, opt->token, opt->aes_key, opt->appid);
         if (rc != 0) {
             snprintf(err, errlen, "wechat.aes_key: %s", wx_wechat_strerror(rc));
             free(w);
             return NULL;
         }
+        wx_wechat_crypt_clear(&check);
         w->has_crypt = true;
     }
     if (opt->token[0] == '\0') WX_WARN("wechat: wechat.token is empty: /wechat answers 503");
-    /* A salt for expat's hash tables, drawn once: a parser drawing its own per body made a
-     * getrandom call per message. */
-    unsigned long salt = 0;
-    while (salt == 0) { /* 0 would have expat draw its own again */
-        wx_random_bytes(&salt, sizeof salt);
-    }
-    w->parser = wx_wechat_parser_new(salt);
-    if (w->parser == NULL) WX_FATAL("out of memory (XML parser)");
+    w->nstages = wx_http_threads(http);
+    w->stages = wx_calloc(w->nstages, sizeof *w->stages);
+    for (unsigned i = 0; i < w->nstages; i++)
+        w->stages[i] = stage_new(w);
+    pthread_mutex_init(&w->spare_lock, NULL);
     w->dedup = wx_dedup_new(opt->dedup_entries, WX_WECHAT_DEDUP_BYTES, opt->dedup_ttl_s);
     w->jobs_tail = &w->jobs;
-    wx_http_route(http, "/wechat", false, on_request, w);
+    wx_http_route_threaded(http, "/wechat", false, on_request, w);
     struct wx_hub_adapter a = {
         .name = "wechat", .durable = on_durable, .stop = on_stop, .busy = is_busy, .arg = w};
     wx_hub_attach(hub, &a);
@@ -641,8 +829,15 @@ void wx_webhook_free(wx_webhook_t *w)
         job_free(j);
     }
     wx_dedup_free(w->dedup);
-    wx_wechat_parser_free(w->parser);
-    wx_wechat_crypt_clear(&w->crypt);
+    for (unsigned i = 0; i < w->nstages; i++)
+        stage_free(w->stages[i]);
+    free(w->stages);
+    while (w->spare != NULL) {
+        struct inbound *in = w->spare;
+        w->spare = in->next_spare;
+        free(in);
+    }
+    pthread_mutex_destroy(&w->spare_lock);
     wx_wipe(w->random, sizeof w->random);
     free(w);
 }
@@ -650,4 +845,5 @@ void wx_webhook_free(wx_webhook_t *w)
 void wx_webhook_stats(const wx_webhook_t *w, struct wx_webhook_stats *out)
 {
     *out = w->stats;
+    out->refused = atomic_load(&w->refused);
 }

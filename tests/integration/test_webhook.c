@@ -1239,7 +1239,7 @@ static void test_refused_requests(void **state)
     http("POST", q, xml, strlen(xml), r);
     expect_status(r, 400, "encrypt_type=aes without Encrypt");
 
-    /* evhttp allows GET, POST and HEAD here; others never reach the webhook. */
+    /* The listener takes GET, POST and HEAD; other methods never reach the webhook. */
     static const struct {
         const char *method;
         long status;

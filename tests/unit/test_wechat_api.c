@@ -119,13 +119,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    if (atomic_load(&loop.stop)) event_base_loopbreak(wx_hub_base(loop.hub));
+    if (atomic_load(&loop.stop)) wx_hub_stop(loop.hub);
 }
 
 static void *platform_main(void *arg)
 {
     (void)arg;
-    event_base_loop(wx_hub_base(loop.hub), 0);
+    wx_hub_run(loop.hub);
     return NULL;
 }
 
@@ -133,7 +133,11 @@ static void *platform_main(void *arg)
 static int platform_add(struct platform *p, unsigned token_ttl_s)
 {
     char err[256];
-    struct wx_http_options ho = {.listen = "127.0.0.1:0", .body_max = 1u << 20, .timeout_s = 60};
+    struct wx_http_options ho = {.listen = "127.0.0.1:0",
+                                 .body_max = 1u << 20,
+                                 .timeout_s = 60,
+                                 .max_connections = 256,
+                                 .threads = 1};
     p->http = wx_http_start(loop.hub, &ho, err, sizeof err);
     if (p->http == NULL) return -1;
     static const struct wx_sandbox_follower followers[] = {
