@@ -472,27 +472,62 @@ static void out_reserve(struct conn *c, size_t more)
 }
 
 /* Appends the answer's head and body to the output buffer. */
+/* Appends s[0, n) at *p. */
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* Appends v in decimal. */
+static char *put_uint(char *p, size_t v)
+{
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* Appends the answer's head and body to the output buffer. (Built by hand: snprintf was
+ * a few per cent of a webhook request.) */
 static void build_answer(struct conn *c, int status, const char *content_type, const void *body,
                          size_t len, bool with_body)
 {
     const struct wx_http_req *req = &c->req;
-    const char *connection = !req->keep_alive       ? "Connection: close\r\n"
-                             : req->head.minor == 0 ? "Connection: keep-alive\r\n"
-                                                    : "";
-    const char *date = date_header();
-    size_t head_max = 256 + strlen(content_type) + strlen(date) + req->extra_len;
+    assert(status >= 100 && status <= 999);
+    const char *why = reason(status), *date = date_header();
+    size_t why_len = strlen(why), date_len = strlen(date), type_len = strlen(content_type);
+    size_t head_max = 192 + why_len + date_len + type_len + req->extra_len;
     out_reserve(c, head_max + (with_body ? len : 0));
-    int n = snprintf(c->out + c->out_len, head_max,
-                     "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n%s%.*s\r\n",
-                     status, reason(status), date, content_type, len, connection,
-                     (int)req->extra_len, req->extra);
-    assert(n > 0 && (size_t)n < head_max);
-    c->out_len += (size_t)n;
-    if (with_body && len > 0) {
-        memcpy(c->out + c->out_len, body, len);
-        c->out_len += len;
+    char *start = c->out + c->out_len, *p = start;
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_uint(p, (size_t)status);
+    *p++ = ' ';
+    p = put(p, why, why_len);
+    p = PUT_LIT(p, "\r\n");
+    p = put(p, date, date_len);
+    p = PUT_LIT(p, "Content-Type: ");
+    p = put(p, content_type, type_len);
+    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = put_uint(p, len);
+    p = PUT_LIT(p, "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n");
+    if (!req->keep_alive) {
+        p = PUT_LIT(p, "Connection: close\r\n");
+    } else if (req->head.minor == 0) {
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
     }
+    p = put(p, req->extra, req->extra_len);
+    p = PUT_LIT(p, "\r\n");
+    assert((size_t)(p - start) <= head_max);
+    if (with_body && len > 0) p = put(p, body, len);
+    c->out_len += (size_t)(p - start);
 }
 
 /* The request at the head of the input is answered: make room for the next one. */
@@ -1083,8 +1118,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decodes [p, end) into out ('+' is a space, as forms send it). */
-static int decode(const char *p, const char *end, char *out, size_t cap)
+int wx_http_query_decode(const char *p, const char *end, char *out, size_t cap)
 {
     size_t n = 0;
     for (; p < end; p++) {
@@ -1114,7 +1148,7 @@ int wx_http_query_param(const char *query, const char *name, char *out, size_t c
         const char *end = amp != NULL ? amp : p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
         if (eq != NULL && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
-            return decode(eq + 1, end, out, cap);
+            return wx_http_query_decode(eq + 1, end, out, cap);
         }
         p = amp != NULL ? amp + 1 : end;
     }

@@ -217,4 +217,8 @@ void wx_http_error(wx_http_req_t *req, int status, const char *message);
  */
 int wx_http_query_param(const char *query, const char *name, char *out, size_t cap);
 
+/* Percent-decodes one raw value [p, end) into out ('+' is a space); its length, or -2 when
+ * longer than cap - 1 or badly encoded (a NUL is bad). */
+int wx_http_query_decode(const char *p, const char *end, char *out, size_t cap);
+
 #endif

@@ -162,28 +162,46 @@ int wx_webhook_options_from_config(const struct wx_config *cfg, struct wx_webhoo
 
 /* ---- query -------------------------------------------------------------------------- */
 
-/* Copies one parameter; false when it is there but too long or badly encoded. */
-static bool param(const char *q, const char *name, char *out, size_t cap)
-{
-    int n = wx_http_query_param(q, name, out, cap);
-    if (n == -1) out[0] = '\0';
-    return n >= -1;
-}
-
+/* Reads the parameters the platform signs with, in one pass over the query; any other is
+ * skipped. Returns 0, or -1 when one is too long or badly encoded. */
 static int parse_query(wx_http_req_t *req, struct query *q)
 {
     const char *s = wx_http_query(req);
     memset(q, 0, sizeof *q);
     if (s == NULL) return 0;
     if (strlen(s) > WX_WECHAT_QUERY_MAX) return -1;
-    bool ok = param(s, "signature", q->signature, sizeof q->signature) &&
-              param(s, "msg_signature", q->msg_signature, sizeof q->msg_signature) &&
-              param(s, "timestamp", q->timestamp, sizeof q->timestamp) &&
-              param(s, "nonce", q->nonce, sizeof q->nonce) &&
-              param(s, "encrypt_type", q->encrypt_type, sizeof q->encrypt_type) &&
-              param(s, "openid", q->openid, sizeof q->openid) &&
-              param(s, "echostr", q->echostr, sizeof q->echostr);
-    return ok ? 0 : -1;
+    const struct {
+        const char *name;
+        size_t len;
+        char *out;
+        size_t cap;
+    } params[] = {
+        {"signature", 9, q->signature, sizeof q->signature},
+        {"msg_signature", 13, q->msg_signature, sizeof q->msg_signature},
+        {"timestamp", 9, q->timestamp, sizeof q->timestamp},
+        {"nonce", 5, q->nonce, sizeof q->nonce},
+        {"encrypt_type", 12, q->encrypt_type, sizeof q->encrypt_type},
+        {"openid", 6, q->openid, sizeof q->openid},
+        {"echostr", 7, q->echostr, sizeof q->echostr},
+    };
+    unsigned seen = 0;
+    for (const char *p = s; *p != '\0';) {
+        const char *end = strchrnul(p, '&');
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        size_t nlen = eq != NULL ? (size_t)(eq - p) : 0;
+        for (size_t i = 0; eq != NULL && i < sizeof params / sizeof params[0]; i++) {
+            if (params[i].len != nlen || memcmp(p, params[i].name, nlen) != 0) continue;
+            /* the first copy counts, as wx_http_query_param has it */
+            if ((seen & 1u << i) == 0 &&
+                wx_http_query_decode(eq + 1, end, params[i].out, params[i].cap) < 0) {
+                return -1;
+            }
+            seen |= 1u << i;
+            break;
+        }
+        p = *end == '&' ? end + 1 : end;
+    }
+    return 0;
 }
 
 /* The plain signature over token, timestamp and nonce, and the timestamp's freshness. */
