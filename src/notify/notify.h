@@ -1,0 +1,220 @@
+/*
+ * notify.h - the notify module: which journaled decisions a cardholder hears about on WeChat
+ * (笔笔播报), who hears it, whether an SMS goes as well, and the words they read.
+ *
+ * Everything here is a pure function of a journal row and a read-only look at the engine: no
+ * clock, no I/O, no state of its own. The dispatcher and the outbox (added later to this
+ * header) call these after the row is durable, so an alert never announces a decision that a
+ * crash could still undo (DESIGN.md: "no reply, alert or side effect leaves the process before
+ * its events are durable").
+ *
+ * The flow is: wx_alert_from_row (row -> struct wx_alert, or "nothing to say"), then
+ * wx_alert_recipients (which WeChat followers), wx_alert_sms_wanted (SMS at once?), and
+ * wx_alert_text / wx_alert_fields (the words, per recipient language). Later,
+ * wx_alert_sms_fallback decides on an SMS once WeChat's outcome is known.
+ *
+ * No card number is ever rendered: the engine has none in clear, and alerts carry only the
+ * last four digits.
+ */
+#ifndef WX_NOTIFY_H
+#define WX_NOTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "util/limits.h"
+
+/* What an alert announces. Stable numbers: outboxes and template configuration store them. */
+enum wx_alert_kind {
+    WX_ALERT_NONE = 0,         /* never in an alert: "this row says nothing to the holder" */
+    WX_ALERT_PURCHASE = 1,     /* approved purchase (authorization or authorize-and-capture) */
+    WX_ALERT_CASH = 2,         /* approved cash advance (ATM or counter) */
+    WX_ALERT_DECLINED = 3,     /* declined authorization or increment; `reason` says why */
+    WX_ALERT_INCREMENT = 4,    /* approved increment of a hold (hotel, car rental) */
+    WX_ALERT_CAPTURE = 5,      /* a posting that differs from its hold, or has no known hold */
+    WX_ALERT_REVERSAL = 6,     /* 撤销: a hold released or a posting reversed */
+    WX_ALERT_REFUND = 7,       /* 退货: a merchant's credit */
+    WX_ALERT_REPAYMENT = 8,    /* 还款到账 */
+    WX_ALERT_LIMIT = 9,        /* permanent credit limit changed */
+    WX_ALERT_TEMP_LIMIT = 10,  /* temporary extra limit granted or withdrawn */
+    WX_ALERT_CARD_STATUS = 11, /* activation, lock, unlock, lost, stolen, closed */
+    WX_ALERT_KIND_COUNT
+};
+
+/* One alert: everything the text, the template fields and the policy need, copied out of the
+ * row and the engine so that it stays valid after both move on. */
+struct wx_alert {
+    uint64_t seq;              /* journal sequence of the row; the details page's id */
+    int64_t at_ms;             /* when it happened (the row's time), UTC epoch ms */
+    uint8_t kind;              /* enum wx_alert_kind, never WX_ALERT_NONE */
+    uint8_t cmd_kind;          /* enum wx_cmd_kind of the row */
+    uint32_t card_id;          /* the card; for account-level alerts the account's main card */
+    uint16_t last4;            /* last four digits of that card's number */
+    uint32_t customer_id;      /* the card's holder */
+    uint32_t main_customer_id; /* the account's holder; equals customer_id for a main card */
+    uint32_t account_id;       /* the account the row touched */
+    bool supplementary;        /* the card is a supplementary card (附属卡) */
+    int64_t amount;            /* fen, CNY: what the row applied (0 for status and limits) */
+    int64_t txn_amount;        /* original amount in txn_currency's minor units; 0 if domestic */
+    uint16_t txn_currency;     /* ISO 4217 numeric of txn_amount; 0 when the money was CNY */
+    char merchant_name[WX_MERCHANT_NAME_MAX + 1]; /* as received: sanitized when rendered */
+    char merchant_city[WX_MERCHANT_CITY_MAX + 1]; /* as received: sanitized when rendered */
+    uint8_t channel;                              /* enum wx_channel; INTERNAL for the bank's */
+    bool cross_border;                            /* acquired outside the card's country */
+    uint16_t mcc;                                 /* ISO 18245 merchant category code */
+    bool cash;                /* cash: cash authorization, ATM channel or a cash MCC */
+    uint8_t reason;           /* enum wx_reason; WX_APPROVED except for WX_ALERT_DECLINED */
+    int64_t available_after;  /* fen: available credit after the decision */
+    uint8_t card_status;      /* WX_ALERT_CARD_STATUS: the new enum wx_card_status */
+    bool activation;          /* WX_ALERT_CARD_STATUS: it was the card's activation */
+    int64_t new_limit;        /* WX_ALERT_LIMIT / TEMP_LIMIT: the new limit in fen (0: none) */
+    int64_t limit_expires_ms; /* WX_ALERT_TEMP_LIMIT: when the extra limit lapses, else 0 */
+    int64_t hold_amount;      /* WX_ALERT_CAPTURE: the hold's amount in fen, -1 when unknown */
+};
+
+/*
+ * Turns one journal row (the command and its result, as wx_row_decode gives them) into an
+ * alert. seq and at_ms are the row's. hold_amount is what the capture's hold authorized, in
+ * fen, or -1 when unknown (a force post, or history not at hand); other kinds ignore it.
+ *
+ * Returns 1 and fills *out when the row deserves an alert; 0 when it does not (out untouched);
+ * -1 when the row names a card or account that e does not know, or a card and an account that
+ * do not belong together (out untouched). Rows that do not alert are answered 0 without a
+ * look-up. Which rows alert (the rules, also in alert.c):
+ *
+ *   row                                          alert
+ *   customer add, card issue, tick,              none: not card activity (fees and interest
+ *   follower bind/unbind, fee, interest            show on the statement)
+ *   authorize approved: purchase / cash          PURCHASE / CASH
+ *   authorize or increment declined              DECLINED, except for the network's own
+ *                                                  bookkeeping reasons: already reversed (a late
+ *                                                  original after its reversal), original not
+ *                                                  found, hold closed, exceeds original,
+ *                                                  duplicate mismatch: none
+ *   increment approved                           INCREMENT
+ *   capture approved, hold_amount == amount      none: the authorization was alerted already
+ *   capture approved, otherwise (or -1)          CAPTURE
+ *   reversal / refund approved                   REVERSAL / REFUND
+ *   capture / reversal / refund declined         none: no money moved (network bookkeeping)
+ *   repayment                                    REPAYMENT (card: the account's main card)
+ *   limit / temporary limit set                  LIMIT / TEMP_LIMIT (main card)
+ *   activation / status change                   CARD_STATUS
+ *   a repeat (res->repeat), balance inquiry      none: never a new event
+ */
+int wx_alert_from_row(const wx_engine_t *e, const struct wx_cmd *cmd, const struct wx_result *res,
+                      uint64_t seq, int64_t at_ms, int64_t hold_amount, struct wx_alert *out);
+
+/* Most WeChat recipients one alert can have: the holder's and the main holder's followers. */
+#define WX_ALERT_RECIPIENTS_MAX (2 * WX_FOLLOWERS_PER_CUSTOMER)
+
+/*
+ * Who gets the alert on WeChat: the followers bound to the card's holder (oldest binding
+ * first), then, for a supplementary card, those bound to the account's main holder; an OpenID
+ * appears once. Writes at most cap of them to out (NULL when cap is 0) and returns how many it
+ * wrote. Followers are read from e now, not at the row's time: whoever is bound when the alert
+ * goes out receives it.
+ */
+size_t wx_alert_recipients(const wx_engine_t *e, const struct wx_alert *a,
+                           struct wx_follower_view *out, size_t cap);
+
+/* How many followers the card's own holder has bound: the `holder_followers` that the SMS
+ * policy below wants (the main holder's followers do not count; the SMS is the holder's). */
+size_t wx_alert_holder_followers(const wx_engine_t *e, const struct wx_alert *a);
+
+/* The SMS policy: which alerts may go by WeChat alone. Everything not quiet gets an SMS. */
+struct wx_sms_policy {
+    int64_t quiet_below_fen; /* purchases below this (fen, CNY) may skip SMS; 0: none may */
+    bool quiet_pos;          /* domestic card-present purchases may skip SMS */
+    bool quiet_cnp;          /* domestic card-not-present purchases (快捷支付) may skip SMS */
+};
+
+/* The default: domestic POS and quick-pay purchases under 300.00 CNY go by WeChat alone. */
+#define WX_SMS_POLICY_DEFAULT                                                                      \
+    {                                                                                              \
+        .quiet_below_fen = 30000, .quiet_pos = true, .quiet_cnp = true                             \
+    }
+
+struct wx_sms_policy wx_sms_policy_default(void);
+
+/*
+ * Whether the alert goes by SMS as well as WeChat, decided when the alert is made. No SMS only
+ * for an approved purchase (not cash) that is domestic (not cross-border, CNY), on a quiet
+ * channel (POS / CNP as p says), for less than p->quiet_below_fen, when the holder has at least
+ * one follower bound (holder_followers, see wx_alert_holder_followers). Everything else --
+ * 300.00 and more, cross-border, cash, declines, increments, differing captures, reversals,
+ * refunds, repayments, limits, card status -- and every alert of a holder with no follower
+ * gets an SMS.
+ */
+bool wx_alert_sms_wanted(const struct wx_sms_policy *p, const struct wx_alert *a,
+                         size_t holder_followers);
+
+/* What became of the WeChat message to the holder's followers (delivered when any was). */
+enum wx_alert_wechat_outcome {
+    WX_ALERT_WECHAT_PENDING = 0,     /* sent, no final answer yet, the delay not yet over */
+    WX_ALERT_WECHAT_DELIVERED = 1,   /* the platform accepted it for at least one follower */
+    WX_ALERT_WECHAT_FAILED = 2,      /* failed permanently (blocked, unfollowed, bad template) */
+    WX_ALERT_WECHAT_UNDELIVERED = 3, /* still not delivered when the fallback delay ran out */
+};
+
+/*
+ * Whether an SMS must go now because of WeChat's outcome: true when WeChat failed permanently
+ * or is still undelivered after the delay, and wx_alert_sms_wanted did not already send one
+ * (so base + fallback never send two). False while pending and once delivered.
+ */
+bool wx_alert_sms_fallback(const struct wx_sms_policy *p, const struct wx_alert *a,
+                           size_t holder_followers, enum wx_alert_wechat_outcome outcome);
+
+/* The cardholder's language. */
+enum wx_lang {
+    WX_LANG_ZH = 0, /* the default */
+    WX_LANG_EN = 1,
+};
+
+/* A buffer of this many bytes always holds wx_alert_text's output. */
+#define WX_ALERT_TEXT_MAX 1024
+/* Longest details link, NUL included; a longer base URL makes rendering fail. */
+#define WX_ALERT_URL_MAX 256
+
+/*
+ * The alert as one or two sentences for a WeChat text message or an SMS, in lang, with times
+ * shifted by tz_offset_minutes (480 for Asia/Shanghai; at most 14 hours either way) and a link
+ * details_base_url + "/m/txn/<seq>" (no link when details_base_url is NULL or empty; trailing
+ * slashes of the base are dropped). Merchant names and cities lose control, bidi and invalid
+ * UTF-8 characters. Writes a NUL-terminated text to out and returns its length, or -1 when it
+ * does not fit in cap (out then holds no partial text when cap > 0), the offset is out of
+ * range, or the base URL contains a blank or control character.
+ */
+int wx_alert_text(const struct wx_alert *a, enum wx_lang lang, int tz_offset_minutes,
+                  const char *details_base_url, char *out, size_t cap);
+
+/* The alert as named fields, for template messages; a later step maps them to the keys of
+ * the template configured for the kind (see wx_alert_kind_name). All NUL-terminated; a field
+ * that does not apply is empty. */
+struct wx_alert_fields {
+    char title[64];  /* "消费提醒" / "Purchase alert" */
+    char card[64];   /* "信用卡尾号1234" / "Card ending 1234" (附属卡 / Supplementary) */
+    char kind[64];   /* "消费" / "Purchase" */
+    char amount[96]; /* "88.00元" / "CNY 88.00" / "USD 12.34 (CNY 88.00)"; limits: new limit */
+    char merchant[WX_MERCHANT_NAME_MAX + WX_MERCHANT_CITY_MAX + 16]; /* "name（city）" */
+    char time[32];                                                   /* local time */
+    char available[64];         /* available credit after, "9,912.00元" / "CNY 9,912.00" */
+    char remark[160];           /* decline reason, authorized amount, expiry, new status */
+    char url[WX_ALERT_URL_MAX]; /* details link */
+};
+
+/* Fills *out from the alert, with the arguments of wx_alert_text. Returns 0, or -1 for the
+ * same reasons (a field that does not fit: only a base URL can be too long). */
+int wx_alert_fields(const struct wx_alert *a, enum wx_lang lang, int tz_offset_minutes,
+                    const char *details_base_url, struct wx_alert_fields *out);
+
+/* The decline reason in plain words ("额度不足", "insufficient credit"); a generic phrase for a
+ * reason no decline carries. Never NULL. */
+const char *wx_alert_reason_text(uint8_t reason, enum wx_lang lang);
+
+/* Stable lower-case name of an alert kind ("purchase", "temp_limit"): the configuration key of
+ * its template. "unknown" for a number out of range. */
+const char *wx_alert_kind_name(uint8_t kind);
+
+#endif
