@@ -306,6 +306,9 @@ static void flush_out(struct conn *c, bool may_continue)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a client reading a large answer slowly is not idle: the deadline runs from
+             * its last progress */
+            c->deadline_ms = wx_now_ms() + (int64_t)c->s->timeout_s * 1000;
             if (!c->write_pending) event_add(&c->ev_write, NULL);
             c->write_pending = true;
             return;
