@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "util/alloc.h"
@@ -166,42 +167,31 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
 
 /*
  * The events answer: {"seq":N,"followers_seq":F,"menu_seq":M,"messages":[...]}, messages
- * being the follower's chat lines after `after` (all of them kept when after is 0). The
- * lines are stored serialized, so the answer is their bytes joined, sized before it is built.
+ * being the follower's chat lines after `after` (all of them kept when after is 0).
  */
 static void send_events(struct wx_sandbox *sb, wx_http_req_t *req, uint64_t after,
                         const char *openid)
 {
-    char head[112]; /* three 20-digit numbers and the keys */
-    int n = snprintf(head, sizeof head,
-                     "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"messages\":[",
-                     (unsigned long long)sb->seq, (unsigned long long)sb->followers_seq,
-                     (unsigned long long)sb->menu_seq);
-    assert(n > 0 && (size_t)n < sizeof head);
+    struct evbuffer *out = evbuffer_new();
+    if (out == NULL) WX_FATAL("libevent: out of memory");
+    evbuffer_add_printf(out,
+                        "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"messages\":[",
+                        (unsigned long long)sb->seq, (unsigned long long)sb->followers_seq,
+                        (unsigned long long)sb->menu_seq);
     const struct sb_follower *f = openid[0] != '\0' ? sb_follower_find(sb, openid) : NULL;
-    size_t cap = (size_t)n + 2; /* the head and "]}" */
-    for (unsigned k = 0; f != NULL && k < f->count; k++) {
-        const struct sb_msg *m = &f->ring[(f->first + k) % WX_SANDBOX_MESSAGES_MAX];
-        if (m->seq > after) cap += m->len + 1; /* the line and its comma */
-    }
-    char *text = wx_malloc(cap);
-    memcpy(text, head, (size_t)n);
-    size_t len = (size_t)n;
     bool first = true;
     for (unsigned k = 0; f != NULL && k < f->count; k++) {
         const struct sb_msg *m = &f->ring[(f->first + k) % WX_SANDBOX_MESSAGES_MAX];
         if (m->seq <= after) continue;
-        if (!first) text[len++] = ',';
-        memcpy(text + len, m->json, m->len);
-        len += m->len;
+        if (!first) evbuffer_add(out, ",", 1);
+        evbuffer_add(out, m->json, m->len);
         first = false;
     }
-    memcpy(text + len, "]}", 2);
-    len += 2;
-    assert(len <= cap);
+    evbuffer_add(out, "]}", 2);
+    size_t len = evbuffer_get_length(out);
     wx_http_add_header(req, "Cache-Control", "no-store");
-    wx_http_send(req, 200, "application/json; charset=utf-8", text, len);
-    free(text);
+    wx_http_send(req, 200, "application/json; charset=utf-8", evbuffer_pullup(out, -1), len);
+    evbuffer_free(out);
 }
 
 static void pending_unlink(struct sb_pending *p)
