@@ -5,7 +5,8 @@
  * Checks run in the platform's order: the fault and the access_token first, then the body,
  * then the follower (40003 unknown, 43004 not following, 43101 refuses messages, 45015
  * outside the 48-hour window for customer service), then the message itself. What passes
- * appears on the follower's phone at once.
+ * appears on the follower's phone at once, and the observer (wx_sandbox_set_observer) hears
+ * of it before the caller has its answer.
  */
 #include "sandbox/sandbox_int.h"
 
@@ -138,10 +139,62 @@ static json_t *template_rows(const json_t *data, bool *too_long)
     return rows;
 }
 
+/* The rows as "key=value\n" lines, for the observer. The caller frees it. */
+static char *rows_text(const json_t *rows)
+{
+    size_t cap = 1, i;
+    const json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        cap += strlen(sb_json_str(r, "key")) + strlen(sb_json_str(r, "value")) + 2;
+    }
+    char *text = wx_malloc(cap), *p = text;
+    json_array_foreach(rows, i, r)
+    {
+        const char *k = sb_json_str(r, "key"), *v = sb_json_str(r, "value");
+        p += snprintf(p, cap - (size_t)(p - text), "%s=%s\n", k, v);
+    }
+    *p = '\0';
+    return text;
+}
+
+/*
+ * Shows an accepted template message on f's phone and answers with its msgid. A repeat of
+ * openid + client_msg_id within 10 minutes is absorbed, as the platform does: the first
+ * answer again, nothing shown, and template_repeats counts it.
+ */
+static void template_accept(struct wx_sandbox *sb, wx_http_req_t *req, struct sb_follower *f,
+                            const char *tid, const char *url, const char *cmid, json_t *rows)
+{
+    uint64_t msgid = cmid[0] != '\0' ? client_msg_seen(sb, f->openid, cmid) : 0;
+    bool repeat = msgid != 0;
+    if (repeat) {
+        sb->stats.template_repeats++;
+    } else {
+        msgid = sb->next_template_msgid++;
+        if (cmid[0] != '\0') client_msg_remember(sb, f->openid, cmid, msgid);
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)msgid);
+        sb_chat_post(sb, f,
+                     json_pack("{s:s,s:s,s:s,s:s,s:O,s:s}", "from", "account", "type", "template",
+                               "template_id", tid, "url", url, "rows", rows, "msgid", id));
+        sb_template_finish_later(sb, f->openid, msgid);
+    }
+    if (sb->observer != NULL) {
+        char *text = rows_text(rows);
+        sb_observe(sb, WX_SANDBOX_MSG_TEMPLATE, f->openid, cmid, text, repeat);
+        free(text);
+    }
+    sb_api_ok(req, json_pack("{s:I}", "msgid", (json_int_t)msgid));
+}
+
 void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_TEMPLATE_SEND;
-    if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
+    if (sb_api_begin(sb, req, ep, true, sb_template_send_handler) ||
+        !sb_api_token_ok(sb, req, ep, query)) {
+        return;
+    }
     json_t *o = sb_api_body(sb, req, ep, WX_SANDBOX_API_BODY_MAX);
     if (o == NULL) return;
     struct sb_follower *f = recipient(sb, req, ep, o);
@@ -161,19 +214,7 @@ void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const c
     } else if (rows == NULL || cmid == NULL) {
         sb_api_error(sb, req, ep, 47001, "data format error");
     } else {
-        uint64_t msgid = cmid[0] != '\0' ? client_msg_seen(sb, f->openid, cmid) : 0;
-        if (msgid == 0) {
-            msgid = sb->next_template_msgid++;
-            if (cmid[0] != '\0') client_msg_remember(sb, f->openid, cmid, msgid);
-            char id[24];
-            snprintf(id, sizeof id, "%llu", (unsigned long long)msgid);
-            sb_chat_post(sb, f,
-                         json_pack("{s:s,s:s,s:s,s:s,s:O,s:s}", "from", "account", "type",
-                                   "template", "template_id", tid, "url", url, "rows", rows,
-                                   "msgid", id));
-            sb_template_finish_later(sb, f->openid, msgid);
-        }
-        sb_api_ok(req, json_pack("{s:I}", "msgid", (json_int_t)msgid));
+        template_accept(sb, req, f, tid, url, cmid, rows);
     }
     json_decref(rows);
     json_decref(o);
@@ -233,10 +274,27 @@ static json_t *custom_line(struct wx_sandbox *sb, const json_t *o, int *code, co
                      title, "description", desc, "url", url, "pic_url", pic, "via", "custom");
 }
 
+/* What the observer reads of a valid customer-service body: the text, a news title, or "". */
+static const char *custom_text(const json_t *o)
+{
+    const char *type = sb_json_str(o, "msgtype");
+    const json_t *part = json_object_get(o, type);
+    if (strcmp(type, "text") == 0) return sb_json_str(part, "content");
+    if (strcmp(type, "news") == 0) {
+        const char *title =
+            sb_json_str(json_array_get(json_object_get(part, "articles"), 0), "title");
+        return title != NULL ? title : "";
+    }
+    return "";
+}
+
 void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_CUSTOM_SEND;
-    if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
+    if (sb_api_begin(sb, req, ep, true, sb_custom_send_handler) ||
+        !sb_api_token_ok(sb, req, ep, query)) {
+        return;
+    }
     json_t *o = sb_api_body(sb, req, ep, WX_SANDBOX_API_BODY_MAX);
     if (o == NULL) return;
     struct sb_follower *f = recipient(sb, req, ep, o);
@@ -248,6 +306,7 @@ void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const cha
             sb_api_error(sb, req, ep, code, msg);
         } else {
             sb_chat_post(sb, f, line);
+            sb_observe(sb, WX_SANDBOX_MSG_CUSTOM, f->openid, "", custom_text(o), false);
             sb_api_ok(req, NULL);
         }
     }
@@ -414,7 +473,10 @@ static int media_check(const char *type, const uint8_t *d, size_t len, const cha
 void sb_media_upload_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_MEDIA_UPLOAD;
-    if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
+    if (sb_api_begin(sb, req, ep, true, sb_media_upload_handler) ||
+        !sb_api_token_ok(sb, req, ep, query)) {
+        return;
+    }
     char type[16], boundary[80];
     int n = wx_http_query_param(query, "type", type, sizeof type);
     if (n <= 0 || (strcmp(type, "image") != 0 && strcmp(type, "voice") != 0 &&

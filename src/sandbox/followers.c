@@ -2,10 +2,11 @@
  * followers.c - the sandbox's WeChat users, the chat each has with the account, and the
  * page's long poll that shows new lines as they happen.
  *
- * Every change the page must see (a chat line, a follower added or changed, a new menu)
- * takes the next value of one sandbox-wide sequence number. The page asks for "what happened
- * after SEQ" and either gets it at once or waits (up to SB_PAGE_WAIT_S) until something does:
- * simple, robust behind any proxy, and a missed answer only costs one round trip.
+ * Every change the page must see (a chat line, a follower added or changed, a new menu, an
+ * SMS) takes the next value of one sandbox-wide sequence number. The page asks for "what
+ * happened after SEQ" and either gets it at once or waits (up to SB_PAGE_WAIT_S) until
+ * something does: simple, robust behind any proxy, and a missed answer only costs one round
+ * trip.
  */
 #include "sandbox/sandbox_int.h"
 
@@ -97,8 +98,7 @@ void sb_followers_free(struct wx_sandbox *sb)
 
 static void answer_poll(struct sb_pending *p);
 
-/* Answers every poll that waits for something newer than what just happened. */
-static void wake_polls(struct wx_sandbox *sb)
+void sb_polls_wake(struct wx_sandbox *sb)
 {
     struct sb_pending *p = sb->pending;
     while (p != NULL) {
@@ -111,7 +111,7 @@ static void wake_polls(struct wx_sandbox *sb)
 void sb_bump(struct wx_sandbox *sb, uint64_t *which)
 {
     *which = ++sb->seq;
-    wake_polls(sb);
+    sb_polls_wake(sb);
 }
 
 /* Drops f's oldest chat line. */
@@ -161,13 +161,14 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
     f->bytes += len;
     sb->chat_bytes += len;
     f->last_seq = seq;
-    wake_polls(sb);
+    sb_polls_wake(sb);
     return seq;
 }
 
 /*
- * The events answer: {"seq":N,"followers_seq":F,"menu_seq":M,"messages":[...]}, messages
- * being the follower's chat lines after `after` (all of them kept when after is 0).
+ * The events answer: {"seq":N,"followers_seq":F,"menu_seq":M,"sms_seq":S,"messages":[...],
+ * "sms":[...]}, messages being the follower's chat lines after `after` (all of them kept when
+ * after is 0) and sms the SMS after it (the newest SB_EVENTS_SMS_MAX).
  */
 static void send_events(struct wx_sandbox *sb, wx_http_req_t *req, uint64_t after,
                         const char *openid)
@@ -175,9 +176,10 @@ static void send_events(struct wx_sandbox *sb, wx_http_req_t *req, uint64_t afte
     struct evbuffer *out = evbuffer_new();
     if (out == NULL) WX_FATAL("libevent: out of memory");
     evbuffer_add_printf(out,
-                        "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"messages\":[",
+                        "{\"seq\":%llu,\"followers_seq\":%llu,\"menu_seq\":%llu,\"sms_seq\":%llu,"
+                        "\"messages\":[",
                         (unsigned long long)sb->seq, (unsigned long long)sb->followers_seq,
-                        (unsigned long long)sb->menu_seq);
+                        (unsigned long long)sb->menu_seq, (unsigned long long)sb->sms_seq);
     const struct sb_follower *f = openid[0] != '\0' ? sb_follower_find(sb, openid) : NULL;
     bool first = true;
     for (unsigned k = 0; f != NULL && k < f->count; k++) {
@@ -187,7 +189,9 @@ static void send_events(struct wx_sandbox *sb, wx_http_req_t *req, uint64_t afte
         evbuffer_add(out, m->json, m->len);
         first = false;
     }
-    evbuffer_add(out, "]}", 2);
+    evbuffer_add(out, "],\"sms\":", 8);
+    sb_sms_events(sb, out, after);
+    evbuffer_add(out, "}", 1);
     size_t len = evbuffer_get_length(out);
     wx_http_add_header(req, "Cache-Control", "no-store");
     wx_http_send(req, 200, "application/json; charset=utf-8", evbuffer_pullup(out, -1), len);
@@ -218,11 +222,28 @@ static void answer_poll(struct sb_pending *p)
     pending_unlink(p);
 }
 
-/* A held call is let go: by now its caller has given up, as it would on the platform. */
+/* A held call is let go: by now its caller has given up, as it would on the platform. A
+ * slowed one is only let go this way at shutdown (its handler may not run any more). */
 static void answer_held(struct sb_pending *p)
 {
-    wx_http_error(p->req, 504, "held by the sandbox's timeout fault");
+    if (p->kind == SB_PENDING_SLOW) {
+        wx_http_error(p->req, 503, "the sandbox is stopping");
+    } else {
+        wx_http_error(p->req, 504, "held by the sandbox's timeout fault");
+    }
     pending_unlink(p);
+}
+
+/* A slowed call's delay is over: it is handled now as if it had just come. */
+static void resume_slow(struct sb_pending *p)
+{
+    struct wx_sandbox *sb = p->sb;
+    wx_http_req_t *req = p->req;
+    sb_handler fn = p->resume;
+    pending_unlink(p);
+    sb->resuming = true;
+    fn(sb, req, wx_http_query(req));
+    assert(!sb->resuming); /* the handler went through sb_api_begin */
 }
 
 static void on_pending_timer(evutil_socket_t fd, short what, void *arg)
@@ -232,20 +253,22 @@ static void on_pending_timer(evutil_socket_t fd, short what, void *arg)
     struct sb_pending *p = arg;
     if (p->kind == SB_PENDING_POLL) {
         answer_poll(p);
+    } else if (p->kind == SB_PENDING_SLOW) {
+        resume_slow(p);
     } else {
         answer_held(p);
     }
 }
 
 struct sb_pending *sb_pending_add(struct wx_sandbox *sb, enum sb_pending_kind kind,
-                                  wx_http_req_t *req, unsigned wait_s)
+                                  wx_http_req_t *req, unsigned wait_ms)
 {
     struct sb_pending *p = wx_calloc(1, sizeof *p);
     p->sb = sb;
     p->kind = kind;
     p->req = req;
     p->timer = evtimer_new(sb->base, on_pending_timer, p);
-    struct timeval tv = {.tv_sec = wait_s, .tv_usec = 0};
+    struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
     if (p->timer == NULL || evtimer_add(p->timer, &tv) != 0) WX_FATAL("libevent: out of memory");
     p->next = sb->pending;
     if (sb->pending != NULL) sb->pending->prev = p;
@@ -301,7 +324,7 @@ void sb_events_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *qu
         sb_page_error(req, 503, "too many pages waiting; retry");
         return;
     }
-    struct sb_pending *p = sb_pending_add(sb, SB_PENDING_POLL, req, (unsigned)wait);
+    struct sb_pending *p = sb_pending_add(sb, SB_PENDING_POLL, req, (unsigned)wait * 1000);
     p->after = (uint64_t)after;
     snprintf(p->openid, sizeof p->openid, "%s", openid);
 }

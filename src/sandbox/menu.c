@@ -166,7 +166,10 @@ static int check_menu(const json_t *o, struct menu_error *e)
 void sb_menu_create_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     const enum sb_endpoint ep = SB_EP_MENU_CREATE;
-    if (sb_api_begin(sb, req, ep, true) || !sb_api_token_ok(sb, req, ep, query)) return;
+    if (sb_api_begin(sb, req, ep, true, sb_menu_create_handler) ||
+        !sb_api_token_ok(sb, req, ep, query)) {
+        return;
+    }
     json_t *o = sb_api_body(sb, req, ep, WX_SANDBOX_MENU_JSON_MAX);
     if (o == NULL) return;
     struct menu_error e = {0};

@@ -4,7 +4,8 @@
  *
  * One prefix route on the HTTP listener leads here; the table below splits it into the
  * platform's API (answered the platform's way: JSON with errcode, 43001/43002 for a wrong
- * method) and the page's own API (plain HTTP statuses with {"error": ...}).
+ * method), the SMS gateway (HTTP statuses with {"code", "message"}) and the page's own API
+ * (plain HTTP statuses with {"error": ...}).
  */
 #include "sandbox/sandbox_int.h"
 
@@ -113,6 +114,16 @@ const char *sb_json_str(const json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+void sb_observe(struct wx_sandbox *sb, enum wx_sandbox_msg_kind kind, const char *to,
+                const char *ref, const char *text, bool repeat)
+{
+    if (sb->observer == NULL) return;
+    assert(to != NULL && ref != NULL && text != NULL);
+    struct wx_sandbox_msg m = {
+        .kind = kind, .to = to, .ref = ref, .text = text, .repeat = repeat, .at_ms = wx_now_ms()};
+    sb->observer(&m, sb->observer_arg);
+}
+
 /* True when the request says its body is JSON (page calls must: a form post from another
  * site cannot say so without a preflight, which this listener does not answer). */
 static bool is_json_request(wx_http_req_t *req)
@@ -146,8 +157,6 @@ json_t *sb_page_body(wx_http_req_t *req)
 
 /* ---- the router ------------------------------------------------------------------------------ */
 
-typedef void (*sb_handler)(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
-
 struct sb_route {
     const char *path; /* below /sandbox */
     bool post;        /* POST (else GET or HEAD) */
@@ -172,6 +181,7 @@ static const struct sb_route routes[] = {
     {"/api/stats", false, false, sb_stats_handler},
     {"/api/clock", true, false, clock_handler},
     {"/api/pos", true, false, sb_pos_handler},
+    {"/sms/send", true, false, sb_sms_send_handler},
 };
 
 /* POST /sandbox/api/clock {"advance_s": N}: moves the platform's clock forward (tokens,
@@ -377,6 +387,7 @@ wx_sandbox_t *wx_sandbox_start(wx_hub_t *hub, wx_http_t *http, const struct wx_s
     sb->hub = hub;
     sb->base = wx_hub_base(hub);
     sb->http = http;
+    sb->fault.endpoint = -1; /* no fault, and none aimed at an endpoint */
     uint64_t r;
     wx_random_bytes(&r, sizeof r);
     /* MsgIds look like the platform's (17 digits, past 2^53: a double would round them). */
@@ -387,6 +398,7 @@ wx_sandbox_t *wx_sandbox_start(wx_hub_t *hub, wx_http_t *http, const struct wx_s
         return NULL;
     }
     set_urls(sb);
+    sb_sms_init(sb);
     /* A passive reply is at most a webhook body: anything longer is invalid anyway. */
     struct wx_fetch_options fo = {.max_inflight = WX_SANDBOX_DELIVERIES_MAX,
                                   .max_queued = WX_SANDBOX_DELIVERIES_MAX,
@@ -420,6 +432,7 @@ void wx_sandbox_free(wx_sandbox_t *sb)
     sb_pos_cancel_all(sb);
     sb_followers_free(sb);
     sb_media_free(sb);
+    sb_sms_free(sb);
     json_decref(sb->menu);
     wx_wipe(sb->cards, sizeof sb->cards);
     wx_wipe(sb->tokens, sizeof sb->tokens);
@@ -473,6 +486,12 @@ int wx_sandbox_add_follower(wx_sandbox_t *sb, const struct wx_sandbox_follower *
     }
     if (openid_out != NULL) snprintf(openid_out, WX_OPENID_MAX + 1, "%s", added->openid);
     return 0;
+}
+
+void wx_sandbox_set_observer(wx_sandbox_t *sb, wx_sandbox_observer fn, void *arg)
+{
+    sb->observer = fn;
+    sb->observer_arg = fn != NULL ? arg : NULL;
 }
 
 const char *wx_sandbox_page_url(const wx_sandbox_t *sb)

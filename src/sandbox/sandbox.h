@@ -13,7 +13,7 @@
  *     5-minute overlap, 43004 for a non-follower, 43101 for one who refuses messages, the
  *     menu limits, single-use OAuth codes, ...). Faults on demand (POST /sandbox/api/fault)
  *     make the next calls fail as the platform can fail: an expired or invalid token, the
- *     quota, "system busy", HTTP 500, or no answer at all.
+ *     quota, "system busy", HTTP 500, a late answer, or no answer at all.
  *   - Followers: a phone-like page at /sandbox/ where a visitor picks or creates a follower,
  *     follows, chats and presses the menu. Each action reaches the bank's webhook as the
  *     platform sends it: signed, in plain, compatible or safe (AES) mode, re-sent up to three
@@ -22,6 +22,10 @@
  *   - POS: a card purchase from the page goes to the bank's ISO 8583 listener as a terminal
  *     sends it (`wxbank pos`), so a visitor sees the whole loop. Card numbers stay in memory;
  *     the page and the logs only ever see them masked (first 6 + last 4).
+ *   - SMS: POST <base>/sandbox/sms/send plays the bank's SMS gateway, and the page's SMS tab
+ *     plays the cardholder's phone. A repeated idempotency ref is sent again, as a real
+ *     gateway would, and counted, as is a template client_msg_id the platform absorbed: the
+ *     counters say how often the bank's alerts would have reached a customer twice.
  *
  * Everything runs on the hub's loop. State is in memory and bounded by the limits below.
  */
@@ -59,6 +63,14 @@
 #define WX_SANDBOX_CLIENT_MSG_MAX     1024        /* template client_msg_id remembered */
 #define WX_SANDBOX_FAULT_COUNT_MAX    1000        /* calls one fault request may spoil */
 #define WX_SANDBOX_MENU_JSON_MAX      (16u << 10) /* a menu/create body */
+#define WX_SANDBOX_SLOW_MS_MAX        60000       /* delay of the "slow" fault */
+#define WX_SANDBOX_SMS_MAX            1000        /* SMS kept for the page (oldest dropped) */
+#define WX_SANDBOX_SMS_REFS_MAX       8192        /* SMS refs remembered (oldest forgotten) */
+#define WX_SANDBOX_SMS_BODY_MAX       (16u << 10) /* an SMS gateway call's JSON body */
+#define WX_SANDBOX_SMS_TEXT_MAX       1024        /* bytes of an SMS text (UTF-8) */
+#define WX_SANDBOX_SMS_REF_MAX        128         /* bytes of an SMS ref (printable ASCII) */
+#define WX_SANDBOX_MOBILE_MIN         5           /* characters of a mobile number, '+' included */
+#define WX_SANDBOX_MOBILE_MAX         20          /* likewise (E.164 numbers have at most 16) */
 #define WX_SANDBOX_OPENID_LEN         28          /* "o" + 27 of [A-Za-z0-9_-], as the platform */
 #define WX_SANDBOX_WEBHOOK_ATTEMPTS   3           /* the platform's "总共重试三次" */
 #define WX_SANDBOX_WEBHOOK_TIMEOUT_MS 5000        /* per attempt, as the platform */
@@ -157,6 +169,35 @@ int wx_sandbox_add_card(wx_sandbox_t *sb, const struct wx_sandbox_card *card, ch
  */
 int wx_sandbox_add_follower(wx_sandbox_t *sb, const struct wx_sandbox_follower *f,
                             char openid_out[WX_OPENID_MAX + 1], char *err, size_t errlen);
+
+/* What reached a follower's phone or a cardholder's phone. */
+enum wx_sandbox_msg_kind {
+    WX_SANDBOX_MSG_TEMPLATE, /* /cgi-bin/message/template/send */
+    WX_SANDBOX_MSG_CUSTOM,   /* /cgi-bin/message/custom/send */
+    WX_SANDBOX_MSG_SMS,      /* /sandbox/sms/send */
+};
+
+/* One accepted message, as the observer sees it. The strings live for the call only. */
+struct wx_sandbox_msg {
+    enum wx_sandbox_msg_kind kind;
+    const char *to;   /* OpenID, or the mobile for SMS */
+    const char *ref;  /* client_msg_id or SMS ref; "" when none */
+    const char *text; /* custom text (a news title; "" for an image) or SMS text; for templates
+                         the rows the phone shows joined as "key=value\n" (no first, remark) */
+    bool repeat;      /* template: absorbed repeat of client_msg_id; SMS: ref seen before */
+    int64_t at_ms;    /* arrival, wx_now_ms() */
+};
+
+typedef void (*wx_sandbox_observer)(const struct wx_sandbox_msg *m, void *arg);
+
+/*
+ * Calls fn(m, arg) on the hub's loop for every template send, customer-service send and SMS
+ * the sandbox accepts (absorbed template repeats included; refused and faulted calls not;
+ * a call the "slow" fault holds when it is finally handled), before the sender gets its
+ * answer. fn must not block the loop nor call back into the sandbox. NULL fn stops the
+ * calls. Call it before wx_hub_run or on the loop.
+ */
+void wx_sandbox_set_observer(wx_sandbox_t *sb, wx_sandbox_observer fn, void *arg);
 
 /* "http://127.0.0.1:8080/sandbox/": the page, on the listener's bound address. */
 const char *wx_sandbox_page_url(const wx_sandbox_t *sb);

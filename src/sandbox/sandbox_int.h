@@ -2,9 +2,9 @@
  * sandbox_int.h - private to src/sandbox: the sandbox's state and what its files share.
  *
  * One struct wx_sandbox holds everything: the copied options, the followers and their chat
- * history, the platform's tokens, media, OAuth codes and menu, the injected fault, the
- * counters, and the HTTP requests it still owes an answer (long polls, held calls, POS
- * exchanges). Files:
+ * history, the platform's tokens, media, OAuth codes and menu, the SMS gateway's messages, the
+ * injected fault, the counters, and the HTTP requests it still owes an answer (long polls,
+ * held and slowed calls, POS exchanges). Files:
  *   sandbox.c   start, free, the router under /sandbox/, shared helpers (clock, ids, JSON)
  *   followers.c the followers, their chat history and the page's long poll
  *   tokens.c    access tokens (/cgi-bin/token, stable_token), OAuth, faults, the stats
@@ -14,6 +14,7 @@
  *   reply.c     the webhook's answer: checked, decrypted, parsed and shown
  *   page.c      the page's JSON API and its embedded HTML/CSS/JS
  *   pos.c       the POS page's ISO 8583 exchange with the bank
+ *   sms.c       the SMS gateway: /sandbox/sms/send, the SMS the page shows, repeated refs
  */
 #ifndef WX_SANDBOX_SANDBOX_INT_H
 #define WX_SANDBOX_SANDBOX_INT_H
@@ -29,6 +30,7 @@
 #include "wechat/wechat.h"
 
 struct event;
+struct evbuffer;
 
 #define SB_TOKEN_LEN       136 /* an access_token: the platform's are 136-157 characters */
 #define SB_TOKENS_MAX      16  /* tokens remembered (older ones are simply unknown: 40001) */
@@ -37,8 +39,16 @@ struct event;
 #define SB_CLIENT_MSG_MAX  64  /* bytes of a template client_msg_id */
 #define SB_TEMPLATE_ID_MAX 128 /* bytes of a template_id (the platform's are 43) */
 #define SB_URL_MAX         1024
-#define SB_PAGE_WAIT_S     25 /* longest long poll */
-#define SB_HOLD_S          60 /* a call held by the "timeout" fault is dropped after this */
+#define SB_PAGE_WAIT_S     25    /* longest long poll */
+#define SB_HOLD_S          60    /* a call held by the "timeout" fault is dropped after this */
+#define SB_SLOW_DEFAULT_MS 1500  /* delay of the "slow" fault when none is given */
+#define SB_EVENTS_SMS_MAX  100   /* SMS in one events answer (the newest): what the page lists */
+#define SB_SMS_BUCKETS     16384 /* hash buckets of the SMS refs: 2 x WX_SANDBOX_SMS_REFS_MAX */
+
+struct wx_sandbox;
+
+/* A route's handler; the "slow" fault runs it again once the delay is over. */
+typedef void (*sb_handler)(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* ---- followers and their chat ---------------------------------------------------------------- */
 
@@ -113,6 +123,7 @@ enum sb_endpoint {
     SB_EP_OAUTH_TOKEN,
     SB_EP_OAUTH_AUTHORIZE,
     SB_EP_CALLBACK_IP,
+    SB_EP_SMS, /* the SMS gateway: faulted only when a fault names it */
     SB_EP_COUNT
 };
 
@@ -127,13 +138,15 @@ enum sb_fault_kind {
     SB_FAULT_HTTP500,       /* HTTP 500, HTML body */
     SB_FAULT_TIMEOUT,       /* no answer (the request is held) */
     SB_FAULT_GARBAGE,       /* HTTP 200 with a body that is not JSON */
+    SB_FAULT_SLOW,          /* the normal answer, delay_ms late (the request is held) */
     SB_FAULT_KINDS
 };
 
 struct sb_fault {
     enum sb_fault_kind kind;
-    unsigned count; /* calls left to spoil */
-    int endpoint;   /* an enum sb_endpoint, or -1 for any */
+    unsigned count;    /* calls left to spoil */
+    int endpoint;      /* an enum sb_endpoint, or -1 for any of the platform's */
+    unsigned delay_ms; /* slow: how late the answers come */
 };
 
 #define SB_ERRCODES_MAX 48
@@ -156,12 +169,33 @@ struct sb_stats {
     uint64_t webhook_invalid; /* replies that failed (the phone shows the notice) */
     uint64_t webhook_failed;  /* messages that got no answer in any attempt */
     uint64_t pos_sent, pos_approved, pos_declined, pos_failed;
+    uint64_t template_repeats; /* template sends absorbed: (openid, client_msg_id) seen before */
+    uint64_t sms_sent;         /* SMS accepted */
+    uint64_t sms_duplicates;   /* SMS accepted with a ref seen before: the cardholder reads twice */
+};
+
+/* ---- the SMS gateway ------------------------------------------------------------------------- */
+
+struct sb_sms_ref {
+    char ref[WX_SANDBOX_SMS_REF_MAX + 1]; /* "" for an unused slot */
+    uint32_t next;                        /* next slot + 1 in the same bucket; 0 ends the chain */
+};
+
+struct sb_sms {
+    struct sb_msg ring[WX_SANDBOX_SMS_MAX]; /* the SMS as the page gets them, oldest at first */
+    unsigned first, count;
+    uint64_t next_id;                                /* id of the next accepted SMS */
+    struct sb_sms_ref refs[WX_SANDBOX_SMS_REFS_MAX]; /* a ring: a new ref takes the oldest slot */
+    unsigned next_ref;                               /* the slot the next new ref takes */
+    uint32_t buckets[SB_SMS_BUCKETS]; /* slot + 1 of the newest ref of each hash; 0 none */
+    uint8_t hash_key[16];             /* SipHash key: refs come from outside */
 };
 
 /* A request the sandbox answers later. */
 enum sb_pending_kind {
     SB_PENDING_POLL, /* GET /sandbox/api/events: answered on news or after the wait */
     SB_PENDING_HELD, /* an API call held by the "timeout" fault */
+    SB_PENDING_SLOW, /* an API call held by the "slow" fault, handled when its timer fires */
 };
 
 struct sb_pending {
@@ -171,6 +205,7 @@ struct sb_pending {
     struct event *timer;
     uint64_t after;                 /* poll: answer when seq passes this */
     char openid[WX_OPENID_MAX + 1]; /* poll: whose chat lines to return ("" none) */
+    sb_handler resume;              /* slow: the call's handler */
     struct sb_pending *prev, *next;
 };
 
@@ -195,6 +230,7 @@ struct wx_sandbox {
     uint64_t seq;            /* last chat line, follower change or menu change */
     uint64_t followers_seq;  /* seq of the last change to the follower list */
     uint64_t menu_seq;       /* seq of the last menu/create */
+    uint64_t sms_seq;        /* seq of the newest SMS */
     uint64_t next_msgid;     /* MsgId of the next follower message */
     uint64_t next_template_msgid;
     size_t chat_bytes; /* every follower's ring together, <= WX_SANDBOX_CHAT_BYTES_MAX */
@@ -218,9 +254,13 @@ struct wx_sandbox {
     unsigned next_client_msg;
     struct sb_fault fault;
     struct sb_stats stats;
+    struct sb_sms *sms;           /* the SMS gateway's state, owned */
+    wx_sandbox_observer observer; /* hears of every accepted message; NULL: none */
+    void *observer_arg;
 
-    struct sb_pending *pending; /* polls and held calls */
-    unsigned npolls, nheld;
+    struct sb_pending *pending; /* polls, held and slowed calls */
+    unsigned npolls, nheld;     /* nheld: held and slowed together, <= WX_SANDBOX_HELD_MAX */
+    bool resuming;              /* a slowed call's handler runs now (sb_api_begin lets it pass) */
     struct sb_delivery *deliveries; /* webhook deliveries not finished */
     unsigned ndeliveries;           /* their number */
     unsigned npos;                  /* POS exchanges in flight */
@@ -260,6 +300,10 @@ json_t *sb_page_body(wx_http_req_t *req);
 /* A string member of o, or NULL when absent or not a string. */
 const char *sb_json_str(const json_t *o, const char *key);
 
+/* Tells the observer, if any, of an accepted message (see wx_sandbox_set_observer). */
+void sb_observe(struct wx_sandbox *sb, enum wx_sandbox_msg_kind kind, const char *to,
+                const char *ref, const char *text, bool repeat);
+
 /* ---- followers.c ----------------------------------------------------------------------------- */
 
 struct sb_follower *sb_follower_find(const struct wx_sandbox *sb, const char *openid);
@@ -280,12 +324,15 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
  * (sb->followers_seq or sb->menu_seq) before the page's polls are woken and answered. */
 void sb_bump(struct wx_sandbox *sb, uint64_t *which);
 
+/* Answers the polls waiting for something newer than sb->seq (after a change took it). */
+void sb_polls_wake(struct wx_sandbox *sb);
+
 /* GET /sandbox/api/events?after=SEQ&openid=X&wait=S */
 void sb_events_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
-/* Adds a pending request with a timer of wait_s seconds. */
+/* Adds a pending request with a timer of wait_ms milliseconds. */
 struct sb_pending *sb_pending_add(struct wx_sandbox *sb, enum sb_pending_kind kind,
-                                  wx_http_req_t *req, unsigned wait_s);
+                                  wx_http_req_t *req, unsigned wait_ms);
 
 /* Answers and frees every pending request (shutdown). */
 void sb_pending_release_all(struct wx_sandbox *sb);
@@ -294,8 +341,13 @@ void sb_followers_free(struct wx_sandbox *sb);
 
 /* ---- tokens.c -------------------------------------------------------------------------------- */
 
-/* Counts a call; when a fault applies to it, answers (or holds) req and returns true. */
-bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token);
+/*
+ * Counts a call; when a fault applies to it, answers (or holds) req and returns true. self is
+ * the calling handler: the "slow" fault holds req and runs self again when the delay is over,
+ * and that second call passes here uncounted (false), to be handled as usual.
+ */
+bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token,
+                  sb_handler self);
 
 /* Checks ?access_token=. On failure replies 41001/40014/40001/42001 and returns false. */
 bool sb_api_token_ok(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
@@ -393,6 +445,19 @@ void sb_reply_unavailable(struct wx_sandbox *sb, struct sb_follower *f, const ch
 
 /* Serves /sandbox/ and /sandbox/api/... other than events, fault, stats. True when handled. */
 bool sb_page_route(struct wx_sandbox *sb, wx_http_req_t *req, const char *path, const char *query);
+
+/* ---- sms.c ---------------------------------------------------------------------------------- */
+
+/* Allocates the gateway's state (sb->sms); sb_sms_free releases it (NULL state ignored). */
+void sb_sms_init(struct wx_sandbox *sb);
+void sb_sms_free(struct wx_sandbox *sb);
+
+/* POST /sandbox/sms/send {"mobile", "text", "ref"} */
+void sb_sms_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+
+/* Appends the SMS newer than after (the newest SB_EVENTS_SMS_MAX, oldest first) to an events
+ * answer as a JSON array. */
+void sb_sms_events(const struct wx_sandbox *sb, struct evbuffer *out, uint64_t after);
 
 /* ---- pos.c ----------------------------------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * tokens.c - the platform's credentials: access tokens (/cgi-bin/token and the separate
  * stable_token lineage), OAuth2 web authorization codes, and what every API call goes
- * through first: its counter, the injected fault, the access_token check.
+ * through first: its counter, the injected fault, the access_token check. The SMS gateway's
+ * calls go through the same counter and faults (those a gateway can suffer).
  *
  * The rules are the documented ones (vectors/wechat/README.md §5.1, §5.5): a token lives
  * expires_in seconds; each /cgi-bin/token fetch makes the previous token invalid five minutes
@@ -39,6 +40,7 @@ static const char *const endpoint_names[SB_EP_COUNT] = {
     [SB_EP_OAUTH_TOKEN] = "oauth_access_token",
     [SB_EP_OAUTH_AUTHORIZE] = "oauth_authorize",
     [SB_EP_CALLBACK_IP] = "callback_ip",
+    [SB_EP_SMS] = "sms",
 };
 
 struct fault_kind {
@@ -46,19 +48,22 @@ struct fault_kind {
     int errcode; /* 0: not an errcode answer */
     const char *errmsg;
     bool token_class; /* only spoils calls that carry an access_token */
+    bool sms;         /* may name the SMS gateway (errcodes mean nothing there) */
 };
 
 static const struct fault_kind fault_kinds[SB_FAULT_KINDS] = {
-    [SB_FAULT_NONE] = {"none", 0, NULL, false},
-    [SB_FAULT_TOKEN_EXPIRED] = {"token_expired", 42001, "access_token expired", true},
+    [SB_FAULT_NONE] = {"none", 0, NULL, false, true},
+    [SB_FAULT_TOKEN_EXPIRED] = {"token_expired", 42001, "access_token expired", true, false},
     [SB_FAULT_INVALID_TOKEN] = {"invalid_token", 40001,
-                                "invalid credential, access_token is invalid or not latest", true},
-    [SB_FAULT_BAD_TOKEN] = {"bad_token", 40014, "invalid access_token", true},
-    [SB_FAULT_QUOTA] = {"quota", 45009, "reach max api daily quota limit", false},
-    [SB_FAULT_BUSY] = {"busy", -1, "system error", false},
-    [SB_FAULT_HTTP500] = {"http500", 0, NULL, false},
-    [SB_FAULT_TIMEOUT] = {"timeout", 0, NULL, false},
-    [SB_FAULT_GARBAGE] = {"garbage", 0, NULL, false},
+                                "invalid credential, access_token is invalid or not latest", true,
+                                false},
+    [SB_FAULT_BAD_TOKEN] = {"bad_token", 40014, "invalid access_token", true, false},
+    [SB_FAULT_QUOTA] = {"quota", 45009, "reach max api daily quota limit", false, false},
+    [SB_FAULT_BUSY] = {"busy", -1, "system error", false, false},
+    [SB_FAULT_HTTP500] = {"http500", 0, NULL, false, true},
+    [SB_FAULT_TIMEOUT] = {"timeout", 0, NULL, false, true},
+    [SB_FAULT_GARBAGE] = {"garbage", 0, NULL, false, true},
+    [SB_FAULT_SLOW] = {"slow", 0, NULL, false, true},
 };
 
 /* ---- answers --------------------------------------------------------------------------------- */
@@ -135,33 +140,67 @@ json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint 
 
 /* ---- every call ------------------------------------------------------------------------------ */
 
-bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token)
+/* Takes one call from the fault when it applies to a call to ep: the kind to apply, or
+ * SB_FAULT_NONE. */
+static enum sb_fault_kind fault_take(struct wx_sandbox *sb, enum sb_endpoint ep, bool takes_token)
 {
     struct sb_fault *f = &sb->fault;
-    sb->stats.calls[ep]++;
-    if (f->count == 0 || (f->endpoint >= 0 && f->endpoint != (int)ep)) return false;
+    /* No endpoint means the platform's: the SMS gateway is another provider. */
+    bool aimed = f->endpoint >= 0 ? f->endpoint == (int)ep : ep != SB_EP_SMS;
+    if (f->count == 0 || !aimed) return SB_FAULT_NONE;
     const struct fault_kind *k = &fault_kinds[f->kind];
-    if (k->token_class && !takes_token) return false;
+    if (k->token_class && !takes_token) return SB_FAULT_NONE;
+    assert(ep != SB_EP_SMS || k->sms);
     f->count--;
     sb->stats.faults_applied++;
     WX_INFO("sandbox: fault %s on %s (%u left)", k->name, endpoint_names[ep], f->count);
+    return f->kind;
+}
+
+/* Holds req: "timeout" lets it go with a 504 after SB_HOLD_S, "slow" runs self on it after
+ * the fault's delay. Both count against WX_SANDBOX_HELD_MAX; past it req gets a 503. */
+static void hold(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
+                 enum sb_fault_kind kind, sb_handler self)
+{
+    if (sb->nheld >= WX_SANDBOX_HELD_MAX) {
+        sb->stats.errors[ep]++;
+        wx_http_error(req, 503, "the sandbox holds too many calls already");
+    } else if (kind == SB_FAULT_SLOW) {
+        struct sb_pending *p = sb_pending_add(sb, SB_PENDING_SLOW, req, sb->fault.delay_ms);
+        p->resume = self;
+    } else {
+        sb->stats.errors[ep]++;
+        sb_pending_add(sb, SB_PENDING_HELD, req, SB_HOLD_S * 1000);
+    }
+}
+
+bool sb_api_begin(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, bool takes_token,
+                  sb_handler self)
+{
+    assert(self != NULL);
+    if (sb->resuming) {
+        /* A slowed call back from its delay: it was counted and faulted when it came. */
+        sb->resuming = false;
+        return false;
+    }
+    sb->stats.calls[ep]++;
+    enum sb_fault_kind kind = fault_take(sb, ep, takes_token);
+    const struct fault_kind *k = &fault_kinds[kind];
+    if (kind == SB_FAULT_NONE) return false;
     if (k->errcode != 0) {
         sb_api_error(sb, req, ep, k->errcode, k->errmsg);
-        return true;
-    }
-    sb->stats.errors[ep]++;
-    if (f->kind == SB_FAULT_HTTP500) {
+    } else if (kind == SB_FAULT_HTTP500) {
         static const char page[] = "<html><head><title>500 Internal Server Error</title></head>"
                                    "<body><center><h1>500 Internal Server Error</h1></center>"
                                    "</body></html>\n";
+        sb->stats.errors[ep]++;
         wx_http_send(req, 500, "text/html", page, sizeof page - 1);
-    } else if (f->kind == SB_FAULT_GARBAGE) {
+    } else if (kind == SB_FAULT_GARBAGE) {
         static const char page[] = "<html><body>upstream busy</body></html>\n";
+        sb->stats.errors[ep]++;
         wx_http_send(req, 200, "text/html", page, sizeof page - 1);
-    } else if (sb->nheld >= WX_SANDBOX_HELD_MAX) {
-        wx_http_error(req, 503, "the sandbox holds too many calls already");
     } else {
-        sb_pending_add(sb, SB_PENDING_HELD, req, SB_HOLD_S);
+        hold(sb, req, ep, kind, self);
     }
     return true;
 }
@@ -272,7 +311,7 @@ static const char *param(const char *query, const char *name, char *out, size_t 
 
 void sb_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
-    if (sb_api_begin(sb, req, SB_EP_TOKEN, false)) return;
+    if (sb_api_begin(sb, req, SB_EP_TOKEN, false, sb_token_handler)) return;
     char grant[64], appid[64], secret[256];
     const char *g = param(query, "grant_type", grant, sizeof grant);
     const char *a = param(query, "appid", appid, sizeof appid);
@@ -337,7 +376,7 @@ static bool stable_force(struct wx_sandbox *sb, wx_http_req_t *req, struct sb_to
 void sb_stable_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
     (void)query;
-    if (sb_api_begin(sb, req, SB_EP_STABLE_TOKEN, false)) return;
+    if (sb_api_begin(sb, req, SB_EP_STABLE_TOKEN, false, sb_stable_token_handler)) return;
     json_t *o = sb_api_body(sb, req, SB_EP_STABLE_TOKEN, WX_SANDBOX_PAGE_BODY_MAX);
     if (o == NULL) return;
     json_t *force = json_object_get(o, "force_refresh");
@@ -361,7 +400,7 @@ void sb_stable_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const ch
 
 void sb_callback_ip_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
-    if (sb_api_begin(sb, req, SB_EP_CALLBACK_IP, true) ||
+    if (sb_api_begin(sb, req, SB_EP_CALLBACK_IP, true, sb_callback_ip_handler) ||
         !sb_api_token_ok(sb, req, SB_EP_CALLBACK_IP, query)) {
         return;
     }
@@ -475,7 +514,7 @@ static struct sb_code *code_find(struct wx_sandbox *sb, const char *code)
 
 void sb_oauth_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
 {
-    if (sb_api_begin(sb, req, SB_EP_OAUTH_TOKEN, false)) return;
+    if (sb_api_begin(sb, req, SB_EP_OAUTH_TOKEN, false, sb_oauth_token_handler)) return;
     char grant[64], appid[64], secret[256], code[64];
     const char *g = param(query, "grant_type", grant, sizeof grant);
     const char *a = param(query, "appid", appid, sizeof appid);
@@ -514,35 +553,61 @@ static int endpoint_parse(const char *name)
     return -2;
 }
 
-void sb_fault_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
+/* Reads a fault request into f; NULL, or what is wrong with it. */
+static const char *fault_parse(const json_t *o, struct sb_fault *f)
 {
-    (void)query;
-    json_t *o = sb_page_body(req);
-    if (o == NULL) return;
     const char *kind = sb_json_str(o, "kind");
     const char *ep = sb_json_str(o, "endpoint");
-    json_t *count = json_object_get(o, "count");
+    const json_t *count = json_object_get(o, "count");
+    const json_t *delay = json_object_get(o, "delay_ms");
     int k = -1, e = ep != NULL ? endpoint_parse(ep) : -1;
     for (int i = 0; kind != NULL && i < SB_FAULT_KINDS; i++) {
         if (strcmp(kind, fault_kinds[i].name) == 0) k = i;
     }
     json_int_t n = count == NULL ? 1 : json_is_integer(count) ? json_integer_value(count) : -1;
+    json_int_t d = delay == NULL            ? SB_SLOW_DEFAULT_MS
+                   : json_is_integer(delay) ? json_integer_value(delay)
+                                            : -1;
     if (k < 0 || e == -2 || n < 0 || n > WX_SANDBOX_FAULT_COUNT_MAX) {
-        json_decref(o);
-        sb_page_error(
-            req, 400,
-            "fault: {\"kind\": token_expired|invalid_token|bad_token|quota|busy|http500|"
-            "timeout|garbage|none, \"count\": 0..1000, \"endpoint\": token|stable_token|"
-            "template_send|custom_send|menu_create|media_upload|oauth_access_token|callback_ip}");
+        return "fault: {\"kind\": token_expired|invalid_token|bad_token|quota|busy|http500|"
+               "timeout|garbage|slow|none, \"count\": 0..1000, \"endpoint\": token|stable_token|"
+               "template_send|custom_send|menu_create|media_upload|oauth_access_token|"
+               "callback_ip|sms, \"delay_ms\": 0..60000 (slow)}";
+    }
+    if (d < 0 || d > WX_SANDBOX_SLOW_MS_MAX) return "fault: delay_ms must be 0..60000";
+    if (e == SB_EP_SMS && !fault_kinds[k].sms) {
+        return "fault: the sms endpoint takes http500, timeout, slow, garbage or none";
+    }
+    f->kind = (enum sb_fault_kind)k;
+    f->count = k == SB_FAULT_NONE ? 0 : (unsigned)n;
+    f->endpoint = e;
+    f->delay_ms = k == SB_FAULT_SLOW ? (unsigned)d : 0;
+    return NULL;
+}
+
+/* {"kind", "count", "endpoint": name or null, "delay_ms" (slow only)}. New reference. */
+static json_t *fault_json(const struct sb_fault *f)
+{
+    return json_pack("{s:s,s:i,s:s?,s:o*}", "kind", fault_kinds[f->kind].name, "count",
+                     (int)f->count, "endpoint",
+                     f->endpoint >= 0 ? endpoint_names[f->endpoint] : NULL, "delay_ms",
+                     f->kind == SB_FAULT_SLOW ? json_integer((json_int_t)f->delay_ms) : NULL);
+}
+
+void sb_fault_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
+{
+    (void)query;
+    json_t *o = sb_page_body(req);
+    if (o == NULL) return;
+    struct sb_fault f;
+    const char *why = fault_parse(o, &f);
+    json_decref(o);
+    if (why != NULL) {
+        sb_page_error(req, 400, why);
         return;
     }
-    json_decref(o);
-    sb->fault.kind = (enum sb_fault_kind)k;
-    sb->fault.count = k == SB_FAULT_NONE ? 0 : (unsigned)n;
-    sb->fault.endpoint = e;
-    sb_reply_json(req, 200,
-                  json_pack("{s:s,s:i,s:s?}", "kind", fault_kinds[k].name, "count",
-                            (int)sb->fault.count, "endpoint", e >= 0 ? endpoint_names[e] : NULL));
+    sb->fault = f;
+    sb_reply_json(req, 200, fault_json(&sb->fault));
 }
 
 static json_t *per_endpoint(const uint64_t *v)
@@ -565,18 +630,20 @@ void sb_stats_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *que
         json_object_set_new(codes, key, json_integer((json_int_t)s->errcodes[i].n));
     }
     json_t *o = json_pack(
-        "{s:I,s:I,s:I,s:o,s:o,s:o,s:{s:s,s:i},"
+        "{s:I,s:I,s:I,s:o,s:o,s:o,s:o,"
         "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:i},s:{s:I,s:I,s:I,s:I},s:i,s:i,s:i}",
         "tokens_issued", (json_int_t)s->tokens_issued, "stable_tokens_issued",
         (json_int_t)s->stable_tokens_issued, "faults_applied", (json_int_t)s->faults_applied,
         "calls", per_endpoint(s->calls), "errors", per_endpoint(s->errors), "errcodes", codes,
-        "fault", "kind", fault_kinds[sb->fault.kind].name, "count", (int)sb->fault.count, "webhook",
-        "messages", (json_int_t)s->webhook_messages, "attempts", (json_int_t)s->webhook_attempts,
-        "retries", (json_int_t)s->webhook_retries, "replies", (json_int_t)s->webhook_replies,
-        "invalid", (json_int_t)s->webhook_invalid, "failed", (json_int_t)s->webhook_failed,
-        "in_flight", (int)sb->ndeliveries, "pos", "sent", (json_int_t)s->pos_sent, "approved",
-        (json_int_t)s->pos_approved, "declined", (json_int_t)s->pos_declined, "failed",
-        (json_int_t)s->pos_failed, "followers", (int)sb->nfollowers, "held", (int)sb->nheld,
-        "polls", (int)sb->npolls);
+        "fault", fault_json(&sb->fault), "webhook", "messages", (json_int_t)s->webhook_messages,
+        "attempts", (json_int_t)s->webhook_attempts, "retries", (json_int_t)s->webhook_retries,
+        "replies", (json_int_t)s->webhook_replies, "invalid", (json_int_t)s->webhook_invalid,
+        "failed", (json_int_t)s->webhook_failed, "in_flight", (int)sb->ndeliveries, "pos", "sent",
+        (json_int_t)s->pos_sent, "approved", (json_int_t)s->pos_approved, "declined",
+        (json_int_t)s->pos_declined, "failed", (json_int_t)s->pos_failed, "followers",
+        (int)sb->nfollowers, "held", (int)sb->nheld, "polls", (int)sb->npolls);
+    json_object_set_new(o, "template_repeats", json_integer((json_int_t)s->template_repeats));
+    json_object_set_new(o, "sms_sent", json_integer((json_int_t)s->sms_sent));
+    json_object_set_new(o, "sms_duplicates", json_integer((json_int_t)s->sms_duplicates));
     sb_reply_json(req, 200, o);
 }

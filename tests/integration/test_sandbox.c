@@ -11,8 +11,11 @@
  * attempts of one unanswered message (same bytes, same MsgId), and what the phone shows for
  * good and bad replies. On the API side they call every endpoint for its success shape and
  * each error on demand (fault injection, the sandbox's clock moved forward for expiries).
- * The last group runs the bank (`wxbank serve`) beside the sandbox and pays at the POS page
- * through the real ISO 8583 door.
+ * The SMS gateway is called as the bank's dispatcher calls it: accepted, refused field by
+ * field, repeated refs and absorbed template repeats counted, faulted and slowed. One group
+ * runs a sandbox inside this process, as in-process tests and benchmarks do, to watch its
+ * observer hook. The last group runs the bank (`wxbank serve`) beside the sandbox and pays at
+ * the POS page through the real ISO 8583 door.
  *
  * Every sandbox must stop cleanly on SIGTERM (exit 0), and its log must never hold a full
  * card number.
@@ -44,6 +47,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "sandbox/sandbox.h"
 #include "wechat/wechat.h"
 
 #define APPID   "wx5823bf96d3bd56c7"
@@ -437,9 +441,10 @@ static void resp_free(struct resp *r)
     memset(r, 0, sizeof *r);
 }
 
-/* One request; body NULL for a GET. ctype NULL sends none. */
-static void http(const char *method, const char *path, const char *ctype, const char *body,
-                 size_t body_len, long timeout_ms, struct resp *r)
+/* One request; body NULL for a GET. ctype NULL sends none; extra is one more header line
+ * ("Name: value") or NULL. */
+static void http_with(const char *method, const char *path, const char *ctype, const char *extra,
+                      const char *body, size_t body_len, long timeout_ms, struct resp *r)
 {
     memset(r, 0, sizeof *r);
     r->body = strdup("");
@@ -454,6 +459,7 @@ static void http(const char *method, const char *path, const char *ctype, const 
     } else {
         h = curl_slist_append(h, "Content-Type:");
     }
+    if (extra != NULL) h = curl_slist_append(h, extra);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -476,6 +482,12 @@ static void http(const char *method, const char *path, const char *ctype, const 
     if (type != NULL) snprintf(r->content_type, sizeof r->content_type, "%s", type);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+}
+
+static void http(const char *method, const char *path, const char *ctype, const char *body,
+                 size_t body_len, long timeout_ms, struct resp *r)
+{
+    http_with(method, path, ctype, NULL, body, body_len, timeout_ms, r);
 }
 
 static json_t *parse_json(const struct resp *r)
@@ -863,7 +875,8 @@ static void test_page_served(void **state)
     static const char *const ids[] = {"follower-select", "new-follower",  "chat-input",
                                       "chat-send",       "chat-log",      "menu",
                                       "pos-card",        "pos-amount",    "pos-pay",
-                                      "pos-result",      "refuse-switch", "follow-toggle"};
+                                      "pos-result",      "refuse-switch", "follow-toggle",
+                                      "tab-sms",         "sms-list"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char want[64];
         snprintf(want, sizeof want, "id=\"%s\"", ids[i]);
@@ -1818,6 +1831,476 @@ static void test_page_api_errors(void **state)
     assert_int_equal(page_post("/sandbox/api/refuse", body, NULL), 400);
 }
 
+/* ======================================================================================
+ * The SMS gateway, duplicates and the slow fault (plain mode)
+ * ====================================================================================== */
+
+#define SMS_PATH "/sandbox/sms/send"
+
+/* POSTs a gateway call as the bank's dispatcher does; auth NULL sends no Authorization. */
+static void sms_post(const char *json, const char *auth, long timeout_ms, struct resp *r)
+{
+    char h[256];
+    if (auth != NULL) snprintf(h, sizeof h, "Authorization: %s", auth);
+    http_with("POST", SMS_PATH, "application/json", auth != NULL ? h : NULL, json, strlen(json),
+              timeout_ms, r);
+}
+
+/* Sends an SMS that must be accepted; returns its id. */
+static long long sms_ok(const char *mobile, const char *text, const char *ref)
+{
+    json_t *b = json_pack("{s:s,s:s,s:s}", "mobile", mobile, "text", text, "ref", ref);
+    char *body = json_dumps(b, JSON_COMPACT);
+    struct resp r;
+    sms_post(body, "Bearer gateway-key", WAIT_MS, &r);
+    if (r.status != 200) fail_msg("SMS %s: HTTP %ld %.300s", ref, r.status, r.body);
+    json_t *v = parse_json(&r);
+    assert_int_equal(json_object_size(v), 3);
+    assert_int_equal(json_integer_value(json_object_get(v, "code")), 0);
+    assert_string_equal(json_string_value(json_object_get(v, "message")), "ok");
+    const char *id = json_string_value(json_object_get(v, "id"));
+    assert_non_null(id);
+    assert_true(id[0] != '\0' && strspn(id, "0123456789") == strlen(id));
+    long long n = strtoll(id, NULL, 10);
+    json_decref(v);
+    resp_free(&r);
+    free(body);
+    json_decref(b);
+    return n;
+}
+
+/* The events answer's sms_seq: the newest SMS. */
+static json_int_t sms_seq(void)
+{
+    json_t *ev = get_json("/sandbox/api/events?after=0&wait=0");
+    json_int_t seq = json_integer_value(json_object_get(ev, "sms_seq"));
+    json_decref(ev);
+    return seq;
+}
+
+/* The SMS the page gets after seq, oldest first (a new reference). */
+static json_t *sms_after(json_int_t after)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/sandbox/api/events?after=%lld&wait=0", (long long)after);
+    json_t *ev = get_json(path);
+    json_t *list = json_incref(json_object_get(ev, "sms"));
+    json_decref(ev);
+    assert_true(json_is_array(list));
+    return list;
+}
+
+static const char *sms_field(const json_t *list, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(list, i), key));
+}
+
+/* An accepted SMS: the answer, the phone (events, long poll) and the counters. */
+static void test_sms_accepted(void **state)
+{
+    (void)state;
+    json_int_t seq = sms_seq();
+    int64_t sent = stat_int("sms_sent", NULL), dups = stat_int("sms_duplicates", NULL);
+    int64_t calls = stat_int("calls", "sms");
+    const char *text = "【微信银行】您尾号8888的信用卡消费88.00元。\n回复TD退订";
+    long long id = sms_ok("13800138000", text, "alert-0001-sms");
+    json_t *list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 1);
+    json_t *m = json_array_get(list, 0);
+    assert_string_equal(sms_field(list, 0, "mobile"), "138****8000");
+    assert_string_equal(sms_field(list, 0, "text"), text);
+    assert_string_equal(sms_field(list, 0, "ref"), "alert-0001-sms");
+    assert_int_equal(strtoll(sms_field(list, 0, "id"), NULL, 10), id);
+    assert_true(json_is_false(json_object_get(m, "repeat")));
+    assert_true(json_is_true(json_object_get(m, "auth")));
+    assert_true(json_integer_value(json_object_get(m, "seq")) > seq);
+    assert_true(json_integer_value(json_object_get(m, "time")) > 1700000000000LL);
+    seq = json_integer_value(json_object_get(m, "seq"));
+    assert_int_equal(sms_seq(), seq);
+    json_decref(list);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 1);
+    assert_int_equal(stat_int("sms_duplicates", NULL), dups);
+    assert_int_equal(stat_int("calls", "sms"), calls + 1);
+
+    /* No Authorization is fine too (and noted); an international number; extra members. */
+    struct resp r;
+    sms_post("{\"mobile\":\"+8613900139000\",\"text\":\"x\",\"ref\":\"alert-0002-sms\","
+             "\"sign\":\"WXBANK\"}",
+             NULL, WAIT_MS, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(sms_field(list, 0, "mobile"), "+86*******9000");
+    assert_int_equal(strtoll(sms_field(list, 0, "id"), NULL, 10), id + 1);
+    assert_true(json_is_false(json_object_get(json_array_get(list, 0), "auth")));
+    seq = json_integer_value(json_object_get(json_array_get(list, 0), "seq"));
+    json_decref(list);
+
+    /* A waiting page hears of an SMS at once. */
+    struct poll_arg a = {.answer = NULL};
+    snprintf(a.path, sizeof a.path, "/sandbox/api/events?after=%lld&wait=20", (long long)seq);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_thread, &a), 0);
+    sleep_ms(300);
+    sms_ok("13700137000", "wake up", "alert-0003-sms");
+    pthread_join(th, NULL);
+    assert_true(a.took_ms < 5000);
+    json_t *got = json_object_get(a.answer, "sms");
+    assert_int_equal(json_array_size(got), 1);
+    assert_string_equal(sms_field(got, 0, "text"), "wake up");
+    assert_string_equal(sms_field(got, 0, "mobile"), "137****7000");
+    assert_int_equal(json_integer_value(json_object_get(a.answer, "sms_seq")),
+                     json_integer_value(json_object_get(a.answer, "seq")));
+    json_decref(a.answer);
+    /* The full number is for the observer only: the page never gets it. */
+    json_t *ev = get_json("/sandbox/api/events?after=0&wait=0");
+    char *all = json_dumps(ev, 0);
+    assert_null(strstr(all, "13800138000"));
+    free(all);
+    json_decref(ev);
+}
+
+/* A JSON string of n bytes: n copies of c. */
+static char *quoted(char c, size_t n)
+{
+    char *s = malloc(n + 3);
+    s[0] = '"';
+    memset(s + 1, c, n);
+    s[n + 1] = '"';
+    s[n + 2] = '\0';
+    return s;
+}
+
+/* Each malformed member gets a 400 that names it, and nothing is recorded. */
+static void test_sms_refused(void **state)
+{
+    (void)state;
+    char *t1025 = quoted('t', 1025), *r129 = quoted('r', 129);
+    char big_text[1200], big_ref[200];
+    snprintf(big_text, sizeof big_text, "{\"mobile\":\"13800138000\",\"text\":%s,\"ref\":\"a\"}",
+             t1025);
+    snprintf(big_ref, sizeof big_ref, "{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":%s}",
+             r129);
+    const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"", "body"},
+        {"{\"mobile\":", "body"},
+        {"[1]", "body"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"\xff\",\"ref\":\"a\"}", "body"},
+        {"{\"mobile\":\"1\",\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"a\"}", "body"},
+        {"{\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":13800138000,\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"1380\",\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"138001380001380013800\",\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"138-0013-8000\",\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"13800+138000\",\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"1380013800\\u0000\",\"text\":\"x\",\"ref\":\"a\"}", "body"},
+        {"{\"mobile\":\"１３８００１３８０００\",\"text\":\"x\",\"ref\":\"a\"}", "mobile"},
+        {"{\"mobile\":\"13800138000\",\"ref\":\"a\"}", "text"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"\",\"ref\":\"a\"}", "text"},
+        {"{\"mobile\":\"13800138000\",\"text\":[\"x\"],\"ref\":\"a\"}", "text"},
+        {big_text, "text"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"a\\u0000b\",\"ref\":\"a\"}", "body"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"a\\u0007b\",\"ref\":\"a\"}", "text"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\"}", "ref"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"\"}", "ref"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":7}", "ref"},
+        {big_ref, "ref"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"参考\"}", "ref"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"a\\tb\"}", "ref"},
+        {"{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"a\\u007f\"}", "ref"},
+    };
+    json_int_t seq = sms_seq();
+    int64_t sent = stat_int("sms_sent", NULL), errors = stat_int("errors", "sms");
+    const size_t nbad = sizeof bad / sizeof bad[0];
+    for (size_t i = 0; i < nbad; i++) {
+        struct resp r;
+        sms_post(bad[i].body, "Bearer k", WAIT_MS, &r);
+        if (r.status != 400) fail_msg("%.80s: HTTP %ld, expected 400", bad[i].body, r.status);
+        json_t *v = parse_json(&r);
+        assert_int_equal(json_object_size(v), 2);
+        assert_int_equal(json_integer_value(json_object_get(v, "code")), 400);
+        const char *why = json_string_value(json_object_get(v, "message"));
+        assert_non_null(why);
+        bool body_problem = strcmp(bad[i].field, "body") == 0;
+        if (!body_problem && strncmp(why, bad[i].field, strlen(bad[i].field)) != 0) {
+            fail_msg("%.80s: \"%s\" does not name %s", bad[i].body, why, bad[i].field);
+        }
+        json_decref(v);
+        resp_free(&r);
+    }
+    struct resp r;
+    http("GET", SMS_PATH, NULL, NULL, 0, WAIT_MS, &r);
+    assert_int_equal(r.status, 405);
+    resp_free(&r);
+
+    /* Nothing of it reached the phone or the counters of accepted SMS. */
+    assert_int_equal(sms_seq(), seq);
+    json_t *list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    assert_int_equal(stat_int("sms_sent", NULL), sent);
+    assert_int_equal(stat_int("errors", "sms"), errors + (int64_t)nbad);
+    free(t1025);
+    free(r129);
+}
+
+/* Each limit: accepted right at it (the refusals just over it are in test_sms_refused). */
+static void test_sms_limits(void **state)
+{
+    (void)state;
+    json_int_t seq = sms_seq();
+    int64_t sent = stat_int("sms_sent", NULL);
+    /* A valid SMS padded with spaces to WX_SANDBOX_SMS_BODY_MAX (16 KB), then one byte more. */
+    static const char small[] = "{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"pad\"}";
+    char *huge = malloc((16 << 10) + 2);
+    memset(huge, ' ', (16 << 10) + 1);
+    huge[(16 << 10) + 1] = '\0';
+    memcpy(huge, small, sizeof small - 1);
+    struct resp r;
+    sms_post(huge, NULL, WAIT_MS, &r);
+    assert_int_equal(r.status, 413);
+    json_t *v = parse_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(v, "code")), 413);
+    json_decref(v);
+    resp_free(&r);
+    assert_int_equal(sms_seq(), seq);
+    huge[16 << 10] = '\0';
+    sms_post(huge, NULL, WAIT_MS, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    free(huge);
+
+    char text[1100] = "", ref[130];
+    for (int i = 0; i < 341; i++)
+        strcat(text, "中"); /* 1023 bytes */
+    strcat(text, "a");
+    memset(ref, '~', 128);
+    ref[0] = ' ';
+    ref[128] = '\0';
+    sms_ok("10086", "min mobile", "limit-mobile-5");
+    sms_ok("+1380013800013800138", "max mobile", "limit-mobile-20");
+    sms_ok("13800138000", text, "limit-text-1024");
+    sms_ok("13800138000", "max ref", ref);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 5);
+    json_t *list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 5);
+    assert_string_equal(sms_field(list, 0, "ref"), "pad");
+    assert_string_equal(sms_field(list, 1, "mobile"), "***86");
+    assert_string_equal(sms_field(list, 2, "mobile"), "+13*************0138");
+    assert_string_equal(sms_field(list, 3, "text"), text);
+    assert_string_equal(sms_field(list, 4, "ref"), ref);
+    json_decref(list);
+}
+
+/* A ref sent again is sent again (as a gateway does), marked and counted. */
+static void test_sms_duplicate_ref(void **state)
+{
+    (void)state;
+    json_int_t seq = sms_seq();
+    int64_t sent = stat_int("sms_sent", NULL), dups = stat_int("sms_duplicates", NULL);
+    long long a = sms_ok("13800138000", "消费 88.00 元", "dup-ref-1");
+    long long b = sms_ok("13800138000", "消费 88.00 元", "dup-ref-1");
+    long long c = sms_ok("13800138000", "消费 12.00 元", "dup-ref-2");
+    long long d = sms_ok("13900139000", "another phone, same ref", "dup-ref-1");
+    assert_true(a < b && b < c && c < d);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 4);
+    assert_int_equal(stat_int("sms_duplicates", NULL), dups + 2);
+    json_t *list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 4);
+    static const bool repeat[] = {false, true, false, true};
+    for (size_t i = 0; i < 4; i++) {
+        if (json_is_true(json_object_get(json_array_get(list, i), "repeat")) != repeat[i]) {
+            fail_msg("SMS %zu: repeat should be %d", i, repeat[i]);
+        }
+    }
+    json_decref(list);
+}
+
+/* Template sends absorbed by client_msg_id are counted; others are not. */
+static void test_template_repeats(void **state)
+{
+    (void)state;
+    hook_reset(R_SUCCESS, 0);
+    char a[80], b[80], body[2048];
+    snprintf(a, sizeof a, "%s", new_follower("卫十五", true));
+    snprintf(b, sizeof b, "%s", new_follower("蒋十六", true));
+    const char *tok = fresh_token();
+    const char *path = "/sandbox/cgi-bin/message/template/send";
+    int64_t repeats = stat_int("template_repeats", NULL);
+    snprintf(body, sizeof body, TEMPLATE_BODY, a, "REPEAT_1");
+    json_t *v = call_with(path, tok, body);
+    json_int_t mid = json_integer_value(json_object_get(v, "msgid"));
+    json_decref(v);
+    assert_int_equal(stat_int("template_repeats", NULL), repeats);
+    for (int i = 1; i <= 2; i++) {
+        v = call_with(path, tok, body);
+        assert_int_equal(json_integer_value(json_object_get(v, "msgid")), mid);
+        json_decref(v);
+        assert_int_equal(stat_int("template_repeats", NULL), repeats + i);
+    }
+    /* The same id for another follower, or no id at all: new messages. */
+    snprintf(body, sizeof body, TEMPLATE_BODY, b, "REPEAT_1");
+    assert_errcode(call_with(path, tok, body), 0);
+    json_t *o = json_pack("{s:s,s:s,s:{s:{s:s}}}", "touser", a, "template_id", "t1", "data",
+                          "keyword1", "value", "x");
+    char *text = json_dumps(o, JSON_COMPACT);
+    assert_errcode(call_with(path, tok, text), 0);
+    assert_errcode(call_with(path, tok, text), 0);
+    free(text);
+    json_decref(o);
+    /* A refused send is no repeat either. */
+    snprintf(body, sizeof body, "{\"touser\":\"%s\",\"client_msg_id\":\"REPEAT_1\",\"data\":{}}",
+             a);
+    assert_errcode(call_with(path, tok, body), 40037);
+    assert_int_equal(stat_int("template_repeats", NULL), repeats + 2);
+}
+
+/* Times a call to getcallbackip; asserts it succeeded. */
+static int64_t timed_ip(const char *tok)
+{
+    int64_t t0 = now_ms();
+    assert_ip_list(call_with("/sandbox/cgi-bin/getcallbackip", tok, NULL));
+    return now_ms() - t0;
+}
+
+/* "slow": the normal answer, late; the call is handled even when its caller gave up. */
+static void test_slow_fault(void **state)
+{
+    (void)state;
+    char t[600];
+    snprintf(t, sizeof t, "%s", fresh_token());
+    json_t *v;
+    assert_int_equal(
+        page_post("/sandbox/api/fault", "{\"kind\":\"slow\",\"count\":1,\"delay_ms\":700}", &v),
+        200);
+    assert_string_equal(json_string_value(json_object_get(v, "kind")), "slow");
+    assert_int_equal(json_integer_value(json_object_get(v, "delay_ms")), 700);
+    assert_true(json_is_null(json_object_get(v, "endpoint")));
+    json_decref(v);
+    int64_t took = timed_ip(t);
+    assert_true(took >= 690 && took < 5000);
+    assert_true(timed_ip(t) < 600); /* count 1: the next call is on time */
+    assert_int_equal(page_post("/sandbox/api/fault", "{\"kind\":\"slow\"}", &v), 200);
+    assert_int_equal(json_integer_value(json_object_get(v, "delay_ms")), 1500);
+    json_decref(v);
+    took = timed_ip(t);
+    assert_true(took >= 1490 && took < 6000);
+
+    /* On the SMS gateway: answered and recorded late. */
+    int64_t sent = stat_int("sms_sent", NULL), dups = stat_int("sms_duplicates", NULL);
+    set_fault("{\"kind\":\"slow\",\"endpoint\":\"sms\",\"delay_ms\":600}");
+    assert_true(timed_ip(t) < 500); /* a fault aimed at sms leaves the platform alone */
+    int64_t t0 = now_ms();
+    sms_ok("13800138000", "late", "slow-ref-1");
+    assert_true(now_ms() - t0 >= 590);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 1);
+
+    /* The dispatcher gives up first: the SMS goes anyway, and its retry is a duplicate. */
+    set_fault("{\"kind\":\"slow\",\"endpoint\":\"sms\",\"delay_ms\":1200}");
+    int64_t held = stat_int("held", NULL);
+    struct resp r;
+    sms_post("{\"mobile\":\"13800138000\",\"text\":\"twice\",\"ref\":\"slow-ref-2\"}", "k", 300,
+             &r);
+    assert_int_equal(r.rc, CURLE_OPERATION_TIMEDOUT);
+    resp_free(&r);
+    assert_int_equal(stat_int("held", NULL), held + 1);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 1);
+    int64_t end = now_ms() + WAIT_MS;
+    while (stat_int("sms_sent", NULL) == sent + 1 && now_ms() < end)
+        sleep_ms(20);
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 2);
+    assert_int_equal(stat_int("held", NULL), held);
+    sms_ok("13800138000", "twice", "slow-ref-2");
+    assert_int_equal(stat_int("sms_duplicates", NULL), dups + 1);
+
+    /* A slowed template send is checked and shown when it is handled. */
+    hook_reset(R_SUCCESS, 0);
+    char id[80], body[2048];
+    snprintf(id, sizeof id, "%s", new_follower("沈十七", true));
+    json_int_t seq = chat_seq(id);
+    set_fault("{\"kind\":\"slow\",\"endpoint\":\"template_send\",\"delay_ms\":300}");
+    snprintf(body, sizeof body, TEMPLATE_BODY, id, "SLOW_1");
+    t0 = now_ms();
+    assert_errcode(call_with("/sandbox/cgi-bin/message/template/send", t, body), 0);
+    assert_true(now_ms() - t0 >= 290);
+    json_decref(wait_line(id, seq, "account", "template", NULL));
+
+    static const char *const bad[] = {
+        "{\"kind\":\"slow\",\"delay_ms\":60001}",
+        "{\"kind\":\"slow\",\"delay_ms\":-1}",
+        "{\"kind\":\"slow\",\"delay_ms\":\"1s\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (page_post("/sandbox/api/fault", bad[i], NULL) != 400) fail_msg("%s: not 400", bad[i]);
+    }
+    set_fault("{\"kind\":\"slow\",\"delay_ms\":60000}");
+    set_fault("{\"kind\":\"none\"}");
+    assert_true(timed_ip(t) < 500);
+}
+
+/* Faults aimed at the SMS gateway: what a gateway can do wrong. */
+static void test_sms_faults(void **state)
+{
+    (void)state;
+    const char *body = "{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"fault-ref\"}";
+    json_int_t seq = sms_seq();
+    int64_t sent = stat_int("sms_sent", NULL), applied = stat_int("faults_applied", NULL);
+    int64_t errors = stat_int("errors", "sms"), held = stat_int("held", NULL);
+    struct resp r;
+    set_fault("{\"kind\":\"http500\",\"endpoint\":\"sms\"}");
+    sms_post(body, "k", WAIT_MS, &r);
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.content_type, "text/html"));
+    resp_free(&r);
+    set_fault("{\"kind\":\"timeout\",\"endpoint\":\"sms\"}");
+    sms_post(body, "k", 800, &r);
+    assert_int_equal(r.rc, CURLE_OPERATION_TIMEDOUT);
+    resp_free(&r);
+    assert_int_equal(stat_int("held", NULL), held + 1);
+    set_fault("{\"kind\":\"garbage\",\"endpoint\":\"sms\",\"count\":1}");
+    sms_post(body, "k", WAIT_MS, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(json_loadb(r.body, r.len, 0, NULL));
+    resp_free(&r);
+    assert_int_equal(stat_int("sms_sent", NULL), sent);
+    assert_int_equal(sms_seq(), seq);
+    assert_int_equal(stat_int("faults_applied", NULL), applied + 3);
+    assert_int_equal(stat_int("errors", "sms"), errors + 3);
+
+    /* A fault that names no endpoint is the platform's: the gateway works on. */
+    const char *tok = fresh_token();
+    char path[1024];
+    snprintf(path, sizeof path, "/sandbox/cgi-bin/getcallbackip?access_token=%s", tok);
+    set_fault("{\"kind\":\"http500\",\"count\":1}");
+    sms_ok("13800138000", "x", "fault-ref-2");
+    http("GET", path, NULL, NULL, 0, WAIT_MS, &r);
+    assert_int_equal(r.status, 500);
+    resp_free(&r);
+
+    /* Errcodes mean nothing to a gateway. */
+    static const char *const kinds[] = {"quota", "busy", "token_expired", "invalid_token",
+                                        "bad_token"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char f[128];
+        json_t *v;
+        snprintf(f, sizeof f, "{\"kind\":\"%s\",\"endpoint\":\"sms\"}", kinds[i]);
+        assert_int_equal(page_post("/sandbox/api/fault", f, &v), 400);
+        assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "sms"));
+        json_decref(v);
+    }
+    json_t *s = get_json("/sandbox/api/stats");
+    json_t *fault = json_object_get(s, "fault");
+    assert_string_equal(json_string_value(json_object_get(fault, "kind")), "http500");
+    assert_int_equal(json_integer_value(json_object_get(fault, "count")), 0);
+    assert_true(json_is_null(json_object_get(fault, "endpoint")));
+    json_decref(s);
+    sms_ok("13800138000", "x", "fault-ref-3");
+    assert_int_equal(stat_int("sms_sent", NULL), sent + 2);
+}
+
 /* At most WX_SANDBOX_FOLLOWERS_MAX (256) followers. Runs last: it fills the table. */
 static void test_followers_limit(void **state)
 {
@@ -1913,6 +2396,225 @@ static void test_safe_mode(void **state)
     assert_int_equal(m->event, WX_WECHAT_EVENT_TEMPLATESENDJOBFINISH);
     assert_int_equal(m->template_msg_id, mid);
     free(m);
+}
+
+/* ======================================================================================
+ * The observer: a sandbox in this process, as in-process tests and benchmarks run it
+ * ====================================================================================== */
+
+#define OBS_OPENID "oObserverObserverObserver001"
+#define OBS_MAX    16
+
+struct seen_msg {
+    enum wx_sandbox_msg_kind kind;
+    char to[64], ref[160], text[2048];
+    bool repeat;
+    int64_t at_ms;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct seen_msg msgs[OBS_MAX];
+    unsigned n;
+    unsigned off_loop; /* calls from a thread other than the loop's */
+    void *arg;         /* the last arg the observer got */
+} obs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static struct {
+    wx_hub_t *hub;
+    wx_http_t *http;
+    wx_sandbox_t *sb;
+    pthread_t thread;
+} inproc;
+
+static void observe(const struct wx_sandbox_msg *m, void *arg)
+{
+    pthread_mutex_lock(&obs.mu);
+    obs.arg = arg;
+    if (!wx_hub_in_loop(inproc.hub)) obs.off_loop++;
+    if (obs.n < OBS_MAX) {
+        struct seen_msg *s = &obs.msgs[obs.n++];
+        s->kind = m->kind;
+        snprintf(s->to, sizeof s->to, "%s", m->to);
+        snprintf(s->ref, sizeof s->ref, "%s", m->ref);
+        snprintf(s->text, sizeof s->text, "%s", m->text);
+        s->repeat = m->repeat;
+        s->at_ms = m->at_ms;
+    }
+    pthread_mutex_unlock(&obs.mu);
+}
+
+/* A copy of what the observer saw so far; returns how many. */
+static unsigned obs_copy(struct seen_msg out[OBS_MAX])
+{
+    pthread_mutex_lock(&obs.mu);
+    unsigned n = obs.n;
+    memcpy(out, obs.msgs, sizeof obs.msgs);
+    pthread_mutex_unlock(&obs.mu);
+    return n;
+}
+
+static void *hub_main(void *arg)
+{
+    wx_hub_run(arg);
+    return NULL;
+}
+
+static void stop_hub(struct wx_hub_task *t, bool cancelled)
+{
+    (void)t;
+    if (!cancelled) wx_hub_stop(inproc.hub);
+}
+
+/* Clears the observer on the loop, as wx_sandbox_set_observer wants it called. */
+struct clear_task {
+    struct wx_hub_task task; /* first: the hub hands this pointer back */
+    pthread_mutex_t mu;
+    bool done;
+};
+
+static void clear_observer(struct wx_hub_task *t, bool cancelled)
+{
+    struct clear_task *c = (struct clear_task *)t;
+    if (!cancelled) wx_sandbox_set_observer(inproc.sb, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->done = true;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int setup_inproc(void **state)
+{
+    (void)state;
+    char err[256], hook_url[64];
+    if (make_workdir() != 0) return -1;
+    hook_start();
+    hook_reset(R_SUCCESS, 0);
+    snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/wechat", hook.port);
+    inproc.hub = wx_hub_new(NULL, NULL, err, sizeof err);
+    assert_non_null(inproc.hub);
+    struct wx_http_options ho = {.listen = "127.0.0.1:0",
+                                 .body_max = 1 << 20,
+                                 .timeout_s = 60,
+                                 .max_connections = 64,
+                                 .threads = 1};
+    inproc.http = wx_http_start(inproc.hub, &ho, err, sizeof err);
+    if (inproc.http == NULL) fail_msg("http: %s", err);
+    struct wx_sandbox_follower f = {.openid = OBS_OPENID, .nickname = "观察", .following = true};
+    struct wx_sandbox_options so = {.appid = APPID,
+                                    .secret = SECRET,
+                                    .token = TOKEN,
+                                    .mode = WX_SANDBOX_PLAIN,
+                                    .webhook_url = hook_url,
+                                    .account = ACCOUNT,
+                                    .followers = &f,
+                                    .nfollowers = 1};
+    inproc.sb = wx_sandbox_start(inproc.hub, inproc.http, &so, err, sizeof err);
+    if (inproc.sb == NULL) fail_msg("sandbox: %s", err);
+    wx_sandbox_set_observer(inproc.sb, observe, &obs);
+    snprintf(origin, sizeof origin, "http://%s", wx_http_address(inproc.http));
+    return pthread_create(&inproc.thread, NULL, hub_main, inproc.hub) == 0 ? 0 : -1;
+}
+
+static int teardown_inproc(void **state)
+{
+    (void)state;
+    struct wx_hub_task stop = {.run = stop_hub};
+    wx_hub_post(inproc.hub, &stop);
+    pthread_join(inproc.thread, NULL);
+    wx_sandbox_free(inproc.sb);
+    wx_http_free(inproc.http);
+    wx_hub_free(inproc.hub);
+    hook_stop();
+    return remove_workdir();
+}
+
+/* Every accepted send reaches the observer, on the loop, before its answer; refused and
+ * faulted ones do not. */
+static void test_observer(void **state)
+{
+    (void)state;
+    json_t *s = get_json("/sandbox/api/stats");
+    json_t *fault = json_object_get(s, "fault");
+    assert_string_equal(json_string_value(json_object_get(fault, "kind")), "none");
+    assert_true(json_is_null(json_object_get(fault, "endpoint")));
+    json_decref(s);
+    const char *tok = fresh_token();
+    char t[600], body[2048];
+    snprintf(t, sizeof t, "%s", tok);
+    const char *tpl = "/sandbox/cgi-bin/message/template/send";
+    int64_t t0 = time(NULL) * 1000LL;
+    snprintf(body, sizeof body, TEMPLATE_BODY, OBS_OPENID, "OBS_1");
+    assert_errcode(call_with(tpl, t, body), 0);
+    assert_errcode(call_with(tpl, t, body), 0); /* absorbed: seen as a repeat */
+    snprintf(body, sizeof body,
+             "{\"touser\":\"%s\",\"msgtype\":\"text\",\"text\":{\"content\":\"您好\"}}",
+             OBS_OPENID);
+    assert_errcode(call_with("/sandbox/cgi-bin/message/custom/send", t, body), 0);
+    sms_ok("13800138000", "短信 SMS", "obs-ref");
+    sms_ok("13800138000", "短信 SMS", "obs-ref");
+
+    /* Refused or faulted: not seen. */
+    struct resp r;
+    sms_post("{\"mobile\":\"1\",\"text\":\"x\",\"ref\":\"r\"}", NULL, WAIT_MS, &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    snprintf(body, sizeof body, TEMPLATE_BODY, "oUnknownUnknownUnknownUnknown", "x");
+    assert_errcode(call_with(tpl, t, body), 40003);
+    set_fault("{\"kind\":\"http500\",\"endpoint\":\"sms\"}");
+    sms_post("{\"mobile\":\"13800138000\",\"text\":\"x\",\"ref\":\"r\"}", NULL, WAIT_MS, &r);
+    assert_int_equal(r.status, 500);
+    resp_free(&r);
+
+    struct seen_msg m[OBS_MAX];
+    assert_int_equal(obs_copy(m), 5);
+    pthread_mutex_lock(&obs.mu);
+    unsigned off_loop = obs.off_loop;
+    void *arg = obs.arg;
+    pthread_mutex_unlock(&obs.mu);
+    assert_int_equal(off_loop, 0);
+    assert_ptr_equal(arg, &obs);
+    for (unsigned i = 0; i < 5; i++) {
+        assert_true(m[i].at_ms >= t0 - 2000 && m[i].at_ms <= time(NULL) * 1000LL + 2000);
+    }
+    assert_int_equal(m[0].kind, WX_SANDBOX_MSG_TEMPLATE);
+    assert_string_equal(m[0].to, OBS_OPENID);
+    assert_string_equal(m[0].ref, "OBS_1");
+    assert_string_equal(m[0].text, "keyword1=巧克力\nkeyword2=39.8元\n");
+    assert_false(m[0].repeat);
+    assert_int_equal(m[1].kind, WX_SANDBOX_MSG_TEMPLATE);
+    assert_true(m[1].repeat);
+    assert_int_equal(m[2].kind, WX_SANDBOX_MSG_CUSTOM);
+    assert_string_equal(m[2].to, OBS_OPENID);
+    assert_string_equal(m[2].ref, "");
+    assert_string_equal(m[2].text, "您好");
+    assert_false(m[2].repeat);
+    assert_int_equal(m[3].kind, WX_SANDBOX_MSG_SMS);
+    assert_string_equal(m[3].to, "13800138000");
+    assert_string_equal(m[3].ref, "obs-ref");
+    assert_string_equal(m[3].text, "短信 SMS");
+    assert_false(m[3].repeat);
+    assert_int_equal(m[4].kind, WX_SANDBOX_MSG_SMS);
+    assert_true(m[4].repeat);
+    assert_int_equal(stat_int("template_repeats", NULL), 1);
+    assert_int_equal(stat_int("sms_sent", NULL), 2);
+    assert_int_equal(stat_int("sms_duplicates", NULL), 1);
+
+    /* A slowed SMS is seen when it is handled, still before its answer. */
+    set_fault("{\"kind\":\"slow\",\"endpoint\":\"sms\",\"delay_ms\":200}");
+    sms_ok("13800138000", "slow", "obs-ref-2");
+    assert_int_equal(obs_copy(m), 6);
+    assert_string_equal(m[5].ref, "obs-ref-2");
+
+    /* NULL stops the calls. */
+    struct clear_task c = {.task.run = clear_observer, .mu = PTHREAD_MUTEX_INITIALIZER};
+    wx_hub_post(inproc.hub, &c.task);
+    for (bool done = false; !done; sleep_ms(5)) {
+        pthread_mutex_lock(&c.mu);
+        done = c.done;
+        pthread_mutex_unlock(&c.mu);
+    }
+    sms_ok("13800138000", "unseen", "obs-ref-3");
+    assert_int_equal(obs_copy(m), 6);
 }
 
 /* ======================================================================================
@@ -2139,14 +2841,24 @@ int main(void)
         cmocka_unit_test(test_oauth),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_page_api_errors),
+        cmocka_unit_test(test_sms_accepted),
+        cmocka_unit_test(test_sms_refused),
+        cmocka_unit_test(test_sms_limits),
+        cmocka_unit_test(test_sms_duplicate_ref),
+        cmocka_unit_test(test_template_repeats),
+        cmocka_unit_test(test_slow_fault),
+        cmocka_unit_test(test_sms_faults),
         cmocka_unit_test(test_followers_limit),
     };
     const struct CMUnitTest compat[] = {cmocka_unit_test(test_compat_mode)};
     const struct CMUnitTest safe[] = {cmocka_unit_test(test_safe_mode)};
     const struct CMUnitTest pos_tests[] = {cmocka_unit_test(test_pos_purchase)};
+    const struct CMUnitTest inproc_tests[] = {cmocka_unit_test(test_observer)};
     int failed = cmocka_run_group_tests_name("sandbox plain", plain, setup_plain, teardown_mode);
     failed += cmocka_run_group_tests_name("sandbox compat", compat, setup_compat, teardown_mode);
     failed += cmocka_run_group_tests_name("sandbox safe", safe, setup_safe, teardown_mode);
+    failed += cmocka_run_group_tests_name("sandbox observer", inproc_tests, setup_inproc,
+                                          teardown_inproc);
     failed += cmocka_run_group_tests_name("sandbox pos", pos_tests, setup_pos, teardown_pos);
     curl_global_cleanup();
     return failed;

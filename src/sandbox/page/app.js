@@ -1,6 +1,7 @@
 /*
  * app.js - the sandbox page's behaviour: the follower picker, the phone (chat lines from
- * /sandbox/api/events, long-polled), the menu, the POS terminal and the platform panel.
+ * /sandbox/api/events, long-polled), the menu, the SMS phone (the SMS in the same events),
+ * the POS terminal and the platform panel.
  *
  * Every text from the server goes into the page with textContent (links are built as
  * elements, http(s) only), so nothing a bank or a visitor sends can run as script here.
@@ -9,6 +10,7 @@
 
 (function () {
   const API = "api/";
+  const SMS_SHOWN_MAX = 100; // as many as one events answer carries
   const state = {
     account: null,     // {name, id, mode, appid, api_base, webhook_url}
     followers: [],     // [{openid, nickname, following, refuses, last_seq}]
@@ -21,6 +23,7 @@
     seen: {},          // openid -> last seq read (unread marks)
     poll: null,        // AbortController of the running long poll
     builtinMedia: "",
+    smsUnread: 0,      // SMS that came while the SMS tab was not shown
   };
 
   const $ = (id) => document.getElementById(id);
@@ -196,6 +199,47 @@
     if (atBottom || messages.length) log.scrollTop = log.scrollHeight;
   }
 
+  // ---- SMS: the cardholder's phone ---------------------------------------------------------
+
+  function smsItem(m) {
+    const li = el("li", {
+      class: "sms", "data-seq": m.seq, "data-id": m.id, "data-ref": m.ref,
+      "data-repeat": String(!!m.repeat), "data-auth": String(!!m.auth),
+    });
+    const head = el("div", { class: "sms-head" });
+    head.appendChild(el("span", { class: "sms-to" }, m.mobile));
+    const when = new Date(m.time);
+    head.appendChild(el("time", { class: "sms-time", datetime: when.toISOString() },
+      when.toLocaleString()));
+    li.appendChild(head);
+    li.appendChild(el("div", { class: "sms-text" }, m.text));
+    if (m.repeat) {
+      li.appendChild(el("span", { class: "sms-repeat", title: "ref " + m.ref }, "重复 · ref seen before"));
+    }
+    return li;
+  }
+
+  // Shows SMS (oldest first in `list`) newest on top; `fresh` ones mark the tab when hidden.
+  function applySms(list, fresh) {
+    const box = $("sms-list");
+    for (const m of list || []) {
+      if (box.querySelector('.sms[data-seq="' + m.seq + '"]')) continue;
+      box.insertBefore(smsItem(m), box.firstChild);
+      if (fresh && $("panel-sms").hidden) state.smsUnread++;
+    }
+    while (box.children.length > SMS_SHOWN_MAX) box.removeChild(box.lastChild);
+    $("sms-empty").hidden = box.children.length > 0;
+    const badge = $("sms-badge");
+    badge.hidden = state.smsUnread === 0;
+    badge.textContent = state.smsUnread > 99 ? "99+" : String(state.smsUnread);
+  }
+
+  function clearSms() {
+    $("sms-list").textContent = "";
+    state.smsUnread = 0;
+    applySms([], false);
+  }
+
   // ---- followers -----------------------------------------------------------------------------
 
   let followersShown = "";
@@ -252,6 +296,7 @@
       await call("select", { openid });
       const ev = await call("events?after=0&wait=0&openid=" + encodeURIComponent(openid));
       applyMessages(ev.messages, openid);
+      applySms(ev.sms, false);
       renderFollowers();
     } catch (e) {
       toast(e.message);
@@ -271,6 +316,7 @@
     state.followersSeq = s.followers_seq;
     state.menuSeq = s.menu_seq;
     $("account-name").textContent = s.account.name;
+    $("sms-url").textContent = s.account.api_base + "/sms/send";
     document.title = s.account.name + " · 微信沙箱";
     renderMenu();
     renderCards(s.pos);
@@ -290,6 +336,7 @@
           // The sandbox restarted: start over.
           state.seq = 0;
           state.seen = {};
+          clearSms();
           await loadState();
           await selectFollower(state.followers.length ? state.followers[0].openid : "");
           return;
@@ -297,6 +344,7 @@
         const moved = ev.seq !== state.seq;
         state.seq = ev.seq;
         applyMessages(ev.messages, openid);
+        applySms(ev.sms, true);
         // Something happened elsewhere (another follower's chat, the list, the menu): the
         // state call brings the unread marks, the follower list and the menu up to date.
         if (ev.followers_seq !== state.followersSeq || ev.menu_seq !== state.menuSeq ||
@@ -311,6 +359,7 @@
           // The follower is gone (a restarted sandbox): start over with what exists now.
           try {
             state.seq = 0;
+            clearSms();
             await loadState();
             await selectFollower(state.followers.length ? state.followers[0].openid : "");
             return;
@@ -507,9 +556,13 @@
   }
 
   async function setFault() {
+    const body = { kind: $("fault-kind").value, count: Number($("fault-count").value) };
+    if ($("fault-endpoint").value) body.endpoint = $("fault-endpoint").value;
+    if (body.kind === "slow") body.delay_ms = Number($("fault-delay").value);
     try {
-      const r = await call("fault", { kind: $("fault-kind").value, count: Number($("fault-count").value) });
-      toast("下 " + r.count + " 次调用 · next " + r.count + " call(s): " + r.kind);
+      const r = await call("fault", body);
+      toast("下 " + r.count + " 次调用 · next " + r.count + " call(s): " + r.kind +
+        (r.endpoint ? " @ " + r.endpoint : "") + (r.delay_ms !== undefined ? " " + r.delay_ms + " ms" : ""));
       refreshStats();
     } catch (e) {
       toast(e.message);
@@ -525,6 +578,10 @@
       $(t.getAttribute("data-panel")).hidden = !on;
     }
     if (btn.id === "tab-dev") refreshStats();
+    if (btn.id === "tab-sms") {
+      state.smsUnread = 0;
+      applySms([], false);
+    }
   }
 
   function wire() {
@@ -558,6 +615,7 @@
     try {
       const s = await loadState();
       state.seq = s.seq;
+      applySms((await call("events?after=0&wait=0")).sms, false);
       const first = s.selected || (s.followers.length ? s.followers[0].openid : "");
       await selectFollower(first);
       document.body.setAttribute("data-ready", "true");
