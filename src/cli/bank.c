@@ -48,12 +48,33 @@ static int push_menu(struct wx_bank *b, const struct wx_config *cfg, char *err, 
     return rc;
 }
 
+static void on_report(void *arg, const char *openid, uint64_t msgid, const char *status)
+{
+    wx_notify_template_finished(arg, openid, msgid, status);
+}
+
+/* The alert dispatcher, unless alerts.enabled is false. */
+static int start_alerts(struct wx_bank *b, const struct wx_config *cfg, char *err, size_t errlen)
+{
+    if (!wx_config_bool(cfg, "alerts.enabled")) return 0;
+    struct wx_notify_options opt;
+    if (wx_notify_options_from_config(cfg, wx_config_sqlite_path(cfg), &opt, err, errlen) != 0) {
+        return -1;
+    }
+    b->notify = wx_notify_start(b->hub, b->api, b->fetch, &opt, err, errlen);
+    if (b->notify == NULL) return -1;
+    wx_webhook_on_report(b->webhook, on_report, b->notify);
+    return 0;
+}
+
 void wx_bank_stop(struct wx_bank *b)
 {
-    wx_http_free(b->http); /* first: the webhook's first stage runs on its threads */
+    wx_http_free(b->http);       /* first: the webhook's first stage runs on its threads */
+    wx_metrics_free(b->metrics); /* its route was on the listener; it reads what follows */
     wx_webhook_free(b->webhook);
     wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
     wx_wechat_api_free(b->api);
+    wx_notify_free(b->notify); /* after both: their last callbacks are the dispatcher's */
     wx_iso_server_free(b->iso);
     wx_hub_free(b->hub);
     memset(b, 0, sizeof *b);
@@ -89,7 +110,11 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
         b->api = wx_wechat_api_new(wx_hub_base(b->hub), b->fetch, &api_opt);
     }
     b->webhook = wx_webhook_start(b->hub, b->http, b->api, &wh_opt, err, sizeof err);
-    if (b->webhook == NULL || push_menu(b, cli->cfg, err, sizeof err) != 0) goto fail;
+    if (b->webhook == NULL || push_menu(b, cli->cfg, err, sizeof err) != 0 ||
+        start_alerts(b, cli->cfg, err, sizeof err) != 0) {
+        goto fail;
+    }
+    wx_bank_metrics_start(b);
     return WX_EXIT_OK;
 fail:
     fprintf(stderr, "wxbank: %s\n", err);

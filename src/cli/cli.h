@@ -53,14 +53,17 @@ int wx_cmd_seed(int argc, char **argv);
 int wx_cmd_verify(int argc, char **argv);
 int wx_cmd_demo(int argc, char **argv);
 int wx_cmd_account(int argc, char **argv);
-int wx_cmd_serve(int argc, char **argv); /* the ISO 8583 host (cmd_serve.c) */
-int wx_cmd_pos(int argc, char **argv);   /* one message as a terminal (cmd_iso.c) */
-int wx_cmd_iso(int argc, char **argv);   /* iso decode (cmd_iso.c) */
+int wx_cmd_serve(int argc, char **argv);   /* the ISO 8583 host (cmd_serve.c) */
+int wx_cmd_pos(int argc, char **argv);     /* one message as a terminal (cmd_iso.c) */
+int wx_cmd_iso(int argc, char **argv);     /* iso decode (cmd_iso.c) */
 int wx_cmd_sandbox(int argc, char **argv); /* the WeChat platform emulator (cmd_sandbox.c) */
 
 /* WeChat followers bound to customers (cmd_follower.c). */
 int wx_cmd_bind(int argc, char **argv);
 int wx_cmd_unbind(int argc, char **argv);
 int wx_cmd_followers(int argc, char **argv);
+
+/* Alert sends, the dead-letter list and its replay (cmd_alerts.c). */
+int wx_cmd_alerts(int argc, char **argv);
 
 #endif

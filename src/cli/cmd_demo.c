@@ -248,9 +248,9 @@ static void traffic(struct demo *d)
 static int prepare_dir(void)
 {
     static const char *const files[] = {
-        DEMO_DB,         DEMO_DB "-wal",     DEMO_DB "-shm",         DEMO_DB ".key",
-        DEMO_DB ".lock", DEMO_DB ".history", DEMO_DB ".history-wal", DEMO_DB ".history-shm",
-        DEMO_CARDS};
+        DEMO_DB,           DEMO_DB "-wal",        DEMO_DB "-shm",         DEMO_DB ".key",
+        DEMO_DB ".lock",   DEMO_DB ".history",    DEMO_DB ".history-wal", DEMO_DB ".history-shm",
+        DEMO_DB ".notify", DEMO_DB ".notify-wal", DEMO_DB ".notify-shm",  DEMO_CARDS};
     if (access(DEMO_DIR, F_OK) != 0 && mkdir(DEMO_DIR, 0700) != 0) {
         perror("demo: mkdir " DEMO_DIR);
         return -1;
@@ -359,10 +359,11 @@ static int default_to(wx_config_t *cfg, const char *key, const char *value, bool
  * the real platform and the bank share them), and each pointed at the other. */
 static int demo_config(wx_config_t *cfg)
 {
-    char api[128], hook[128];
+    char api[128], hook[128], sms[160];
     const char *listen = wx_config_str(cfg, "http.listen");
     snprintf(api, sizeof api, "http://%s/sandbox", listen);
     snprintf(hook, sizeof hook, "http://%s/wechat", listen);
+    snprintf(sms, sizeof sms, "%s/sms/send", api);
     if (default_to(cfg, "wechat.token", "wxbankdemotoken", false) ||
         default_to(cfg, "wechat.appid", "wxd3a0b1c2d3e4f5a6", false) ||
         default_to(cfg, "wechat.secret", "demo-secret-for-the-sandbox-only", false) ||
@@ -370,7 +371,9 @@ static int demo_config(wx_config_t *cfg)
         default_to(cfg, "wechat.account", wx_config_str(cfg, "sandbox.account"), false) ||
         default_to(cfg, "wechat.mode", wx_config_str(cfg, "sandbox.mode"), true) ||
         default_to(cfg, "wechat.api_base", api, true) ||
-        default_to(cfg, "sandbox.webhook_url", hook, true)) {
+        default_to(cfg, "sandbox.webhook_url", hook, true) ||
+        default_to(cfg, "alerts.template_id", "wxbank_card_alert", false) ||
+        default_to(cfg, "sms.url", sms, false)) {
         return -1;
     }
     if (access("data/menu.json", R_OK) == 0) {

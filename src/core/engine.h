@@ -334,6 +334,11 @@ int wx_engine_follower(const wx_engine_t *e, const char *openid, struct wx_follo
 size_t wx_engine_customer_followers(const wx_engine_t *e, uint32_t customer_id,
                                     struct wx_follower_view *out, size_t cap);
 
+/* What the hold made by the command with idempotency key `key` (len bytes) authorized in
+ * all, increments included and partial reversals taken off, in fen; -1 when no hold with that
+ * key is remembered. A capture equal to it tells the cardholder nothing new. */
+int64_t wx_engine_hold_total(const wx_engine_t *e, const char *key, size_t len);
+
 void wx_engine_stats(const wx_engine_t *e, struct wx_engine_stats *out);
 uint64_t wx_engine_last_seq(const wx_engine_t *e);
 

@@ -243,3 +243,11 @@ const char *wx_bind_via_name(uint8_t via)
     };
     return via < sizeof names / sizeof names[0] ? names[via] : "unknown";
 }
+
+int64_t wx_engine_hold_total(const wx_engine_t *e, const char *key, size_t len)
+{
+    assert(len > 0 && len <= WX_KEY_MAX);
+    /* The look-up only reads; the index functions take a mutable engine for the decisions. */
+    const struct wx_record *r = wx_record_find_key((struct wx_engine *)e, key, len);
+    return r != NULL && r->kind == WX_REC_HOLD ? r->total : -1;
+}

@@ -116,6 +116,20 @@ typedef int (*wx_journal_row_fn)(void *ctx, const struct wx_journal_row *row);
 int wx_journal_scan(const char *db_path, uint64_t from_seq, uint64_t to_seq, wx_journal_row_fn fn,
                     void *ctx, char *err, size_t errlen);
 
+/* A reader that stays open between scans: one connection and one prepared statement. */
+typedef struct wx_journal_reader wx_journal_reader_t;
+
+/* NULL with a message in err when the database cannot be opened. */
+wx_journal_reader_t *wx_journal_reader_open(const char *db_path, char *err, size_t errlen);
+
+/* wx_journal_scan on r's connection: each call is a read transaction of its own and sees
+ * every row committed before it began. */
+int wx_journal_reader_scan(wx_journal_reader_t *r, uint64_t from_seq, uint64_t to_seq,
+                           wx_journal_row_fn fn, void *ctx, char *err, size_t errlen);
+
+/* NULL is ignored. */
+void wx_journal_reader_close(wx_journal_reader_t *r);
+
 /* ---- Snapshots ------------------------------------------------------------------------- */
 
 /*

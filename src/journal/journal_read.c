@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <sqlite3.h>
 
@@ -56,30 +57,59 @@ static int read_row(sqlite3_stmt *st, uint64_t expect, struct wx_journal_row *ro
     return 0;
 }
 
-int wx_journal_scan(const char *db_path, uint64_t from_seq, uint64_t to_seq, wx_journal_row_fn fn,
-                    void *ctx, char *err, size_t errlen)
+/* A read-only connection with the scan statement prepared, kept by readers that come back
+ * often (the alert dispatcher reads the rows of each new group commit). */
+struct wx_journal_reader {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char path[1024];
+};
+
+wx_journal_reader_t *wx_journal_reader_open(const char *db_path, char *err, size_t errlen)
 {
     assert(db_path != NULL);
+    struct wx_journal_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(err, errlen, "journal: out of memory");
+        return NULL;
+    }
+    snprintf(r->path, sizeof r->path, "%s", db_path);
+    if (wx_store_open(db_path, true, &r->db, err, errlen) != 0) {
+        free(r);
+        return NULL;
+    }
+    sqlite3_exec(r->db, SCAN_PRAGMAS, NULL, NULL, NULL); /* only a speed-up: ignore failure */
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT seq, at_ms, kind, account_id, body FROM journal "
+                           "WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+                           -1, &r->st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "journal: reading %s: %s", db_path, sqlite3_errmsg(r->db));
+        wx_journal_reader_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+void wx_journal_reader_close(wx_journal_reader_t *r)
+{
+    if (r == NULL) return;
+    sqlite3_finalize(r->st);
+    wx_store_close(r->db);
+    free(r);
+}
+
+int wx_journal_reader_scan(wx_journal_reader_t *r, uint64_t from_seq, uint64_t to_seq,
+                           wx_journal_row_fn fn, void *ctx, char *err, size_t errlen)
+{
+    assert(r != NULL);
     assert(fn != NULL);
     assert(err != NULL);
     assert(errlen > 0);
     assert(from_seq < INT64_MAX);
     assert(to_seq == 0 || to_seq >= from_seq);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = r->st;
     uint64_t expect = from_seq + 1;
-    int rc = wx_store_open(db_path, true, &db, err, errlen);
-    if (rc != 0) {
-        rc = WX_JOURNAL_EIO;
-        goto out;
-    }
-    sqlite3_exec(db, SCAN_PRAGMAS, NULL, NULL, NULL); /* only a speed-up: ignore failure */
-    rc = WX_JOURNAL_EIO;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT seq, at_ms, kind, account_id, body FROM journal "
-                           "WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto db_error;
+    int rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)from_seq);
     sqlite3_bind_int64(st, 2, to_seq == 0 ? INT64_MAX : (sqlite3_int64)to_seq);
     int step;
@@ -91,24 +121,37 @@ int wx_journal_scan(const char *db_path, uint64_t from_seq, uint64_t to_seq, wx_
         if (rc != 0) goto stopped; /* the callback's value, passed through */
         expect++;
     }
-    if (step != SQLITE_DONE) goto db_error;
+    if (step != SQLITE_DONE) {
+        snprintf(err, errlen, "journal: reading %s after seq %llu: %s", r->path,
+                 (unsigned long long)(expect - 1), sqlite3_errmsg(r->db));
+        rc = WX_JOURNAL_EIO;
+        goto out;
+    }
     rc = 0;
     if (to_seq != 0 && expect != to_seq + 1) {
         snprintf(err, errlen, "journal: ends at seq %llu, before the requested seq %llu",
                  (unsigned long long)(expect - 1), (unsigned long long)to_seq);
         rc = WX_JOURNAL_ESHORT;
     }
-    goto out;
-db_error:
-    snprintf(err, errlen, "journal: reading %s after seq %llu: %s", db_path,
-             (unsigned long long)(expect - 1), sqlite3_errmsg(db));
-    rc = WX_JOURNAL_EIO;
 out:
     /* A journal shorter than asked is an answer (recovery asks whether it reaches a
      * snapshot), not a fault: only read errors and corruption are logged here. */
     if (rc != 0 && rc != WX_JOURNAL_ESHORT) WX_ERROR("%s", err);
 stopped:
-    sqlite3_finalize(st);
-    wx_store_close(db);
+    /* Ends the read transaction: the next scan sees the rows committed since. */
+    sqlite3_reset(st);
+    return rc;
+}
+
+int wx_journal_scan(const char *db_path, uint64_t from_seq, uint64_t to_seq, wx_journal_row_fn fn,
+                    void *ctx, char *err, size_t errlen)
+{
+    wx_journal_reader_t *r = wx_journal_reader_open(db_path, err, errlen);
+    if (r == NULL) {
+        WX_ERROR("%s", err);
+        return WX_JOURNAL_EIO;
+    }
+    int rc = wx_journal_reader_scan(r, from_seq, to_seq, fn, ctx, err, errlen);
+    wx_journal_reader_close(r);
     return rc;
 }

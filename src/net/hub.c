@@ -182,6 +182,12 @@ uint64_t wx_hub_submit(wx_hub_t *h, const struct wx_cmd *cmd, struct wx_result *
 {
     assert(h->ledger != NULL && !h->stopping);
     wx_ledger_submit(h->ledger, cmd, res);
+    if (res->journaled && !res->repeat) {
+        for (unsigned i = 0; i < h->nadapters; i++) {
+            if (h->adapters[i].decided != NULL)
+                h->adapters[i].decided(h->adapters[i].arg, cmd, res);
+        }
+    }
     uint64_t seq = res->journaled ? res->seq : wx_hub_read_seq(h);
     if (seq > wx_ledger_durable_seq(h->ledger) && !h->flush_scheduled) {
         h->flush_scheduled = true;

@@ -35,8 +35,11 @@ typedef struct wx_hub wx_hub_t;
 struct wx_hub_adapter {
     const char *name;                         /* for logs: "iso8583", "http" */
     void (*durable)(void *arg, uint64_t seq); /* after each group commit: seq is on disk */
-    void (*stop)(void *arg);                  /* shutdown began: take no new work */
-    bool (*busy)(void *arg);                  /* still owes answers (shutdown waits) */
+    /* after wx_hub_submit journaled a new decision (not a repeat), at once: what the row at
+     * res->seq holds. It is not durable yet: act on it only once `durable` says so. */
+    void (*decided)(void *arg, const struct wx_cmd *cmd, const struct wx_result *res);
+    void (*stop)(void *arg); /* shutdown began: take no new work */
+    bool (*busy)(void *arg); /* still owes answers (shutdown waits) */
     void *arg;
 };
 
@@ -220,5 +223,74 @@ int wx_http_query_param(const char *query, const char *name, char *out, size_t c
 /* Percent-decodes one raw value [p, end) into out ('+' is a space); its length, or -2 when
  * longer than cap - 1 or badly encoded (a NUL is bad). */
 int wx_http_query_decode(const char *p, const char *end, char *out, size_t cap);
+
+/* ======================================================================================
+ * Metrics: GET /metrics in the Prometheus text exposition format 0.0.4, from collectors
+ * that modules register. A scrape runs every collector on the hub's loop, in registration
+ * order, so a collector reads its module's counters on the thread that changes them.
+ *
+ * A metric family is one name with its HELP and TYPE lines and every series under it. A
+ * collector writes all the series of a family one after another (several calls with the
+ * same name and different labels); the HELP and TYPE lines then appear once, before the
+ * first. A family that comes back after another one, or with another type, breaks the
+ * format and is asserted: names and labels are the program's own text, never a peer's.
+ * ====================================================================================== */
+
+typedef struct wx_metrics wx_metrics_t;
+struct wx_metrics_out; /* the scrape being written, handed to collectors */
+typedef void (*wx_metrics_collect)(struct wx_metrics_out *o, void *arg);
+
+#define WX_METRICS_COLLECTORS_MAX 32         /* collectors on one registry */
+#define WX_METRICS_BODY_MAX       (1u << 20) /* a larger scrape is answered 500, and logged */
+#define WX_HISTOGRAM_BUCKETS_MAX  32         /* bucket bounds of one histogram, +Inf aside */
+
+/* Routes GET and HEAD /metrics on http to the collectors (other methods get 405). Call
+ * before wx_hub_run. Never fails. Free with wx_metrics_free after wx_http_free: the route
+ * cannot be taken back, and the listener's requests hold the registry until then. */
+wx_metrics_t *wx_metrics_start(wx_http_t *http);
+
+/* Registers fn(o, arg) for every scrape, before wx_hub_run or on the hub's loop; arg is
+ * borrowed and must outlive the registry. At most WX_METRICS_COLLECTORS_MAX (asserted). */
+void wx_metrics_add(wx_metrics_t *m, wx_metrics_collect fn, void *arg);
+
+/* NULL is ignored. */
+void wx_metrics_free(wx_metrics_t *m);
+
+/*
+ * Writers for collectors. name matches [a-zA-Z_:][a-zA-Z0-9_:]*; a counter's ends in
+ * "_total". help says what is counted; a backslash or a newline in it is escaped.
+ * labels is NULL or pre-formatted `key="value",key2="v2"`, with a backslash, a double quote
+ * and a newline in a value written as \\, \" and \n. All of it is asserted.
+ */
+void wx_metrics_counter(struct wx_metrics_out *o, const char *name, const char *help,
+                        const char *labels, uint64_t v);
+/* A counter that is not a whole number: seconds spent, say. v is finite and >= 0. */
+void wx_metrics_counter_double(struct wx_metrics_out *o, const char *name, const char *help,
+                               const char *labels, double v);
+void wx_metrics_gauge(struct wx_metrics_out *o, const char *name, const char *help,
+                      const char *labels, double v);
+
+/* A histogram with fixed bucket upper bounds, recorded on the loop's thread and read by a
+ * collector there. counts are per bucket (counts[n] holds what is above every bound); the
+ * scrape adds them up into Prometheus's cumulative buckets. */
+struct wx_histogram {
+    const double *bounds;                          /* upper bounds, increasing; borrowed */
+    size_t n;                                      /* how many, 1..WX_HISTOGRAM_BUCKETS_MAX */
+    uint64_t counts[WX_HISTOGRAM_BUCKETS_MAX + 1]; /* observations per bucket, +Inf last */
+    double sum;                                    /* of every observation */
+    uint64_t count;                                /* observations */
+};
+
+/* Empties h over bounds[0, n), which must be finite and strictly increasing (asserted). */
+void wx_histogram_init(struct wx_histogram *h, const double *bounds, size_t n);
+
+/* Counts v in the first bucket whose bound is >= v: a value at a bound is in that bucket,
+ * as Prometheus's "le" says. v is not NaN (asserted). */
+void wx_histogram_observe(struct wx_histogram *h, double v);
+
+/* Writes h as the family name: name_bucket{le="..."} for every bound and "+Inf", then
+ * name_sum and name_count. */
+void wx_metrics_histogram(struct wx_metrics_out *o, const char *name, const char *help,
+                          const struct wx_histogram *h);
 
 #endif

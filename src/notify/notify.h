@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
+#include "net/net.h"
 #include "util/limits.h"
 
 /* What an alert announces. Stable numbers: outboxes and template configuration store them. */
@@ -216,5 +217,153 @@ const char *wx_alert_reason_text(uint8_t reason, enum wx_lang lang);
 /* Stable lower-case name of an alert kind ("purchase", "temp_limit"): the configuration key of
  * its template. "unknown" for a number out of range. */
 const char *wx_alert_kind_name(uint8_t kind);
+
+/* ============================================================================================
+ * The outbox and the dispatcher (outbox.c, dispatch.c, sms.c)
+ *
+ * The journal is the outbox: every alertable event is a journal row, written in the group
+ * commit of the decision it reports, so no alert exists without its transaction and no
+ * transaction without its alert. The dispatcher derives alerts from the rows in seq order once
+ * they are durable, sends them (WeChat messages to every recipient, an SMS by policy) with many
+ * in flight but in order per card, retries with exponential back-off and jitter up to a maximum
+ * age, and then moves a send to the dead-letter list, which staff can list and replay.
+ *
+ * What was sent is kept in <db>.notify, a SQLite file of its own: one row per send, keyed by
+ * (seq, channel, recipient), which is also the send's idempotency reference (the template
+ * message's client_msg_id, the SMS gateway's ref), and a watermark: every row of the journal
+ * up to it has had its sends recorded. Sends are recorded in batches every
+ * WX_NOTIFY_RECORD_MS on a thread of their own. A crash can therefore resend exactly the sends
+ * accepted by the platform or the gateway in the last batch interval before it (plus the
+ * commit of that batch): restarted, the dispatcher finds them unrecorded or pending and sends
+ * them again with the same reference. WeChat drops a repeated client_msg_id for 10 minutes; an
+ * SMS gateway that honours the reference drops it too. Nothing else is ever sent twice, and
+ * nothing is lost: what was not recorded is derived again from the journal.
+ * ========================================================================================= */
+
+#define WX_NOTIFY_RECORD_MS 20 /* sends are recorded at least this often */
+
+/* Where a send goes. Stable numbers: the outbox stores them. */
+enum wx_send_channel {
+    WX_SEND_WECHAT = 1, /* a template (or customer-service) message to one follower */
+    WX_SEND_SMS = 2,    /* a text message to the card holder's mobile */
+};
+
+/* What became of a send. Stable numbers: the outbox stores them. */
+enum wx_send_state {
+    WX_SEND_PENDING = 0,     /* not accepted yet: queued, in flight or waiting to retry */
+    WX_SEND_ACCEPTED = 1,    /* the platform or gateway took it */
+    WX_SEND_DELIVERED = 2,   /* WeChat reported it delivered (TEMPLATESENDJOBFINISH) */
+    WX_SEND_FAILED = 3,      /* refused for good (not a follower, blocked, bad number) */
+    WX_SEND_DEAD = 4,        /* retries ran out (alerts.max_age_s): the dead-letter list */
+    WX_SEND_UNDELIVERED = 5, /* accepted but not reported delivered in time: SMS went instead */
+};
+
+const char *wx_send_channel_name(uint8_t channel); /* "wechat", "sms" */
+const char *wx_send_state_name(uint8_t state);     /* "pending", "accepted", ... */
+
+/* A send as the outbox keeps it. */
+struct wx_send_row {
+    uint64_t seq;               /* the journal row the alert reports */
+    uint8_t channel;            /* enum wx_send_channel */
+    uint8_t state;              /* enum wx_send_state */
+    bool watch;                 /* WeChat to the holder with no SMS yet: SMS if undelivered */
+    uint16_t attempts;          /* calls made so far */
+    uint64_t msgid;             /* the platform's msgid of an accepted template message */
+    int64_t first_ms;           /* first attempt (or queued), UTC epoch ms */
+    int64_t updated_ms;         /* last change, UTC epoch ms */
+    int32_t errcode;            /* the last failure's platform errcode or HTTP status */
+    char error[96];             /* the last failure in words; "" when none */
+    char to[WX_OPENID_MAX + 1]; /* the OpenID, or the mobile number for SMS */
+};
+
+/* Reading and replaying the outbox from a tool, with or without a running server. */
+
+/* Calls fn for the sends in `state` (or every state when state is -1) whose seq is at least
+ * from_seq, oldest first, at most limit of them. 0, or -1 with a message in err. */
+int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t limit,
+                   void (*fn)(void *ctx, const struct wx_send_row *row), void *ctx, char *err,
+                   size_t errlen);
+
+/* Counts sends by state (counts has one slot per enum wx_send_state) and reads the watermark.
+ * 0, or -1 with a message in err. */
+int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermark, char *err,
+                     size_t errlen);
+
+/* Puts dead sends back in the queue: those of journal row seq, or every dead one when seq is
+ * 0. A running server picks them up within a few seconds; a stopped one at its next start.
+ * Returns how many, or -1 with a message in err. */
+long wx_outbox_replay(const char *db_path, uint64_t seq, char *err, size_t errlen);
+
+/* The SMS gateway: an HTTP POST of a JSON body made from a template. */
+struct wx_sms_options {
+    const char *url;           /* sms.url; "" or NULL: no SMS gateway */
+    const char *auth_header;   /* sms.auth_header, "Authorization: Bearer ..."; "": none */
+    const char *body_template; /* sms.body: JSON with {mobile}, {text} and {ref} in strings */
+    unsigned timeout_ms;       /* per attempt */
+};
+
+/* The dispatcher's settings (the alerts.* and sms.* keys). */
+struct wx_notify_options {
+    const char *db_path;         /* the journal; the outbox is <db_path>.notify */
+    const char *details_url;     /* alerts.details_url: base of the link in alerts */
+    int tz_offset_minutes;       /* tz */
+    enum wx_lang lang;           /* alerts.lang */
+    struct wx_sms_policy policy; /* alerts.sms_quiet_below, ... */
+    unsigned sms_fallback_ms;    /* alerts.sms_fallback_s */
+    unsigned max_age_ms;         /* alerts.max_age_s: a send older than this is dead */
+    unsigned max_inflight;       /* alerts.max_inflight: sends in flight at once */
+    unsigned queue_max;          /* alerts.queue_max: alerts held in memory */
+    const char *template_ids[WX_ALERT_KIND_COUNT]; /* alerts.template_id[.<kind>]; "": text */
+    const char *template_fields;                   /* alerts.template_fields: "key:field,..." */
+    struct wx_sms_options sms;
+};
+
+struct wx_config;
+/* Fills opt from the configuration (strings point into cfg). 0, or -1 with err naming the
+ * key. db_path is the journal's path. */
+int wx_notify_options_from_config(const struct wx_config *cfg, const char *db_path,
+                                  struct wx_notify_options *opt, char *err, size_t errlen);
+
+typedef struct wx_notify wx_notify_t;
+struct wx_hub;
+struct wx_wechat_api;
+struct wx_fetch;
+
+/*
+ * Starts the dispatcher on the hub's loop: opens the outbox, reloads what was pending, and
+ * attaches to the hub to hear of new decisions. api (NULL: no WeChat sends) and fetch (for
+ * the SMS gateway) must outlive it. NULL with a message in err.
+ */
+wx_notify_t *wx_notify_start(struct wx_hub *hub, struct wx_wechat_api *api, struct wx_fetch *fetch,
+                             const struct wx_notify_options *opt, char *err, size_t errlen);
+
+/* Records what is known, stops the recording thread and frees n. Sends in flight are
+ * recorded as pending and go again at the next start. Call before freeing api and fetch. */
+void wx_notify_free(wx_notify_t *n);
+
+/* WeChat's report on a template message (TEMPLATESENDJOBFINISH): status "success", or a
+ * failure ("failed:user block", "failed: system failed"). */
+void wx_notify_template_finished(wx_notify_t *n, const char *openid, uint64_t msgid,
+                                 const char *status);
+
+/* Counters since start and the state now, for /metrics and tests. */
+struct wx_notify_stats {
+    uint64_t alerts;        /* alerts derived from the journal */
+    uint64_t queued;        /* sends not yet accepted, failed or dead (now) */
+    uint64_t in_flight;     /* calls waiting for an answer (now) */
+    uint64_t sent_wechat;   /* accepted by the platform */
+    uint64_t sent_sms;      /* accepted by the gateway */
+    uint64_t delivered;     /* reported delivered by WeChat */
+    uint64_t retries;       /* attempts after a retryable failure */
+    uint64_t failed;        /* refused for good */
+    uint64_t dead;          /* retries ran out */
+    uint64_t sms_fallbacks; /* SMS sent because WeChat failed or stayed undelivered */
+    uint64_t recorded;      /* send rows written to the outbox */
+    uint64_t derived_seq;   /* journal rows up to here have been looked at */
+    double oldest_unsent_s; /* age of the oldest send not yet accepted; 0 when none */
+    /* seconds from the decision to the platform's or gateway's acceptance, first tries */
+    struct wx_histogram latency;
+};
+void wx_notify_stats(const wx_notify_t *n, struct wx_notify_stats *out);
 
 #endif

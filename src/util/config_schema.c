@@ -41,6 +41,7 @@ static const char *const framings[] = {"len2", "ascii4", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const sandbox_modes[] = {"plain", "compat", "safe", NULL};
 static const char *const wechat_modes[] = {"plain", "compat", "safe", NULL};
+static const char *const languages[] = {"zh", "en", NULL};
 
 #define STR(n, d, s)                                                                               \
     {                                                                                              \
@@ -53,6 +54,10 @@ static const char *const wechat_modes[] = {"plain", "compat", "safe", NULL};
 #define INT(n, d, lo, hi, s)                                                                       \
     {                                                                                              \
         .name = n, .type = CFG_INT, .min = lo, .max = hi, .def = d, .desc = s                      \
+    }
+#define BOOL(n, d, s)                                                                              \
+    {                                                                                              \
+        .name = n, .type = CFG_BOOL, .def = d, .desc = s                                           \
     }
 #define LISTEN(n, d, s)                                                                            \
     {                                                                                              \
@@ -107,8 +112,9 @@ const struct cfg_key wx_cfg_schema[] = {
         "webhook requests signed further than this from now get 403"),
     INT("wechat.dedup_entries", "262144", 16, WX_WECHAT_DEDUP_MAX,
         "webhook messages remembered so that the platform's retries get the first answer"),
-    STR("wechat.menu", "", "JSON file of the account's menu (as menu/create takes it), "
-                           "pushed at start; empty: leave the menu alone"),
+    STR("wechat.menu", "",
+        "JSON file of the account's menu (as menu/create takes it), "
+        "pushed at start; empty: leave the menu alone"),
     INT("wechat.dedup_ttl_s", "60", 20, 3600, "how long a webhook message is remembered"),
     INT("wechat.reply_deadline_ms", "4500", 100, 4900,
         "an answer not ready by then is \"success\" and follows as a customer-service message"),
@@ -124,7 +130,50 @@ const struct cfg_key wx_cfg_schema[] = {
     STR("sandbox.name", "微信银行 WX Bank", "the account's name at the top of the sandbox phone"),
     INT("sandbox.webhook_timeout_ms", "5000", 50, 60000,
         "the sandbox re-sends a message unanswered this long (the platform: 5000)"),
+    BOOL("alerts.enabled", "true", "send every card transaction's alert (WeChat, SMS by policy)"),
+    ENUM("alerts.lang", "zh", languages, "language of alerts: zh or en"),
+    CHECKED("alerts.details_url", "", check_url_or_empty,
+            "base of the transaction-details link in alerts (<url>/m/txn/<seq>); empty: none"),
+    STR("alerts.template_id", "",
+        "WeChat template id of alerts; empty: customer-service text messages instead"),
+#define TEMPLATE_KEY(kind)                                                                         \
+    STR("alerts.template_id." kind, "", "template id of " kind " alerts; empty: alerts.template_id")
+    TEMPLATE_KEY("purchase"),
+    TEMPLATE_KEY("cash"),
+    TEMPLATE_KEY("declined"),
+    TEMPLATE_KEY("increment"),
+    TEMPLATE_KEY("capture"),
+    TEMPLATE_KEY("reversal"),
+    TEMPLATE_KEY("refund"),
+    TEMPLATE_KEY("repayment"),
+    TEMPLATE_KEY("limit"),
+    TEMPLATE_KEY("temp_limit"),
+    TEMPLATE_KEY("card_status"),
+#undef TEMPLATE_KEY
+    STR("alerts.template_fields",
+        "keyword1:kind,keyword2:card,keyword3:amount,keyword4:merchant,keyword5:time,"
+        "keyword6:available,keyword7:remark",
+        "the template's data keys and what fills them (title, card, kind, amount, merchant, "
+        "time, available, remark)"),
+    INT("alerts.sms_quiet_below", "30000", 0, 100000000,
+        "fen: domestic POS and quick-pay purchases below this go by WeChat alone (0: none do)"),
+    BOOL("alerts.sms_quiet_pos", "true", "domestic card-present purchases may skip the SMS"),
+    BOOL("alerts.sms_quiet_cnp", "true",
+         "domestic quick-pay (card-not-present) purchases may "
+         "skip the SMS"),
+    INT("alerts.sms_fallback_s", "60", 1, 3600,
+        "an SMS follows when WeChat has not reported the holder's alert delivered by then"),
+    INT("alerts.max_age_s", "3600", 10, 7 * 86400,
+        "a send still failing after this long goes to the dead-letter list"),
+    INT("alerts.max_inflight", "256", 1, 4096, "alert sends in flight at once"),
+    INT("alerts.queue_max", "100000", 16, 10000000,
+        "alerts held in memory; past it new ones are read back from the journal later"),
     CHECKED("sms.url", "", check_url_or_empty, "SMS gateway URL (empty: no SMS)"),
+    SECRET("sms.auth_header", NULL,
+           "header sent to the SMS gateway, \"Name: value\" (secret; @FILE reads a file)"),
+    STR("sms.body", "{\"mobile\":\"{mobile}\",\"text\":\"{text}\",\"ref\":\"{ref}\"}",
+        "JSON body template of an SMS: {mobile}, {text}, {ref} inside strings"),
+    INT("sms.timeout_ms", "5000", 100, 60000, "an SMS gateway call gives up after this long"),
     SECRET("crypto.pan_key", check_pan_key,
            "AES-256 key for card numbers at rest, 64 hex (secret; empty: @<sqlite path>.key)"),
     CHECKED("tz", "Asia/Shanghai", check_tz,

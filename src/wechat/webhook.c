@@ -128,6 +128,8 @@ struct wx_webhook {
     struct job *jobs, **jobs_tail; /* FIFO: seqs never decrease */
     unsigned njobs;
     struct wx_webhook_stats stats;
+    wx_webhook_report_fn on_report; /* TEMPLATESENDJOBFINISH goes here; may be NULL */
+    void *report_arg;
     /* random bytes for the encrypted replies, drawn RANDOM_POOL at a time (one RAND_bytes
      * call per reply was 3% of safe mode); the unused ones are wiped with the webhook */
     uint8_t random[RANDOM_POOL];
@@ -331,6 +333,9 @@ static size_t dedup_key(const struct wx_wechat_msg *m, char *out, size_t cap)
     int n;
     if (m->msg_id_text[0] != '\0') {
         n = snprintf(out, cap, "%s\n%s", m->from_user, m->msg_id_text);
+    } else if (m->template_msg_id_text[0] != '\0') {
+        /* Delivery reports: several can share a follower and a second. */
+        n = snprintf(out, cap, "%s\nT%s", m->from_user, m->template_msg_id_text);
     } else {
         n = snprintf(out, cap, "%s\n%lld\n%d\n%s", m->from_user, (long long)m->create_time,
                      (int)m->event, m->event_key);
@@ -570,8 +575,13 @@ static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
         } else if (m->event == WX_WECHAT_EVENT_CLICK) {
             in.kind = WX_CHAT_IN_MENU;
             in.text = m->event_key;
+        } else if (m->event == WX_WECHAT_EVENT_TEMPLATESENDJOBFINISH) {
+            if (w->on_report != NULL) {
+                w->on_report(w->report_arg, m->from_user, m->template_msg_id, m->status);
+            }
+            return 0;
         } else {
-            return 0; /* SCAN, VIEW, LOCATION, TEMPLATESENDJOBFINISH: nothing to say */
+            return 0; /* SCAN, VIEW, LOCATION: nothing to say */
         }
         break;
     default:
@@ -864,4 +874,10 @@ void wx_webhook_stats(const wx_webhook_t *w, struct wx_webhook_stats *out)
 {
     *out = w->stats;
     out->refused = atomic_load(&w->refused);
+}
+
+void wx_webhook_on_report(wx_webhook_t *w, wx_webhook_report_fn fn, void *arg)
+{
+    w->on_report = fn;
+    w->report_arg = arg;
 }

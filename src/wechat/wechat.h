@@ -388,6 +388,13 @@ int wx_webhook_options_from_config(const struct wx_config *cfg, struct wx_webhoo
 wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api,
                                const struct wx_webhook_options *opt, char *err, size_t errlen);
 void wx_webhook_free(wx_webhook_t *w);
+
+/* Who hears WeChat's delivery reports on template messages (TEMPLATESENDJOBFINISH): fn runs
+ * on the hub's loop with the follower, the message's MsgID and its Status ("success",
+ * "failed:user block", "failed: system failed"). Set before wx_hub_run. */
+typedef void (*wx_webhook_report_fn)(void *arg, const char *openid, uint64_t msgid,
+                                     const char *status);
+void wx_webhook_on_report(wx_webhook_t *w, wx_webhook_report_fn fn, void *arg);
 void wx_webhook_stats(const wx_webhook_t *w, struct wx_webhook_stats *out);
 
 /* ============================================================================================

@@ -1,0 +1,156 @@
+/*
+ * dispatch_int.h - inside the alert dispatcher: its state and what its files share.
+ * Private to src/notify.
+ *
+ *   dispatch.c  from the journal to the card queues (live feed, catch-up, durability), the
+ *               outbox batches, start and stop
+ *   send.c      alerts' jobs and their sends: what goes to whom, results, retries, fallback
+ *   queue.c     where sends wait: per-card queues, the ready list, the retry heap, and the
+ *               watches on WeChat's delivery reports
+ */
+#ifndef WX_NOTIFY_DISPATCH_INT_H
+#define WX_NOTIFY_DISPATCH_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/util.h>
+
+#include "journal/journal.h"
+#include "net/net.h"
+#include "notify/notify.h"
+#include "notify/notify_int.h"
+#include "wechat/wechat.h"
+
+#define CATCH_UP_CHUNK   2048  /* journal rows read per loop turn while catching up */
+#define RETRY_BASE_MS    1000  /* first retry after this (half to all of it, disp_jitter) */
+#define RETRY_MAX_MS     60000 /* longest wait between two tries */
+#define TEMPLATE_MAX_MAP 16    /* data keys of the template */
+#define REF_MAX          32    /* "<seq>-wechat" */
+
+struct job;
+
+struct send {
+    struct job *job;
+    struct send *next_ready;
+    struct wx_send_row row; /* what the outbox knows of it */
+    size_t heap_ix;         /* in the retry heap; SIZE_MAX when not waiting */
+    int64_t due_ms;         /* next try */
+    bool holder;            /* WeChat to one of the card holder's own followers */
+    bool in_flight;
+    bool settled;  /* accepted, failed or dead: the card's next alert may go */
+    bool recorded; /* queued for the outbox at least once */
+    bool first;    /* no attempt made yet: its acceptance counts for the latency */
+};
+
+struct job {
+    struct wx_notify *n;
+    struct wx_alert a;
+    struct job *next;                    /* waiting for durability, then in its card's queue */
+    struct job *prev_fresh, *next_fresh; /* released since the last batch */
+    bool fresh;
+    int64_t decided_ms;  /* wall clock when it was derived live, else the row's time */
+    bool sms_base;       /* the policy wants an SMS at once */
+    bool watch;          /* the holder's WeChat sends are watched (no SMS yet) */
+    bool fallback_added; /* the SMS slot is taken */
+    char mobile[WX_MOBILE_MAX + 1];
+    unsigned nsends, unsettled;
+    unsigned holder_wechat, holder_failed;
+    struct send sends[]; /* nsends, plus one slot for a fallback SMS */
+};
+
+struct cardq {
+    uint32_t card_id;
+    struct cardq *next_bucket;
+    struct job *head, *tail;
+};
+
+/* A holder's accepted WeChat messages, waiting for the platform's delivery report. */
+struct watch_ref {
+    uint64_t msgid;
+    struct watch *w;
+    unsigned ix;
+    struct watch_ref *next_bucket;
+};
+
+struct watch {
+    struct watch *prev, *next; /* by deadline */
+    uint64_t seq;
+    int64_t deadline_ms;
+    unsigned n, waiting;
+    bool delivered;
+    struct watch_ref refs[WX_FOLLOWERS_PER_CUSTOMER];
+    struct wx_send_row rows[WX_FOLLOWERS_PER_CUSTOMER];
+};
+
+struct tfield {
+    char key[32];
+    size_t offset; /* in struct wx_alert_fields */
+};
+
+struct wx_notify {
+    wx_hub_t *hub;
+    wx_wechat_api_t *api;
+    sms_client_t *sms;
+    outbox_t *outbox;
+    wx_journal_reader_t *reader;
+    struct wx_notify_options opt;
+    char details_url[WX_ALERT_URL_MAX];
+    char template_ids[WX_ALERT_KIND_COUNT][64];
+    struct tfield tfields[TEMPLATE_MAX_MAP];
+    size_t ntfields;
+
+    uint64_t cursor;         /* every row up to here has been looked at */
+    uint64_t live_from;      /* the live feed derives rows from here; 0: off */
+    uint64_t live_last;      /* the last row the live feed heard of */
+    uint64_t durable;        /* the last durable seq heard of */
+    uint64_t committed_mark; /* the watermark last handed to the outbox */
+    bool pending_rows;       /* rows queued for the outbox since the last batch */
+    struct job *unsettled_head, *unsettled_tail; /* live, waiting for durability */
+    struct job *fresh;                           /* released since the last batch (doubly linked) */
+    size_t jobs;                                 /* alive */
+
+    struct cardq **buckets;
+    size_t nbuckets, ncards;
+    struct send *ready_head, *ready_tail;
+    size_t inflight;
+    struct send **heap;
+    size_t heap_n, heap_cap;
+
+    struct watch *watch_head, *watch_tail;
+    struct watch_ref **wbuckets;
+    size_t nwbuckets, nwatch_refs;
+
+    struct event *batch_ev, *retry_ev, *watch_ev, *catch_up_ev;
+    bool closing;
+    struct wx_notify_stats stats;
+};
+
+/* send.c */
+void disp_record(struct wx_notify *n, struct send *s);
+unsigned disp_jitter(unsigned ms);
+void disp_job_free(struct wx_notify *n, struct job *j);
+struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms);
+struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *rows, size_t count);
+int disp_alert_of_row(struct wx_notify *n, const struct wx_cmd *cmd, const struct wx_result *res,
+                      uint64_t seq, int64_t at_ms, struct wx_alert *a);
+void disp_sms_fallback(struct wx_notify *n, uint64_t seq, const char *why);
+void disp_pump(struct wx_notify *n);
+
+/* queue.c */
+void disp_ready_push(struct wx_notify *n, struct send *s);
+void disp_card_enqueue(struct wx_notify *n, struct job *j);
+void disp_card_advance(struct wx_notify *n, struct job *j);
+void disp_heap_push(struct wx_notify *n, struct send *s);
+void disp_on_retry(evutil_socket_t fd, short what, void *arg);
+void disp_watch_begin(struct wx_notify *n, uint64_t seq, const struct wx_send_row *rows,
+                      unsigned count, int64_t since_ms);
+void disp_watch_end(struct wx_notify *n, struct watch *w);
+void disp_on_watch(evutil_socket_t fd, short what, void *arg);
+
+/* dispatch.c */
+void disp_job_release(struct wx_notify *n, struct job *j);
+void disp_catch_up_kick(struct wx_notify *n);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * notify_int.h - inside the notify module: the outbox's recorder and the SMS gateway client.
+ * Private to src/notify.
+ */
+#ifndef WX_NOTIFY_INT_H
+#define WX_NOTIFY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "notify/notify.h"
+
+struct wx_hub;
+
+/* ---- the outbox (outbox.c) ------------------------------------------------------------- */
+
+/* What recording found at start, and later what staff asked to replay: sends to make. */
+struct outbox_todo {
+    struct wx_send_row *rows; /* by seq, then channel */
+    size_t n;
+};
+
+typedef struct outbox outbox_t;
+
+/* Replays found by the recording thread are handed to the loop with this (on the loop). */
+typedef void (*outbox_replay_fn)(void *arg, struct outbox_todo *todo);
+
+/*
+ * Opens <db_path>.notify (creating it with its watermark at start_seq) and reads, before anything
+ * runs: the watermark, the sends still pending (in *pending, the caller frees rows) and the WeChat
+ * sends still watched for delivery (in *watched). Then starts the recording thread. Replays asked
+ * for by staff reach replay_fn on the hub's loop. NULL with a message in err.
+ */
+outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, outbox_replay_fn replay_fn,
+                      void *arg, uint64_t start_seq, uint64_t *watermark,
+                      struct outbox_todo *pending, struct outbox_todo *watched, char *err,
+                      size_t errlen);
+
+/* Queues a send's state for the next batch (the loop's thread). */
+void outbox_put(outbox_t *o, const struct wx_send_row *row);
+
+/* Hands the queued rows, and the watermark they complete, to the recording thread. */
+void outbox_commit(outbox_t *o, uint64_t watermark);
+
+/* Rows written so far (any thread). */
+uint64_t outbox_recorded(const outbox_t *o);
+
+/* Commits what is queued, stops the thread, closes the database and frees o. */
+void outbox_close(outbox_t *o);
+
+void outbox_todo_free(struct outbox_todo *t);
+
+/* ---- the SMS gateway (sms.c) ---------------------------------------------------------- */
+
+typedef struct sms_client sms_client_t;
+
+enum sms_result {
+    SMS_OK = 0,        /* the gateway accepted it (2xx) */
+    SMS_RETRYABLE = 1, /* try again: 5xx, 429, 408, no connection, timeout */
+    SMS_PERMANENT = 2, /* the gateway refused it (other 4xx): retrying will not help */
+};
+
+typedef void (*sms_cb)(enum sms_result r, int status, const char *error, void *arg);
+
+/* NULL with a message in err when the options are bad (no {text} in the body, ...). */
+sms_client_t *sms_client_new(struct wx_fetch *fetch, const struct wx_sms_options *opt, char *err,
+                             size_t errlen);
+void sms_client_free(sms_client_t *c);
+
+/* Builds the body and posts it. cb runs once, later, on the loop. 0, or -1 when the request
+ * could not be made (then cb never runs). */
+int sms_client_send(sms_client_t *c, const char *mobile, const char *text, const char *ref,
+                    sms_cb cb, void *arg);
+
+/* Writes the body the template makes for these values into out (cap bytes). The length, or
+ * -1 when it does not fit. Exposed for tests. */
+int sms_body_render(const char *tmpl, const char *mobile, const char *text, const char *ref,
+                    char *out, size_t cap);
+
+#endif
