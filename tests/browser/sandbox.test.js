@@ -2,9 +2,13 @@
 // sandbox.test.js - the WeChat sandbox page in Debian's Chromium, as a visitor uses it: pick
 // 张伟 (a follower bound to a cardholder of the demo bank), ask 余额 and read the available
 // credit from the bank's reply, pay 88.00 CNY with 张伟's card on the POS tab (ISO 8583 to
-// the bank), ask again and see the credit drop by exactly 88.00, then press the menu's
-// 额度查询 (click event BALANCE) and see the same figure. Ends with a screenshot of the
-// phone, which is also the README's picture of the sandbox.
+// the bank) and see the bank's alert arrive in 张伟's chat (a template message naming 88.00
+// and the card's last four digits) but no SMS for it on the 短信 tab (a domestic POS purchase
+// under 300.00 goes by WeChat alone), ask again and see the credit drop by exactly 88.00;
+// then pay 388.00 and see both the WeChat alert and the SMS to 张伟's phone, and press the
+// menu's 额度查询 (click event BALANCE) and see the credit down by both purchases. Ends with
+// a screenshot of the phone, the last alert in the chat (the README's picture of the sandbox
+// is taken this way).
 //
 //   node sandbox.test.js <page-url> [<screenshot.png>]
 //
@@ -20,8 +24,14 @@ const SHOT = process.argv[3] || process.env.WX_SCREENSHOT ||
   path.join(process.env.WX_BUILD_DIR || '.', 'browser', 'sandbox.png');
 const WAIT_MS = Number(process.env.WX_BROWSER_WAIT_MS) || 20000;
 const HOLDER = '张伟';      // the demo's first cardholder, bound to the first follower
-const PURCHASE = '88.00';   // CNY, paid on the POS tab
+const HOLDER_MOBILE = '138****8000'; // 张伟's mobile as the SMS phone shows it (masked)
+const PURCHASE = '88.00';   // CNY, paid on the POS tab: under 300.00, WeChat alone
+const BIG_PURCHASE = '388.00'; // CNY: 300.00 or more, WeChat and SMS
 const MERCHANT = 'WXBANK SANDBOX SHOP';
+// How long the SMS phone must stay without an SMS for the small purchase once its WeChat
+// alert has shown: both channels go out from the same alert, so an SMS would come within
+// milliseconds of it (the bank's SMS fallback waits alerts.sms_fallback_s, 60 s).
+const NO_SMS_WINDOW_MS = 1500;
 
 // The rule for browser tests: Debian's Chromium, with these flags.
 const CHROMIUM = '/usr/bin/chromium';
@@ -63,6 +73,26 @@ function fenOf(text) {
 
 function yuanOf(fen) {
   return (fen / 100).toFixed(2);
+}
+
+function fenOfYuan(yuan) {
+  return Math.round(Number(yuan) * 100);
+}
+
+function reEscape(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// An amount standing alone in a text: "88.00" in "88.00元" or "消费88.00元", not in "388.00" or
+// "19,488.00".
+function amountRe(yuan) {
+  return '(?<![\\d.,])' + reEscape(yuan) + '(?![\\d])';
+}
+
+// A card's last four digits standing alone: "9864" in "信用卡尾号9864", not inside a date, a
+// time or an amount.
+function last4Re(last4) {
+  return '(?<![\\d.,:*-])' + last4 + '(?![\\d.,:-])';
 }
 
 // The account's text replies that carry an available credit, in order.
@@ -108,6 +138,87 @@ async function showTab(page, tab, panel) {
   await page.waitForSelector(panel, { state: 'visible', timeout: WAIT_MS });
 }
 
+// The highest sequence number the page shows, chat lines and SMS alike (the sandbox numbers
+// both from one counter): what comes after a purchase is above it.
+function lastSeq(page) {
+  return page.evaluate(() => Math.max(0, ...[...document.querySelectorAll(
+    '#chat-log .msg[data-seq], #sms-list .sms[data-seq]')].map((e) => Number(e.dataset.seq) || 0)));
+}
+
+// Pays `amount` CNY with the holder's card on the POS tab; returns the card's last four
+// digits as the result shows them (masked: 622588******9864) and the result's text.
+async function payAtPos(page, amount) {
+  await showTab(page, '#tab-pos', '#panel-pos');
+  const card = await page.$eval('#pos-card', (sel, who) => {
+    const o = [...sel.options].find((opt) => opt.textContent.startsWith(who + ' '));
+    return o ? o.value : null;
+  }, HOLDER);
+  check(card !== null, 'no card of ' + HOLDER + ' in #pos-card');
+  await page.selectOption('#pos-card', card);
+  await page.fill('#pos-amount', amount);
+  await page.fill('#pos-merchant', MERCHANT);
+  const stanBefore = await page.$eval('#pos-result',
+    (box) => { const d = box.querySelector('dd[data-field="stan"]'); return d ? d.textContent : ''; });
+  await page.click('#pos-pay:enabled');
+  // pos() empties data-code while it waits; a result sets it, a failure adds .error. The STAN
+  // tells this purchase's result from the one before.
+  await page.waitForFunction((stan) => {
+    const box = document.getElementById('pos-result');
+    if (box.querySelector('.error') !== null) return true;
+    const d = box.querySelector('dd[data-field="stan"]');
+    return box.getAttribute('data-code') !== '' && d !== null && d.textContent !== stan;
+  }, stanBefore, { timeout: WAIT_MS });
+  const code = await page.getAttribute('#pos-result', 'data-code');
+  const approved = await page.getAttribute('#pos-result', 'data-approved');
+  const text = (await page.textContent('#pos-result')).replace(/\s+/g, ' ');
+  check(code === '00' && approved === 'true',
+    'the purchase was not approved (data-code ' + JSON.stringify(code) + '): ' + text);
+  const paid = await page.textContent('#pos-result dd[data-field="amount"]');
+  check(new RegExp('^' + amountRe(amount) + ' CNY$').test(paid.trim()),
+    'the POS result shows the amount ' + JSON.stringify(paid) + ', not ' + amount + ' CNY');
+  const masked = (await page.textContent('#pos-result dd[data-field="card"]')).trim();
+  const m = /^\d{6}\*+(\d{4})$/.exec(masked);
+  check(m, 'the POS result shows the card as ' + JSON.stringify(masked) + ', not masked');
+  return { last4: m[1], text };
+}
+
+// The bank's alert templates in the chat: a row per data key, key .k and value .v.
+const ALERT = '#chat-log .msg[data-from="account"][data-type="template"]';
+
+// Waits for a template message after seq whose rows name the amount and the card's last four
+// digits; returns its sequence number and its rows.
+async function waitForAlert(page, amount, last4, seq) {
+  const handle = await page.waitForFunction(([sel, after, amt, card]) => {
+    for (const msg of document.querySelectorAll(sel)) {
+      if (Number(msg.dataset.seq) <= after) continue;
+      const values = [...msg.querySelectorAll('.card[data-template-id] .kv-row .v')]
+        .map((v) => v.textContent);
+      if (values.some((v) => new RegExp(amt).test(v)) &&
+          values.some((v) => new RegExp(card).test(v))) {
+        return {
+          seq: Number(msg.dataset.seq),
+          rows: [...msg.querySelectorAll('.kv-row')].map((r) =>
+            r.querySelector('.k').textContent + '=' + r.querySelector('.v').textContent),
+        };
+      }
+    }
+    return null;
+  }, [ALERT, seq, amountRe(amount), last4Re(last4)], { timeout: WAIT_MS });
+  const alert = await handle.jsonValue();
+  await page.locator(ALERT + '[data-seq="' + alert.seq + '"] .card')
+    .waitFor({ state: 'visible', timeout: WAIT_MS });
+  return alert;
+}
+
+// The SMS the phone shows with text matching re: [{seq, to, text}], newest first.
+function smsMatching(page, re) {
+  return page.$$eval('#sms-list .sms', (items, r) => items.map((li) => ({
+    seq: Number(li.dataset.seq),
+    to: li.querySelector('.sms-to').textContent,
+    text: li.querySelector('.sms-text').textContent,
+  })).filter((m) => new RegExp(r).test(m.text)), re);
+}
+
 async function run(browser) {
   const context = await browser.newContext({
     viewport: { width: 420, height: 860 },
@@ -141,28 +252,33 @@ async function run(browser) {
   const before = await step('send 余额 and read the reply', () => askBalance(page));
   log('     available before: ¥' + yuanOf(before));
 
-  await step('pay ' + PURCHASE + ' CNY on the POS tab with ' + HOLDER + "'s card", async () => {
-    await showTab(page, '#tab-pos', '#panel-pos');
-    const card = await page.$eval('#pos-card', (sel, who) => {
-      const o = [...sel.options].find((opt) => opt.textContent.startsWith(who + ' '));
-      return o ? o.value : null;
-    }, HOLDER);
-    check(card !== null, 'no card of ' + HOLDER + ' in #pos-card');
-    await page.selectOption('#pos-card', card);
-    await page.fill('#pos-amount', PURCHASE);
-    await page.fill('#pos-merchant', MERCHANT);
-    await page.click('#pos-pay:enabled');
-    // pos() empties data-code while it waits; a result sets it, a failure adds .error.
-    await page.waitForFunction(() => {
-      const box = document.getElementById('pos-result');
-      return box.getAttribute('data-code') !== '' || box.querySelector('.error') !== null;
-    }, null, { timeout: WAIT_MS });
-    const code = await page.getAttribute('#pos-result', 'data-code');
-    const approved = await page.getAttribute('#pos-result', 'data-approved');
-    const text = (await page.textContent('#pos-result')).replace(/\s+/g, ' ');
-    check(code === '00' && approved === 'true',
-      'the purchase was not approved (data-code ' + JSON.stringify(code) + '): ' + text);
-    log('     POS: ' + text);
+  const seq88 = await lastSeq(page);
+  const { last4 } = await step('pay ' + PURCHASE + ' CNY on the POS tab with ' + HOLDER + "'s card",
+    async () => {
+      const r = await payAtPos(page, PURCHASE);
+      log('     POS: ' + r.text);
+      return r;
+    });
+
+  await step('back to the chat, same follower', async () => {
+    await showTab(page, '#tab-chat', '#panel-chat');
+    await page.waitForSelector('#chat-log[data-openid="' + openid + '"]', { timeout: WAIT_MS });
+  });
+
+  const alert88 = await step('the WeChat alert: ' + PURCHASE + ', card ending ' + last4,
+    () => waitForAlert(page, PURCHASE, last4, seq88));
+  const alert88At = Date.now();
+  log('     alert: ' + alert88.rows.join(' | '));
+
+  await step('no SMS for ' + PURCHASE + ' on the SMS tab (' + NO_SMS_WINDOW_MS +
+    ' ms after the alert)', async () => {
+    await showTab(page, '#tab-sms', '#panel-sms');
+    const left = NO_SMS_WINDOW_MS - (Date.now() - alert88At);
+    // The one fixed wait: an SMS that is not sent cannot be waited for.
+    if (left > 0) await page.waitForTimeout(left);
+    const sms = await smsMatching(page, amountRe(PURCHASE));
+    check(sms.length === 0, 'an SMS names ' + PURCHASE + ': ' +
+      sms.map((m) => m.to + ' ' + m.text).join(' | '));
   });
 
   await step('back to the chat, same follower', async () => {
@@ -172,29 +288,85 @@ async function run(browser) {
 
   const after = await step('send 余额 again: the credit dropped by ' + PURCHASE, async () => {
     const fen = await askBalance(page);
-    check(before - fen === Math.round(Number(PURCHASE) * 100),
+    check(before - fen === fenOfYuan(PURCHASE),
       'available credit went from ¥' + yuanOf(before) + ' to ¥' + yuanOf(fen) +
       ', not down by ' + PURCHASE);
     return fen;
   });
   log('     available after:  ¥' + yuanOf(after));
 
-  await step('press the menu: 我的账户 › 额度查询 (BALANCE)', async () => {
+  const seq388 = await lastSeq(page);
+  await step('pay ' + BIG_PURCHASE + ' CNY on the POS tab with ' + HOLDER + "'s card", async () => {
+    const r = await payAtPos(page, BIG_PURCHASE);
+    check(r.last4 === last4, 'the POS result shows another card: ending ' + r.last4);
+    log('     POS: ' + r.text);
+  });
+
+  await step('back to the chat, same follower', async () => {
+    await showTab(page, '#tab-chat', '#panel-chat');
+    await page.waitForSelector('#chat-log[data-openid="' + openid + '"]', { timeout: WAIT_MS });
+  });
+
+  const alert388 = await step('the WeChat alert: ' + BIG_PURCHASE + ', card ending ' + last4,
+    () => waitForAlert(page, BIG_PURCHASE, last4, seq388));
+  log('     alert: ' + alert388.rows.join(' | '));
+
+  await step('the SMS for ' + BIG_PURCHASE + ' on the SMS tab, to ' + HOLDER_MOBILE, async () => {
+    await showTab(page, '#tab-sms', '#panel-sms');
+    await page.waitForFunction(([after, amt, card, to]) =>
+      [...document.querySelectorAll('#sms-list .sms')].some((li) =>
+        Number(li.dataset.seq) > after &&
+        li.querySelector('.sms-to').textContent === to &&
+        new RegExp(amt).test(li.querySelector('.sms-text').textContent) &&
+        new RegExp(card).test(li.querySelector('.sms-text').textContent)),
+    [seq388, amountRe(BIG_PURCHASE), last4Re(last4), HOLDER_MOBILE], { timeout: WAIT_MS });
+    const sms = (await smsMatching(page, amountRe(BIG_PURCHASE))).filter((m) => m.seq > seq388);
+    await page.locator('#sms-list .sms[data-seq="' + sms[0].seq + '"]')
+      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    log('     SMS: ' + sms[0].to + ' ' + sms[0].text);
+    // Still none for the small purchase: the bank's SMS for the big one came, so the gateway
+    // was reachable all along.
+    const small = await smsMatching(page, amountRe(PURCHASE));
+    check(small.length === 0, 'an SMS names ' + PURCHASE + ': ' +
+      small.map((m) => m.to + ' ' + m.text).join(' | '));
+  });
+
+  await step('back to the chat, same follower', async () => {
+    await showTab(page, '#tab-chat', '#panel-chat');
+    await page.waitForSelector('#chat-log[data-openid="' + openid + '"]', { timeout: WAIT_MS });
+  });
+
+  await step('press the menu: 我的账户 › 额度查询 (BALANCE): down by ' + PURCHASE + ' and ' +
+    BIG_PURCHASE, async () => {
     const n = (await balanceReplies(page)).length;
     // The bank pushes the menu at start-up (menu/create): wait for it to reach the page.
     await page.click('#menu button[data-name="我的账户"]', { timeout: WAIT_MS });
     await page.waitForSelector('#submenu:not([hidden])', { timeout: WAIT_MS });
     await page.click('#submenu button[data-key="BALANCE"]');
     const fen = await nextBalance(page, n);
-    check(fen === after, 'the menu reply says ¥' + yuanOf(fen) + ', the chat said ¥' +
-      yuanOf(after));
+    check(fen === after - fenOfYuan(BIG_PURCHASE), 'the menu reply says ¥' + yuanOf(fen) +
+      ', not ¥' + yuanOf(after) + ' less ' + BIG_PURCHASE + ' (¥' +
+      yuanOf(after - fenOfYuan(BIG_PURCHASE)) + ')');
+    log('     available at the end: ¥' + yuanOf(fen));
   });
 
   await step('screenshot of the phone: ' + SHOT, async () => {
-    // The conversation at the bottom of the phone, the phone at the bottom of the screen.
+    // The conversation at the bottom of the phone, the phone at the bottom of the screen; the
+    // last alert in view (scrolled to the top of the chat if the replies after it push it out).
     await page.$eval('#chat-log', (l) => { l.scrollTop = l.scrollHeight; });
+    const inView = (seq) => page.$eval('#chat-log', (l, s) => {
+      const card = l.querySelector('.msg[data-type="template"][data-seq="' + s + '"] .card');
+      const a = card.getBoundingClientRect();
+      const b = l.getBoundingClientRect();
+      return a.top >= b.top && a.bottom <= b.bottom;
+    }, seq);
+    if (!(await inView(alert388.seq))) {
+      await page.$eval(ALERT + '[data-seq="' + alert388.seq + '"]',
+        (m) => m.scrollIntoView({ block: 'start' }));
+    }
     await page.$eval('#phone', (p) => p.scrollIntoView({ block: 'end' }));
     await page.waitForTimeout(300); // let the last scroll and bubbles settle before the shot
+    check(await inView(alert388.seq), 'the ' + BIG_PURCHASE + ' alert is not in view in the chat');
     await page.screenshot({ path: SHOT, type: 'png' });
   });
 
@@ -202,17 +374,21 @@ async function run(browser) {
   await context.close();
 }
 
-// What the page showed when a step failed: the last chat lines and the POS result.
+// What the page showed when a step failed: the last chat lines, the newest SMS and the POS
+// result.
 async function postMortem() {
   if (!shownPage) return;
   try {
     const seen = await shownPage.evaluate(() => ({
       chat: [...document.querySelectorAll('#chat-log .msg')].slice(-6)
         .map((m) => m.getAttribute('data-from') + ': ' + m.textContent.replace(/\s+/g, ' ')),
+      sms: [...document.querySelectorAll('#sms-list .sms')].slice(0, 4)
+        .map((m) => m.textContent.replace(/\s+/g, ' ')),
       pos: document.getElementById('pos-result').textContent.replace(/\s+/g, ' '),
       toast: document.getElementById('toast').hidden ? '' : document.getElementById('toast').textContent,
     }));
     for (const line of seen.chat) console.error('sandbox.test:   chat  ' + line);
+    for (const line of seen.sms) console.error('sandbox.test:   sms   ' + line);
     if (seen.pos) console.error('sandbox.test:   pos   ' + seen.pos);
     if (seen.toast) console.error('sandbox.test:   toast ' + seen.toast);
   } catch (e) {
