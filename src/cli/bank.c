@@ -67,10 +67,20 @@ static int start_alerts(struct wx_bank *b, const struct wx_config *cfg, char *er
     return 0;
 }
 
+/* The ops API, when ops.token is set. */
+static int start_ops(struct wx_bank *b, const struct wx_config *cfg, char *err, size_t errlen)
+{
+    const char *token = wx_config_str(cfg, "ops.token");
+    if (token[0] == '\0') return 0;
+    b->ops = wx_ops_start(b->http, token, wx_config_sqlite_path(cfg), b->notify, err, errlen);
+    return b->ops != NULL ? 0 : -1;
+}
+
 void wx_bank_stop(struct wx_bank *b)
 {
     wx_http_free(b->http);       /* first: the webhook's first stage runs on its threads */
     wx_metrics_free(b->metrics); /* its route was on the listener; it reads what follows */
+    wx_ops_free(b->ops);
     wx_webhook_free(b->webhook);
     wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
     wx_wechat_api_free(b->api);
@@ -101,7 +111,14 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
     if (b->iso == NULL) goto fail;
     b->http = wx_http_start(b->hub, &http_opt, err, sizeof err);
     if (b->http == NULL) goto fail;
-    b->fetch = wx_fetch_new(wx_hub_base(b->hub), NULL);
+    /* Alerts are most of the bank's outbound calls: as many transfers as they may have in
+     * flight, or more wait inside the client and alerts.max_inflight means nothing. */
+    struct wx_fetch_options fetch_opt = {
+        .max_inflight = (unsigned)wx_config_int(cli->cfg, "alerts.max_inflight")};
+    if (fetch_opt.max_inflight < WX_FETCH_INFLIGHT_DEFAULT) {
+        fetch_opt.max_inflight = WX_FETCH_INFLIGHT_DEFAULT;
+    }
+    b->fetch = wx_fetch_new(wx_hub_base(b->hub), &fetch_opt);
     if (b->fetch == NULL) {
         snprintf(err, sizeof err, "cannot start the HTTP client");
         goto fail;
@@ -111,7 +128,8 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
     }
     b->webhook = wx_webhook_start(b->hub, b->http, b->api, &wh_opt, err, sizeof err);
     if (b->webhook == NULL || push_menu(b, cli->cfg, err, sizeof err) != 0 ||
-        start_alerts(b, cli->cfg, err, sizeof err) != 0) {
+        start_alerts(b, cli->cfg, err, sizeof err) != 0 ||
+        start_ops(b, cli->cfg, err, sizeof err) != 0) {
         goto fail;
     }
     wx_bank_metrics_start(b);

@@ -11,6 +11,8 @@
 #include "iso8583/iso8583.h"
 #include "net/net.h"
 #include "notify/notify.h"
+#include "ops/ops.h"
+#include "ops/ops.h"
 #include "wechat/wechat.h"
 
 /* Everything the bank runs on its loop. */
@@ -23,6 +25,7 @@ struct wx_bank {
     wx_webhook_t *webhook;
     wx_notify_t *notify;   /* NULL when alerts.enabled is false */
     wx_metrics_t *metrics; /* GET /metrics on http */
+    wx_ops_t *ops;         /* /api/v1 on http; NULL when ops.token is empty */
 };
 
 /* Starts every listener from cli's configuration, ledger and keys. Returns an exit code;

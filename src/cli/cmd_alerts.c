@@ -28,23 +28,12 @@ struct alerts_args {
     bool all;
 };
 
-/* A mobile number as staff lists show it: 138****8000. OpenIDs are not secret. */
-static void mask_to(const struct wx_send_row *r, char *out, size_t cap)
-{
-    size_t len = strlen(r->to);
-    if (r->channel != WX_SEND_SMS || len < 8) {
-        snprintf(out, cap, "%s", r->to);
-        return;
-    }
-    snprintf(out, cap, "%.*s****%s", (int)(len - 8), r->to, r->to + len - 4);
-}
-
 static void print_row(void *ctx, const struct wx_send_row *r)
 {
     int tz = *(const int *)ctx;
     char when[40], to[WX_OPENID_MAX + 8];
     wx_time_format(r->updated_ms, tz, when, sizeof when);
-    mask_to(r, to, sizeof to);
+    wx_send_row_shown_to(r, to, sizeof to);
     printf("%-10llu %-6s %-11s %-30s %3u  %s", (unsigned long long)r->seq,
            wx_send_channel_name(r->channel), wx_send_state_name(r->state), to, r->attempts, when);
     if (r->error[0] != '\0') printf("  %d %s", r->errcode, r->error);

@@ -66,7 +66,8 @@ struct cardq {
     struct job *head, *tail;
 };
 
-/* A holder's accepted WeChat messages, waiting for the platform's delivery report. */
+/* A holder's accepted WeChat messages, waiting for the platform's delivery report. Kept small:
+ * at thousands of alerts a second, the fallback delay holds tens of thousands of them. */
 struct watch_ref {
     uint64_t msgid;
     struct watch *w;
@@ -74,14 +75,20 @@ struct watch_ref {
     struct watch_ref *next_bucket;
 };
 
+struct watch_item {
+    struct watch_ref ref;
+    int64_t first_ms;
+    uint16_t attempts;
+    bool waiting; /* no report yet */
+    char to[WX_OPENID_MAX + 1];
+};
+
 struct watch {
     struct watch *prev, *next; /* by deadline */
     uint64_t seq;
     int64_t deadline_ms;
     unsigned n, waiting;
-    bool delivered;
-    struct watch_ref refs[WX_FOLLOWERS_PER_CUSTOMER];
-    struct wx_send_row rows[WX_FOLLOWERS_PER_CUSTOMER];
+    struct watch_item items[]; /* n */
 };
 
 struct tfield {

@@ -234,8 +234,9 @@ const char *wx_alert_kind_name(uint8_t kind);
  * up to it has had its sends recorded. Sends are recorded in batches every
  * WX_NOTIFY_RECORD_MS on a thread of their own. A crash can therefore resend exactly the sends
  * accepted by the platform or the gateway in the last batch interval before it (plus the
- * commit of that batch): restarted, the dispatcher finds them unrecorded or pending and sends
- * them again with the same reference. WeChat drops a repeated client_msg_id for 10 minutes; an
+ * commit of that batch), and those in flight at the crash, which the platform may still act
+ * on although no answer comes back: restarted, the dispatcher finds them unrecorded or
+ * pending and sends them again with the same reference. WeChat drops a repeated client_msg_id for 10 minutes; an
  * SMS gateway that honours the reference drops it too. Nothing else is ever sent twice, and
  * nothing is lost: what was not recorded is derived again from the journal.
  * ========================================================================================= */
@@ -275,6 +276,9 @@ struct wx_send_row {
     char error[96];             /* the last failure in words; "" when none */
     char to[WX_OPENID_MAX + 1]; /* the OpenID, or the mobile number for SMS */
 };
+
+/* The recipient as staff see it: an OpenID as it is, a mobile number masked (138****8000). */
+void wx_send_row_shown_to(const struct wx_send_row *r, char *out, size_t cap);
 
 /* Reading and replaying the outbox from a tool, with or without a running server. */
 

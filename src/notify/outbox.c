@@ -458,6 +458,16 @@ const char *wx_send_channel_name(uint8_t channel)
     return channel == WX_SEND_WECHAT ? "wechat" : channel == WX_SEND_SMS ? "sms" : "unknown";
 }
 
+void wx_send_row_shown_to(const struct wx_send_row *r, char *out, size_t cap)
+{
+    size_t len = strlen(r->to);
+    if (r->channel != WX_SEND_SMS || len < 8) {
+        snprintf(out, cap, "%s", r->to);
+        return;
+    }
+    snprintf(out, cap, "%.*s****%s", (int)(len - 8), r->to, r->to + len - 4);
+}
+
 int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t limit,
                    void (*fn)(void *ctx, const struct wx_send_row *row), void *ctx, char *err,
                    size_t errlen)

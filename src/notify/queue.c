@@ -241,17 +241,21 @@ void disp_watch_begin(struct wx_notify *n, uint64_t seq, const struct wx_send_ro
                       unsigned count, int64_t since_ms)
 {
     assert(count > 0 && count <= WX_FOLLOWERS_PER_CUSTOMER);
-    struct watch *w = wx_calloc(1, sizeof *w);
+    struct watch *w = wx_calloc(1, sizeof *w + count * sizeof w->items[0]);
     w->seq = seq;
     w->deadline_ms = since_ms + n->opt.sms_fallback_ms;
     w->n = w->waiting = count;
     for (unsigned i = 0; i < count; i++) {
         if (n->nwatch_refs >= n->nwbuckets) wrefs_grow(n);
-        w->rows[i] = rows[i];
-        w->refs[i] = (struct watch_ref){.msgid = rows[i].msgid, .w = w, .ix = i};
-        struct watch_ref **slot = &n->wbuckets[wref_bucket(n, rows[i].msgid)];
-        w->refs[i].next_bucket = *slot;
-        *slot = &w->refs[i];
+        struct watch_item *it = &w->items[i];
+        it->ref = (struct watch_ref){.msgid = rows[i].msgid, .w = w, .ix = i};
+        it->first_ms = rows[i].first_ms;
+        it->attempts = rows[i].attempts;
+        it->waiting = true;
+        memcpy(it->to, rows[i].to, sizeof it->to);
+        struct watch_ref **slot = &n->wbuckets[wref_bucket(n, it->ref.msgid)];
+        it->ref.next_bucket = *slot;
+        *slot = &it->ref;
         n->nwatch_refs++;
     }
     /* Deadlines mostly come in order; a restart's older ones go to the front. */
@@ -276,11 +280,12 @@ void disp_watch_begin(struct wx_notify *n, uint64_t seq, const struct wx_send_ro
 void disp_watch_end(struct wx_notify *n, struct watch *w)
 {
     for (unsigned i = 0; i < w->n; i++) {
-        struct watch_ref **slot = wref_slot(n, w->refs[i].msgid);
-        while (*slot != NULL && *slot != &w->refs[i])
+        struct watch_ref *ref = &w->items[i].ref;
+        struct watch_ref **slot = wref_slot(n, ref->msgid);
+        while (*slot != NULL && *slot != ref)
             slot = &(*slot)->next_bucket;
         if (*slot != NULL) {
-            *slot = w->refs[i].next_bucket;
+            *slot = ref->next_bucket;
             n->nwatch_refs--;
         }
     }
@@ -293,17 +298,25 @@ void disp_watch_end(struct wx_notify *n, struct watch *w)
     if (was_head) arm_watch(n);
 }
 
-/* A watched message's row changes: it is no longer watched, whatever it became. */
-static void watch_row_done(struct wx_notify *n, struct watch *w, unsigned ix, uint8_t state)
+/* A watched message's fate is known: its row is recorded as no longer watched. */
+static void watch_row_done(struct wx_notify *n, struct watch *w, unsigned ix, uint8_t state,
+                           const char *why)
 {
-    struct wx_send_row *r = &w->rows[ix];
-    if (!r->watch) return;
-    r->watch = false;
-    r->state = state;
-    r->updated_ms = wx_now_ms();
-    outbox_put(n->outbox, r);
-    n->pending_rows = true;
+    struct watch_item *it = &w->items[ix];
+    if (!it->waiting) return;
+    it->waiting = false;
     w->waiting--;
+    struct wx_send_row r = {.seq = w->seq,
+                            .channel = WX_SEND_WECHAT,
+                            .state = state,
+                            .attempts = it->attempts,
+                            .msgid = it->ref.msgid,
+                            .first_ms = it->first_ms,
+                            .updated_ms = wx_now_ms()};
+    snprintf(r.error, sizeof r.error, "%s", why);
+    memcpy(r.to, it->to, sizeof r.to);
+    outbox_put(n->outbox, &r);
+    n->pending_rows = true;
 }
 
 void wx_notify_template_finished(wx_notify_t *n, const char *openid, uint64_t msgid,
@@ -313,13 +326,13 @@ void wx_notify_template_finished(wx_notify_t *n, const char *openid, uint64_t ms
     if (ok) n->stats.delivered++;
     if (n->nwbuckets == 0) return;
     struct watch_ref *ref = *wref_slot(n, msgid);
-    if (ref == NULL || strcmp(ref->w->rows[ref->ix].to, openid) != 0) return;
+    if (ref == NULL || strcmp(ref->w->items[ref->ix].to, openid) != 0) return;
     struct watch *w = ref->w;
-    watch_row_done(n, w, ref->ix, ok ? WX_SEND_DELIVERED : WX_SEND_FAILED);
+    watch_row_done(n, w, ref->ix, ok ? WX_SEND_DELIVERED : WX_SEND_FAILED, ok ? "" : status);
     if (ok) {
         /* Delivered to one of the holder's phones: the others need no SMS either. */
         for (unsigned i = 0; i < w->n; i++)
-            watch_row_done(n, w, i, WX_SEND_ACCEPTED);
+            watch_row_done(n, w, i, WX_SEND_ACCEPTED, "");
         disp_watch_end(n, w);
     } else if (w->waiting == 0) {
         uint64_t seq = w->seq;
@@ -338,7 +351,7 @@ void disp_on_watch(evutil_socket_t fd, short what, void *arg)
     while (n->watch_head != NULL && n->watch_head->deadline_ms <= now) {
         struct watch *w = n->watch_head;
         for (unsigned i = 0; i < w->n; i++)
-            watch_row_done(n, w, i, WX_SEND_UNDELIVERED);
+            watch_row_done(n, w, i, WX_SEND_UNDELIVERED, "no delivery report in time");
         uint64_t seq = w->seq;
         disp_watch_end(n, w);
         disp_sms_fallback(n, seq, "no delivery report in time");

@@ -168,6 +168,9 @@ const struct cfg_key wx_cfg_schema[] = {
     INT("alerts.max_inflight", "256", 1, 4096, "alert sends in flight at once"),
     INT("alerts.queue_max", "100000", 16, 10000000,
         "alerts held in memory; past it new ones are read back from the journal later"),
+    SECRET("ops.token", NULL,
+           "bearer token of the ops HTTP API under /api/v1, 16 characters or more (secret; "
+           "@FILE reads a file); empty: no ops API"),
     CHECKED("sms.url", "", check_url_or_empty, "SMS gateway URL (empty: no SMS)"),
     SECRET("sms.auth_header", NULL,
            "header sent to the SMS gateway, \"Name: value\" (secret; @FILE reads a file)"),

@@ -31,6 +31,7 @@
 #include "ledger/ledger.h"
 #include "net/net.h"
 #include "notify/notify.h"
+#include "ops/ops.h"
 #include "sandbox/sandbox.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -50,6 +51,7 @@
 #define MOBILE_B "13800000002"
 #define MOBILE_C "13800000003"
 
+#define OPS_TOKEN   "ops-token-for-the-alerts-test"
 #define WAIT_MS     8000
 #define FALLBACK_MS 1000 /* alerts.sms_fallback_s at its least */
 #define MSGS_MAX    4096
@@ -80,6 +82,7 @@ struct fixture {
     wx_wechat_api_t *api;
     wx_webhook_t *webhook;
     wx_notify_t *notify;
+    wx_ops_t *ops;
     char api_base[128], sms_url[160], page_base[128];
     uint8_t ref_a[WX_REF_LEN], ref_b[WX_REF_LEN], ref_c[WX_REF_LEN];
     pthread_mutex_t mu;
@@ -130,30 +133,62 @@ static bool wait_seen(const char *ref, enum wx_sandbox_msg_kind kind, int64_t *f
     return false;
 }
 
-static size_t write_nothing(char *p, size_t size, size_t n, void *arg)
+struct answer {
+    char body[8192];
+    size_t len;
+};
+
+static size_t keep_body(char *p, size_t size, size_t n, void *arg)
 {
-    (void)p;
-    (void)arg;
+    struct answer *a = arg;
+    size_t take = size * n;
+    if (take > sizeof a->body - 1 - a->len) take = sizeof a->body - 1 - a->len;
+    memcpy(a->body + a->len, p, take);
+    a->len += take;
+    a->body[a->len] = '\0';
     return size * n;
 }
 
-/* POSTs JSON to the sandbox's page API; the HTTP status. */
-static long sandbox_post(const char *path, const char *json)
+/* One HTTP call (a POST when json is not NULL); the status, and the body in *a. */
+static long http_call(const char *url, const char *auth, const char *json, struct answer *a)
 {
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", fx.page_base, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char bearer[160];
+    if (auth != NULL) {
+        snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", auth);
+        h = curl_slist_append(h, bearer);
+    }
+    a->len = 0;
+    a->body[0] = '\0';
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_nothing);
+    if (json != NULL) curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     long status = 0;
     if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return status;
+}
+
+/* POSTs JSON to the sandbox's page API; the HTTP status. */
+static long sandbox_post(const char *path, const char *json)
+{
+    char url[256];
+    struct answer a;
+    snprintf(url, sizeof url, "%s%s", fx.page_base, path);
+    return http_call(url, NULL, json, &a);
+}
+
+/* Calls the bank's ops API. */
+static long ops_call(const char *path, const char *auth, const char *json, struct answer *a)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://%s%s", wx_http_address(fx.bank_http), path);
+    return http_call(url, auth, json, a);
 }
 
 static void fault(const char *json)
@@ -391,6 +426,8 @@ static void bank_start(void)
     fx.notify = wx_notify_start(fx.bank.hub, fx.api, fx.fetch, &no, err, sizeof err);
     if (fx.notify == NULL) fail_msg("notify: %s", err);
     wx_webhook_on_report(fx.webhook, on_report, fx.notify);
+    fx.ops = wx_ops_start(fx.bank_http, OPS_TOKEN, fx.db, fx.notify, err, sizeof err);
+    assert_non_null(fx.ops);
     loop_start(&fx.bank);
 }
 
@@ -398,6 +435,7 @@ static void bank_stop(void)
 {
     loop_join(&fx.bank);
     wx_http_free(fx.bank_http);
+    wx_ops_free(fx.ops);
     wx_webhook_free(fx.webhook);
     wx_fetch_free(fx.fetch);
     wx_wechat_api_free(fx.api);
@@ -643,7 +681,8 @@ static void test_card_order(void **state)
     fault("{\"kind\":\"none\"}");
 }
 
-/* Retries run out: the send is dead, listed, and a replay sends it once the platform is back. */
+/* Retries run out: the send is dead, listed, and a replay through the ops API sends it once
+ * the platform is back. */
 static void test_dead_letter_and_replay(void **state)
 {
     (void)state;
@@ -653,12 +692,54 @@ static void test_dead_letter_and_replay(void **state)
     assert_true(r.attempts >= 2);
     assert_true(strstr(r.error, "500") != NULL);
     fault("{\"kind\":\"none\"}");
-    char err[256], wref[32];
-    assert_int_equal(wx_outbox_replay(fx.db, seq, err, sizeof err), 1);
-    assert_int_equal(wx_outbox_replay(fx.db, seq, err, sizeof err), 0); /* no longer dead */
+    struct answer a;
+    char path[128], json[64], wref[32];
+    snprintf(path, sizeof path, "/api/v1/alerts/sends?state=dead&from=%llu",
+             (unsigned long long)seq);
+    assert_int_equal(ops_call(path, OPS_TOKEN, NULL, &a), 200);
+    assert_non_null(strstr(a.body, "\"state\":\"dead\""));
+    assert_non_null(strstr(a.body, OA));
+    snprintf(json, sizeof json, "{\"seq\":%llu}", (unsigned long long)seq);
+    assert_int_equal(ops_call("/api/v1/alerts/replay", OPS_TOKEN, json, &a), 200);
+    assert_string_equal(a.body, "{\"replayed\":1}");
+    assert_int_equal(ops_call("/api/v1/alerts/replay", OPS_TOKEN, json, &a), 200);
+    assert_string_equal(a.body, "{\"replayed\":0}"); /* no longer dead */
     ref_of(wref, sizeof wref, seq, "wechat");
     assert_true(wait_seen(wref, WX_SANDBOX_MSG_TEMPLATE, NULL));
     wait_state(seq, WX_SEND_WECHAT, WX_SEND_ACCEPTED);
+}
+
+/* The ops API wants its token, and says clearly what is wrong with a call. */
+static void test_ops_api_refusals(void **state)
+{
+    (void)state;
+    struct answer a;
+    assert_int_equal(ops_call("/api/v1/alerts", NULL, NULL, &a), 401);
+    assert_int_equal(ops_call("/api/v1/alerts", "ops-token-for-the-alerts-tesT", NULL, &a), 401);
+    assert_int_equal(ops_call("/api/v1/alerts", "short", NULL, &a), 401);
+    assert_int_equal(ops_call("/api/v1/alerts", OPS_TOKEN, NULL, &a), 200);
+    assert_non_null(strstr(a.body, "\"sends\":{\"pending\":"));
+    assert_non_null(strstr(a.body, "\"live\":{"));
+    assert_int_equal(ops_call("/api/v1/alerts/sends?state=lost", OPS_TOKEN, NULL, &a), 400);
+    assert_int_equal(ops_call("/api/v1/alerts/sends?limit=0", OPS_TOKEN, NULL, &a), 400);
+    assert_int_equal(ops_call("/api/v1/alerts/sends?limit=1001", OPS_TOKEN, NULL, &a), 400);
+    assert_int_equal(ops_call("/api/v1/alerts/sends?from=x", OPS_TOKEN, NULL, &a), 400);
+    static const char *const bad[] = {"",
+                                      "[]",
+                                      "{}",
+                                      "{\"seq\":0}",
+                                      "{\"seq\":-3}",
+                                      "{\"seq\":\"7\"}",
+                                      "{\"all\":false}",
+                                      "{\"seq\":1,\"all\":true}",
+                                      "{\"seq\":1,\"seq\":2}",
+                                      "not json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(ops_call("/api/v1/alerts/replay", OPS_TOKEN, bad[i], &a), 400);
+    }
+    assert_int_equal(ops_call("/api/v1/alerts/replay", OPS_TOKEN, "{\"all\":true}", &a), 200);
+    assert_int_equal(ops_call("/api/v1/alerts", OPS_TOKEN, "{}", &a), 405);
+    assert_int_equal(ops_call("/api/v1/cards", OPS_TOKEN, NULL, &a), 404);
 }
 
 /* A send in flight when the bank stops goes again at the next start, with the same reference. */
@@ -699,6 +780,7 @@ int main(void)
     const struct CMUnitTest unreported[] = {
         cmocka_unit_test(test_undelivered_falls_back_to_sms),
         cmocka_unit_test(test_dead_letter_and_replay),
+        cmocka_unit_test(test_ops_api_refusals),
         cmocka_unit_test(test_restart_resends_pending),
     };
     int failed = cmocka_run_group_tests_name("reported", reported, setup_reported, teardown);

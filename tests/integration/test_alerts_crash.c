@@ -110,9 +110,10 @@
  * acceptances not yet committed: up to 20 ms of answers, plus the answers still on their way
  * back to the bank's loop, plus a batch being written, plus however long the loop or the
  * thread was kept from running (on a loaded two-core machine, under sanitizers, during a
- * catch-up chunk of 2048 rows). 20 ms is the design's figure; 500 ms leaves room for those
- * scheduling delays while still telling a resend window from resending at random (a flow
- * run lasts a second or more).
+ * catch-up chunk of 2048 rows). 20 ms is the design's figure; in runs on a two-core machine
+ * shared with builds the earliest first copy of a duplicate came 8-40 ms before its kill, once
+ * 102 ms. 500 ms leaves room for such scheduling delays while still telling a resend window
+ * from resending at random: a run lasts a second or more.
  */
 #define DUP_WINDOW_MS 500
 

@@ -277,6 +277,34 @@ static void test_bad_input_exits_2_naming_it(void **state)
     assert_int_equal(r.status, 2);
 }
 
+/* `wxbank alerts` reads <db>.notify beside a server; with none yet it has nothing to show. */
+static void test_alerts_commands(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "alerts status");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "up to 0"));
+    assert_non_null(strstr(r.out, "dead         0"));
+    wxbank(&r, "alerts dead");
+    assert_int_equal(r.status, 0);
+    wxbank(&r, "alerts replay --all");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "0 dead sends queued again"));
+    wxbank(&r, "alerts list --state lost");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--state"));
+    wxbank(&r, "alerts list --limit 0");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--limit"));
+    wxbank(&r, "alerts replay");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "alerts replay 12x");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "alerts frobnicate");
+    assert_int_equal(r.status, 2);
+}
+
 static void test_seed_pans_file(void **state)
 {
     (void)state;
@@ -346,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issue_show_and_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_followers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alerts_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_pans_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_runs_and_verifies, setup, teardown),
