@@ -26,7 +26,7 @@ static const struct subcommand subcommands[] = {
     {"followers", wx_cmd_followers,
      "followers [--customer ID]    WeChat followers bound to customers"},
     {"alerts", wx_cmd_alerts,
-     "alerts status|list|dead|replay ...   alert sends, dead letters and their replay"},
+     "alerts status|list|dead|replay|lang ...   alert sends, dead letters, languages"},
     {"seed", wx_cmd_seed, "seed --cards N [--pans FILE] synthetic cardholders"},
     {"serve", wx_cmd_serve,
      "serve                        the bank: ISO 8583 host, WeChat webhook, until SIGINT/SIGTERM"},

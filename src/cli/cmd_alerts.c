@@ -19,7 +19,8 @@
 #define LIST_MAX     100000
 
 static const char USAGE[] = "wxbank alerts status | list [--state S] [--from SEQ] [--limit N] | "
-                            "dead [--limit N] | replay SEQ|--all [--config FILE]";
+                            "dead [--limit N] | replay SEQ|--all | lang OPENID zh|en "
+                            "[--config FILE]";
 
 struct alerts_args {
     const char *config, *state;
@@ -142,6 +143,25 @@ static int replay(const struct wx_cli *cli, int argc, char **argv, const struct 
     return WX_EXIT_OK;
 }
 
+/* A follower's language for alerts: a running server takes it within a second or two. */
+static int set_lang(const struct wx_cli *cli, int argc, char **argv)
+{
+    const char *openid = optind < argc ? argv[optind] : "";
+    const char *lang = optind + 1 < argc ? argv[optind + 1] : "";
+    if (!wx_openid_valid(openid) || (strcmp(lang, "zh") != 0 && strcmp(lang, "en") != 0)) {
+        fprintf(stderr, "usage: wxbank alerts lang OPENID zh|en\n");
+        return WX_EXIT_USAGE;
+    }
+    char err[512];
+    enum wx_lang l = strcmp(lang, "en") == 0 ? WX_LANG_EN : WX_LANG_ZH;
+    if (wx_outbox_set_lang(cli->db_path, openid, l, err, sizeof err) != 0) {
+        fprintf(stderr, "wxbank alerts: %s\n", err);
+        return WX_EXIT_FAIL;
+    }
+    printf("%s reads alerts in %s\n", openid, l == WX_LANG_EN ? "English" : "Chinese");
+    return WX_EXIT_OK;
+}
+
 int wx_cmd_alerts(int argc, char **argv)
 {
     const char *verb = argc > 1 ? argv[1] : "";
@@ -155,7 +175,8 @@ int wx_cmd_alerts(int argc, char **argv)
         return WX_EXIT_USAGE;
     }
     bool known = strcmp(verb, "status") == 0 || strcmp(verb, "list") == 0 ||
-                 strcmp(verb, "dead") == 0 || strcmp(verb, "replay") == 0;
+                 strcmp(verb, "dead") == 0 || strcmp(verb, "replay") == 0 ||
+                 strcmp(verb, "lang") == 0;
     if (!known) {
         fprintf(stderr, "usage: %s\n", USAGE);
         return WX_EXIT_USAGE;
@@ -169,6 +190,8 @@ int wx_cmd_alerts(int argc, char **argv)
         rc = list(&cli, state, &a);
     } else if (strcmp(verb, "dead") == 0) {
         rc = list(&cli, WX_SEND_DEAD, &a);
+    } else if (strcmp(verb, "lang") == 0) {
+        rc = set_lang(&cli, argc, argv);
     } else {
         rc = replay(&cli, argc, argv, &a);
     }

@@ -278,6 +278,7 @@ void wx_notify_free(wx_notify_t *n)
     }
     wx_journal_reader_close(n->reader);
     sms_client_free(n->sms);
+    disp_free_langs(n);
     free(n->heap);
     free(n->buckets);
     free(n->wbuckets);
@@ -401,14 +402,26 @@ static void rewatch(struct wx_notify *n, const struct outbox_todo *watched)
     }
 }
 
+/* Languages chosen by followers, at start or since the last look. */
+static void on_prefs(void *arg, const struct outbox_prefs *prefs)
+{
+    for (size_t i = 0; i < prefs->n; i++) {
+        disp_set_lang(arg, prefs->v[i].openid, prefs->v[i].lang);
+    }
+}
+
 static int open_outbox(struct wx_notify *n, char *err, size_t errlen)
 {
     struct outbox_todo pending, watched;
+    struct outbox_prefs prefs;
     uint64_t watermark;
     uint64_t last = wx_hub_read_seq(n->hub);
-    n->outbox = outbox_open(n->opt.db_path, n->hub, on_replay, n, last, &watermark, &pending,
-                            &watched, err, errlen);
+    struct outbox_hooks hooks = {.replay = on_replay, .prefs = on_prefs, .arg = n};
+    n->outbox = outbox_open(n->opt.db_path, n->hub, &hooks, last, &watermark, &pending, &watched,
+                            &prefs, err, errlen);
     if (n->outbox == NULL) return -1;
+    on_prefs(n, &prefs);
+    outbox_prefs_free(&prefs);
     int rc = 0;
     if (watermark > last) {
         snprintf(err, errlen,

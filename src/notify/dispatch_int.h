@@ -30,6 +30,7 @@
 #define REF_MAX          32    /* "<seq>-wechat" */
 
 struct job;
+struct lang_pref;
 
 struct send {
     struct job *job;
@@ -125,6 +126,8 @@ struct wx_notify {
     struct send **heap;
     size_t heap_n, heap_cap;
 
+    struct lang_pref **lbuckets; /* followers' languages (send.c) */
+    size_t nlbuckets, nprefs;
     struct watch *watch_head, *watch_tail;
     struct watch_ref **wbuckets;
     size_t nwbuckets, nwatch_refs;
@@ -144,6 +147,8 @@ int disp_alert_of_row(struct wx_notify *n, const struct wx_cmd *cmd, const struc
                       uint64_t seq, int64_t at_ms, struct wx_alert *a);
 void disp_sms_fallback(struct wx_notify *n, uint64_t seq, const char *why);
 void disp_pump(struct wx_notify *n);
+void disp_set_lang(struct wx_notify *n, const char *openid, uint8_t lang);
+void disp_free_langs(struct wx_notify *n);
 
 /* queue.c */
 void disp_ready_push(struct wx_notify *n, struct send *s);

@@ -236,9 +236,9 @@ const char *wx_alert_kind_name(uint8_t kind);
  * accepted by the platform or the gateway in the last batch interval before it (plus the
  * commit of that batch), and those in flight at the crash, which the platform may still act
  * on although no answer comes back: restarted, the dispatcher finds them unrecorded or
- * pending and sends them again with the same reference. WeChat drops a repeated client_msg_id for 10 minutes; an
- * SMS gateway that honours the reference drops it too. Nothing else is ever sent twice, and
- * nothing is lost: what was not recorded is derived again from the journal.
+ * pending and sends them again with the same reference. WeChat drops a repeated client_msg_id for
+ * 10 minutes; an SMS gateway that honours the reference drops it too. Nothing else is ever sent
+ * twice, and nothing is lost: what was not recorded is derived again from the journal.
  * ========================================================================================= */
 
 #define WX_NOTIFY_RECORD_MS 20 /* sends are recorded at least this often */
@@ -297,6 +297,12 @@ int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermar
  * 0. A running server picks them up within a few seconds; a stopped one at its next start.
  * Returns how many, or -1 with a message in err. */
 long wx_outbox_replay(const char *db_path, uint64_t seq, char *err, size_t errlen);
+
+/* Sets the language a follower reads alerts in (`wxbank alerts lang`); a running server takes
+ * it within a second or two. The OpenID must be valid (wx_openid_valid). 0, or -1 with a
+ * message in err. */
+int wx_outbox_set_lang(const char *db_path, const char *openid, enum wx_lang lang, char *err,
+                       size_t errlen);
 
 /* The SMS gateway: an HTTP POST of a JSON body made from a template. */
 struct wx_sms_options {

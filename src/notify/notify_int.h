@@ -21,21 +21,40 @@ struct outbox_todo {
     size_t n;
 };
 
+/* Followers' languages for alerts. */
+struct outbox_pref {
+    char openid[WX_OPENID_MAX + 1];
+    uint8_t lang; /* enum wx_lang */
+};
+
+struct outbox_prefs {
+    struct outbox_pref *v;
+    size_t n;
+};
+
 typedef struct outbox outbox_t;
 
-/* Replays found by the recording thread are handed to the loop with this (on the loop). */
-typedef void (*outbox_replay_fn)(void *arg, struct outbox_todo *todo);
+/* What the recording thread finds for the loop: replays asked for by staff and languages set
+ * since it last looked. Called on the loop; either may be empty. */
+struct outbox_hooks {
+    void (*replay)(void *arg, struct outbox_todo *todo);
+    void (*prefs)(void *arg, const struct outbox_prefs *prefs);
+    void *arg;
+};
 
 /*
- * Opens <db_path>.notify (creating it with its watermark at start_seq) and reads, before anything
- * runs: the watermark, the sends still pending (in *pending, the caller frees rows) and the WeChat
- * sends still watched for delivery (in *watched). Then starts the recording thread. Replays asked
- * for by staff reach replay_fn on the hub's loop. NULL with a message in err.
+ * Opens <db_path>.notify (creating it with its watermark at start_seq) and reads, before
+ * anything runs: the watermark, the sends still pending (in *pending, the caller frees rows),
+ * the WeChat sends still watched for delivery (in *watched) and every language preference (in
+ * *prefs, freed with outbox_prefs_free). Then starts the recording thread, which hands what
+ * it finds later to hooks on the hub's loop. NULL with a message in err.
  */
-outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, outbox_replay_fn replay_fn,
-                      void *arg, uint64_t start_seq, uint64_t *watermark,
-                      struct outbox_todo *pending, struct outbox_todo *watched, char *err,
+outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outbox_hooks *hooks,
+                      uint64_t start_seq, uint64_t *watermark, struct outbox_todo *pending,
+                      struct outbox_todo *watched, struct outbox_prefs *prefs, char *err,
                       size_t errlen);
+
+void outbox_prefs_free(struct outbox_prefs *p);
 
 /* Queues a send's state for the next batch (the loop's thread). */
 void outbox_put(outbox_t *o, const struct wx_send_row *row);

@@ -50,6 +50,10 @@ static const char *const SCHEMA =
     " errcode INTEGER NOT NULL, error TEXT NOT NULL, replay INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (seq, channel, recipient)) WITHOUT ROWID;"
     /* Small partial indexes: only the rows a restart, the watch or staff look for. */
+    /* A follower's language for alerts, written by staff or the chat, read by the dispatcher. */
+    "CREATE TABLE IF NOT EXISTS prefs(openid TEXT PRIMARY KEY, lang INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS prefs_updated ON prefs(updated_ms);"
     "CREATE INDEX IF NOT EXISTS sends_pending ON sends(seq) WHERE state = 0;"
     "CREATE INDEX IF NOT EXISTS sends_dead ON sends(seq) WHERE state = 4;"
     "CREATE INDEX IF NOT EXISTS sends_watch ON sends(seq) WHERE watch = 1;"
@@ -67,9 +71,9 @@ struct outbox {
     sqlite3 *db; /* the thread's, once it runs */
     sqlite3_stmt *put, *mark;
     wx_hub_t *hub;
-    outbox_replay_fn replay_fn;
-    void *replay_arg;
-    struct rowvec cur; /* the loop's: rows queued since the last commit */
+    struct outbox_hooks hooks;
+    int64_t prefs_seen_ms; /* the thread's: preferences up to this time were handed over */
+    struct rowvec cur;     /* the loop's: rows queued since the last commit */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -81,10 +85,12 @@ struct outbox {
     char path[4096];
 };
 
-struct replay_task {
+/* What one look found, carried to the loop. */
+struct found_task {
     struct wx_hub_task task;
     outbox_t *o;
     struct outbox_todo todo;
+    struct outbox_prefs prefs;
 };
 
 /* ---- rows --------------------------------------------------------------------------------- */
@@ -139,19 +145,26 @@ void outbox_todo_free(struct outbox_todo *t)
     t->n = 0;
 }
 
+enum open_mode {
+    OPEN_RECORDER, /* create it, the watermark at start_seq */
+    OPEN_EXISTING, /* tools reading or replaying: only an outbox that exists */
+    OPEN_PREFS,    /* tools setting a preference: create it, but leave the watermark alone */
+};
+
 /*
- * Opens <db_path>.notify. The recorder creates it, with the watermark at start_seq: a bank
- * that turns alerts on does not announce its whole past. Tools only open an existing one:
- * 0 with *db NULL when there is none yet.
+ * Opens <db_path>.notify. The recorder creates it with the watermark at start_seq, so a bank
+ * that turns alerts on does not announce its whole past; a preference written before the
+ * first start must not set the watermark either. OPEN_EXISTING: 0 with *db NULL when there
+ * is no outbox yet.
  */
-static int open_db(const char *db_path, bool create, uint64_t start_seq, sqlite3 **db, char *err,
-                   size_t errlen)
+static int open_db(const char *db_path, enum open_mode mode, uint64_t start_seq, sqlite3 **db,
+                   char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s.notify", db_path);
-    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    int flags = SQLITE_OPEN_READWRITE | (mode != OPEN_EXISTING ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, db, flags, NULL);
-    if (!create && rc == SQLITE_CANTOPEN) {
+    if (mode == OPEN_EXISTING && rc == SQLITE_CANTOPEN) {
         sqlite3_close(*db);
         *db = NULL;
         return 0;
@@ -161,7 +174,7 @@ static int open_db(const char *db_path, bool create, uint64_t start_seq, sqlite3
              (unsigned long long)start_seq);
     if (rc != SQLITE_OK || sqlite3_busy_timeout(*db, 5000) != SQLITE_OK ||
         sqlite3_exec(*db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
-        (create && sqlite3_exec(*db, init, NULL, NULL, NULL) != SQLITE_OK)) {
+        (mode == OPEN_RECORDER && sqlite3_exec(*db, init, NULL, NULL, NULL) != SQLITE_OK)) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(*db));
         sqlite3_close(*db);
         *db = NULL;
@@ -208,56 +221,105 @@ fail:
     return -1;
 }
 
-static void run_replay(struct wx_hub_task *t, bool cancelled)
+static void run_found(struct wx_hub_task *t, bool cancelled)
 {
-    struct replay_task *rt = (struct replay_task *)t;
-    if (!cancelled) rt->o->replay_fn(rt->o->replay_arg, &rt->todo);
-    outbox_todo_free(&rt->todo);
-    free(rt);
+    struct found_task *ft = (struct found_task *)t;
+    const struct outbox_hooks *h = &ft->o->hooks;
+    if (!cancelled && ft->todo.n > 0) h->replay(h->arg, &ft->todo);
+    if (!cancelled && ft->prefs.n > 0) h->prefs(h->arg, &ft->prefs);
+    outbox_todo_free(&ft->todo);
+    outbox_prefs_free(&ft->prefs);
+    free(ft);
 }
 
-/* Hands flagged rows (wxbank alerts replay) to the loop, clearing their flags, in one
- * transaction so that a flag set meanwhile is neither lost nor handed over twice. */
-static void poll_replays(outbox_t *o)
+void outbox_prefs_free(struct outbox_prefs *p)
 {
-    struct outbox_todo todo = {0};
+    free(p->v);
+    p->v = NULL;
+    p->n = 0;
+}
+
+/* Preferences changed at or after since_ms (a change in the same millisecond as the last
+ * look may have come after it: it is handed over again, harmlessly). */
+static int read_prefs(sqlite3 *db, int64_t since_ms, struct outbox_prefs *out, int64_t *latest)
+{
+    sqlite3_stmt *st;
+    size_t cap = 0;
+    memset(out, 0, sizeof *out);
+    if (sqlite3_prepare_v2(db,
+                           "SELECT openid, lang, updated_ms FROM prefs WHERE updated_ms >= ?1 "
+                           "ORDER BY updated_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, since_ms);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            out->v = wx_reallocarray(out->v, cap, sizeof *out->v);
+        }
+        struct outbox_pref *p = &out->v[out->n++];
+        snprintf(p->openid, sizeof p->openid, "%s", (const char *)sqlite3_column_text(st, 0));
+        p->lang = (uint8_t)sqlite3_column_int(st, 1);
+        int64_t at = sqlite3_column_int64(st, 2);
+        if (at > *latest) *latest = at;
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : -1;
+}
+
+/* Takes flagged rows (wxbank alerts replay) and clears their flags, in one transaction so
+ * that a flag set meanwhile is neither lost nor handed over twice. */
+static void poll_replays(outbox_t *o, struct outbox_todo *todo)
+{
+    memset(todo, 0, sizeof *todo);
     if (sqlite3_exec(o->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return;
     if (select_rows(o->db,
                     "SELECT " COLUMNS " FROM sends WHERE replay = 1 ORDER BY seq, channel "
                     "LIMIT " REPLAY_MAX_TEXT,
-                    &todo) != 0) {
+                    todo) != 0) {
         goto fail;
     }
     /* A full batch may end inside a seq: that seq's rows wait for the next poll (unless one
      * seq fills the whole batch, which cannot happen: a row has at most 11 sends). */
-    if (todo.n == REPLAY_MAX && todo.rows[todo.n - 1].seq != todo.rows[0].seq) {
-        uint64_t last = todo.rows[todo.n - 1].seq;
-        while (todo.rows[todo.n - 1].seq == last)
-            todo.n--;
-    }
-    if (todo.n == 0) {
-        sqlite3_exec(o->db, "COMMIT", NULL, NULL, NULL);
-        outbox_todo_free(&todo);
-        return;
+    if (todo->n == REPLAY_MAX && todo->rows[todo->n - 1].seq != todo->rows[0].seq) {
+        uint64_t last = todo->rows[todo->n - 1].seq;
+        while (todo->rows[todo->n - 1].seq == last)
+            todo->n--;
     }
     char sql[128];
     snprintf(sql, sizeof sql, "UPDATE sends SET replay = 0 WHERE replay = 1 AND seq <= %llu",
-             (unsigned long long)todo.rows[todo.n - 1].seq);
+             (unsigned long long)(todo->n > 0 ? todo->rows[todo->n - 1].seq : 0));
     if (sqlite3_exec(o->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(o->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         goto fail;
     }
-    WX_INFO("notify: %zu dead sends replayed", todo.n);
-    struct replay_task *rt = wx_calloc(1, sizeof *rt);
-    rt->task.run = run_replay;
-    rt->o = o;
-    rt->todo = todo;
-    wx_hub_post(o->hub, &rt->task);
+    if (todo->n > 0) WX_INFO("notify: %zu dead sends replayed", todo->n);
     return;
 fail:
     WX_ERROR("notify: reading replays in %s: %s", o->path, sqlite3_errmsg(o->db));
     sqlite3_exec(o->db, "ROLLBACK", NULL, NULL, NULL);
-    outbox_todo_free(&todo);
+    outbox_todo_free(todo);
+}
+
+/* Looks for what staff or the chat asked for since the last look; hands it to the loop. */
+static void poll(outbox_t *o)
+{
+    struct found_task *ft = wx_calloc(1, sizeof *ft);
+    ft->task.run = run_found;
+    ft->o = o;
+    poll_replays(o, &ft->todo);
+    int64_t latest = o->prefs_seen_ms;
+    if (read_prefs(o->db, o->prefs_seen_ms, &ft->prefs, &latest) != 0) {
+        WX_ERROR("notify: reading preferences in %s: %s", o->path, sqlite3_errmsg(o->db));
+    }
+    o->prefs_seen_ms = latest;
+    if (ft->todo.n == 0 && ft->prefs.n == 0) {
+        free(ft);
+        return;
+    }
+    wx_hub_post(o->hub, &ft->task);
 }
 
 static void prune(outbox_t *o)
@@ -305,7 +367,7 @@ static void *recorder(void *arg)
         int64_t now = wx_now_ms();
         if (!stopping && now - last_poll >= POLL_MS) {
             last_poll = now;
-            poll_replays(o);
+            poll(o);
         }
         if (now - o->last_prune_ms >= PRUNE_EVERY_MS) {
             o->last_prune_ms = now;
@@ -322,7 +384,7 @@ static void *recorder(void *arg)
 /* ---- the loop's side ---------------------------------------------------------------------- */
 
 static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pending,
-                      struct outbox_todo *watched)
+                      struct outbox_todo *watched, struct outbox_prefs *prefs, int64_t *prefs_ms)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT seq FROM watermark WHERE id = 1", -1, &st, NULL) !=
@@ -340,30 +402,31 @@ static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pend
         sqlite3_exec(db, "UPDATE sends SET replay = 0 WHERE replay = 1", NULL, NULL, NULL) !=
             SQLITE_OK ||
         select_rows(db, "SELECT " COLUMNS " FROM sends WHERE watch = 1 ORDER BY seq, channel",
-                    watched) != 0) {
+                    watched) != 0 ||
+        read_prefs(db, 0, prefs, prefs_ms) != 0) {
         return -1;
     }
     return 0;
 }
 
-outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, outbox_replay_fn replay_fn,
-                      void *arg, uint64_t start_seq, uint64_t *watermark,
-                      struct outbox_todo *pending, struct outbox_todo *watched, char *err,
+outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outbox_hooks *hooks,
+                      uint64_t start_seq, uint64_t *watermark, struct outbox_todo *pending,
+                      struct outbox_todo *watched, struct outbox_prefs *prefs, char *err,
                       size_t errlen)
 {
     memset(pending, 0, sizeof *pending);
     memset(watched, 0, sizeof *watched);
+    memset(prefs, 0, sizeof *prefs);
     outbox_t *o = wx_calloc(1, sizeof *o);
     snprintf(o->path, sizeof o->path, "%s.notify", db_path);
     o->hub = hub;
-    o->replay_fn = replay_fn;
-    o->replay_arg = arg;
+    o->hooks = *hooks;
     o->last_prune_ms = wx_now_ms();
-    if (open_db(db_path, true, start_seq, &o->db, err, errlen) != 0) {
+    if (open_db(db_path, OPEN_RECORDER, start_seq, &o->db, err, errlen) != 0) {
         free(o);
         return NULL;
     }
-    if (read_start(o->db, watermark, pending, watched) != 0 ||
+    if (read_start(o->db, watermark, pending, watched, prefs, &o->prefs_seen_ms) != 0 ||
         sqlite3_prepare_v2(o->db,
                            "INSERT OR REPLACE INTO sends (" COLUMNS ") VALUES "
                            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -385,6 +448,7 @@ outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, outbox_replay_fn 
 fail:
     outbox_todo_free(pending);
     outbox_todo_free(watched);
+    outbox_prefs_free(prefs);
     sqlite3_finalize(o->put);
     sqlite3_finalize(o->mark);
     sqlite3_close(o->db);
@@ -473,7 +537,7 @@ int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t lim
                    size_t errlen)
 {
     sqlite3 *db;
-    if (open_db(db_path, false, 0, &db, err, errlen) != 0) return -1;
+    if (open_db(db_path, OPEN_EXISTING, 0, &db, err, errlen) != 0) return -1;
     if (db == NULL) return 0;
     sqlite3_stmt *st;
     int rc = -1;
@@ -504,7 +568,7 @@ int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermar
     sqlite3 *db;
     memset(counts, 0, 6 * sizeof counts[0]);
     *watermark = 0;
-    if (open_db(db_path, false, 0, &db, err, errlen) != 0) return -1;
+    if (open_db(db_path, OPEN_EXISTING, 0, &db, err, errlen) != 0) return -1;
     if (db == NULL) return 0;
     sqlite3_stmt *st;
     int rc = -1;
@@ -533,7 +597,7 @@ int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermar
 long wx_outbox_replay(const char *db_path, uint64_t seq, char *err, size_t errlen)
 {
     sqlite3 *db;
-    if (open_db(db_path, false, 0, &db, err, errlen) != 0) return -1;
+    if (open_db(db_path, OPEN_EXISTING, 0, &db, err, errlen) != 0) return -1;
     if (db == NULL) return 0;
     sqlite3_stmt *st;
     long n = -1;
@@ -550,4 +614,24 @@ long wx_outbox_replay(const char *db_path, uint64_t seq, char *err, size_t errle
     if (n < 0) snprintf(err, errlen, "%s.notify: %s", db_path, sqlite3_errmsg(db));
     sqlite3_close(db);
     return n;
+}
+
+int wx_outbox_set_lang(const char *db_path, const char *openid, enum wx_lang lang, char *err,
+                       size_t errlen)
+{
+    sqlite3 *db;
+    if (open_db(db_path, OPEN_PREFS, 0, &db, err, errlen) != 0) return -1;
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO prefs VALUES (?1, ?2, ?3)", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, openid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int)lang);
+        sqlite3_bind_int64(st, 3, wx_now_ms());
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    if (rc != 0) snprintf(err, errlen, "%s.notify: %s", db_path, sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
 }

@@ -355,12 +355,105 @@ static void on_sms(enum sms_result r, int status, const char *error, void *arg)
     disp_pump(n);
 }
 
+/* ---- languages ------------------------------------------------------------------------------ */
+
+struct lang_pref {
+    struct lang_pref *next;
+    uint8_t lang;
+    char openid[];
+};
+
+static size_t lang_bucket(const struct wx_notify *n, const char *openid)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a: OpenIDs are the platform's, not a peer's */
+    for (const unsigned char *p = (const unsigned char *)openid; *p != '\0'; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+    }
+    return (size_t)h & (n->nlbuckets - 1);
+}
+
+static void langs_grow(struct wx_notify *n)
+{
+    size_t old = n->nlbuckets;
+    struct lang_pref **ob = n->lbuckets;
+    n->nlbuckets = old ? old * 2 : 256;
+    n->lbuckets = wx_calloc(n->nlbuckets, sizeof *n->lbuckets);
+    for (size_t i = 0; i < old; i++) {
+        for (struct lang_pref *p = ob[i], *next; p != NULL; p = next) {
+            next = p->next;
+            struct lang_pref **slot = &n->lbuckets[lang_bucket(n, p->openid)];
+            p->next = *slot;
+            *slot = p;
+        }
+    }
+    free(ob);
+}
+
+void disp_set_lang(struct wx_notify *n, const char *openid, uint8_t lang)
+{
+    if (n->nprefs >= n->nlbuckets) langs_grow(n);
+    struct lang_pref **slot = &n->lbuckets[lang_bucket(n, openid)];
+    for (struct lang_pref *p = *slot; p != NULL; p = p->next) {
+        if (strcmp(p->openid, openid) == 0) {
+            p->lang = lang;
+            return;
+        }
+    }
+    size_t len = strlen(openid);
+    struct lang_pref *p = wx_calloc(1, sizeof *p + len + 1);
+    memcpy(p->openid, openid, len + 1);
+    p->lang = lang;
+    p->next = *slot;
+    *slot = p;
+    n->nprefs++;
+}
+
+void disp_free_langs(struct wx_notify *n)
+{
+    for (size_t i = 0; i < n->nlbuckets; i++) {
+        for (struct lang_pref *p = n->lbuckets[i], *next; p != NULL; p = next) {
+            next = p->next;
+            free(p);
+        }
+    }
+    free(n->lbuckets);
+}
+
+/* The follower's own choice, or -1. */
+static int lang_chosen(const struct wx_notify *n, const char *openid)
+{
+    if (n->nlbuckets == 0) return -1;
+    for (const struct lang_pref *p = n->lbuckets[lang_bucket(n, openid)]; p != NULL; p = p->next) {
+        if (strcmp(p->openid, openid) == 0) return p->lang;
+    }
+    return -1;
+}
+
+/* A WeChat message in its follower's language; an SMS in the language the holder's first
+ * follower with a choice made (the phone is the holder's); the bank's default otherwise. */
+static enum wx_lang send_lang(const struct wx_notify *n, const struct send *s)
+{
+    int lang = -1;
+    if (s->row.channel == WX_SEND_WECHAT) {
+        lang = lang_chosen(n, s->row.to);
+    } else if (n->nprefs > 0) {
+        struct wx_follower_view f[WX_FOLLOWERS_PER_CUSTOMER];
+        size_t nf = wx_engine_customer_followers(wx_hub_engine(n->hub), s->job->a.customer_id, f,
+                                                 WX_FOLLOWERS_PER_CUSTOMER);
+        for (size_t i = 0; i < nf && lang < 0; i++)
+            lang = lang_chosen(n, f[i].openid);
+    }
+    return lang == WX_LANG_EN ? WX_LANG_EN : lang == WX_LANG_ZH ? WX_LANG_ZH : n->opt.lang;
+}
+
+/* ---- the calls ----------------------------------------------------------------------------- */
+
 /* The template's data: the configured keys filled from the alert's fields. */
 static int send_template(struct wx_notify *n, struct send *s, const char *tid, const char *ref)
 {
     struct wx_alert_fields af;
-    if (wx_alert_fields(&s->job->a, n->opt.lang, n->opt.tz_offset_minutes, n->details_url, &af) !=
-        0) {
+    if (wx_alert_fields(&s->job->a, send_lang(n, s), n->opt.tz_offset_minutes, n->details_url,
+                        &af) != 0) {
         return -1;
     }
     struct wx_wechat_template_field fields[TEMPLATE_MAX_MAP];
@@ -392,14 +485,14 @@ static void send_start(struct wx_notify *n, struct send *s)
             rc = send_template(n, s, tid, ref);
         } else {
             char text[WX_ALERT_TEXT_MAX];
-            if (wx_alert_text(&j->a, n->opt.lang, n->opt.tz_offset_minutes, n->details_url, text,
-                              sizeof text) >= 0) {
+            if (wx_alert_text(&j->a, send_lang(n, s), n->opt.tz_offset_minutes, n->details_url,
+                              text, sizeof text) >= 0) {
                 rc = wx_wechat_api_custom_text(n->api, s->row.to, text, on_wechat, s);
             }
         }
     } else {
         char text[WX_ALERT_TEXT_MAX];
-        if (wx_alert_text(&j->a, n->opt.lang, n->opt.tz_offset_minutes, n->details_url, text,
+        if (wx_alert_text(&j->a, send_lang(n, s), n->opt.tz_offset_minutes, n->details_url, text,
                           sizeof text) >= 0) {
             rc = sms_client_send(n->sms, s->row.to, text, ref, on_sms, s);
         }

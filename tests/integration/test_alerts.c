@@ -60,6 +60,7 @@ struct seen {
     enum wx_sandbox_msg_kind kind;
     char to[WX_OPENID_MAX + 1];
     char ref[64];
+    char text[512];
     bool repeat;
     int64_t at_ms;
 };
@@ -104,6 +105,7 @@ static void observe(const struct wx_sandbox_msg *m, void *arg)
         s->kind = m->kind;
         snprintf(s->to, sizeof s->to, "%s", m->to);
         snprintf(s->ref, sizeof s->ref, "%s", m->ref);
+        snprintf(s->text, sizeof s->text, "%s", m->text);
         s->repeat = m->repeat;
         s->at_ms = m->at_ms;
     }
@@ -123,6 +125,20 @@ static int seen_count(const char *ref, enum wx_sandbox_msg_kind kind, int64_t *f
     }
     pthread_mutex_unlock(&fx.mu);
     return n;
+}
+
+/* The text of the first message of kind with ref ("" when none). */
+static void seen_text(const char *ref, enum wx_sandbox_msg_kind kind, char *out, size_t cap)
+{
+    out[0] = '\0';
+    pthread_mutex_lock(&fx.mu);
+    for (size_t i = 0; i < fx.nseen; i++) {
+        if (fx.seen[i].kind == kind && strcmp(fx.seen[i].ref, ref) == 0) {
+            snprintf(out, cap, "%s", fx.seen[i].text);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fx.mu);
 }
 
 static bool wait_seen(const char *ref, enum wx_sandbox_msg_kind kind, int64_t *first_at)
@@ -599,6 +615,28 @@ static void test_undelivered_falls_back_to_sms(void **state)
     wait_state(seq, WX_SEND_WECHAT, WX_SEND_UNDELIVERED);
 }
 
+/* A follower who chose English reads English; staff set it beside the running server. */
+static void test_follower_reads_english(void **state)
+{
+    (void)state;
+    char err[256], wref[32], text[512];
+    assert_int_equal(wx_outbox_set_lang(fx.db, OA, WX_LANG_EN, err, sizeof err), 0);
+    usleep(1500 * 1000); /* the recording thread looks every second */
+    uint64_t seq = purchase(fx.ref_a, 7700);
+    ref_of(wref, sizeof wref, seq, "wechat");
+    assert_true(wait_seen(wref, WX_SANDBOX_MSG_TEMPLATE, NULL));
+    seen_text(wref, WX_SANDBOX_MSG_TEMPLATE, text, sizeof text);
+    assert_non_null(strstr(text, "CNY 77.00"));
+    assert_null(strstr(text, "元"));
+    assert_int_equal(wx_outbox_set_lang(fx.db, OA, WX_LANG_ZH, err, sizeof err), 0);
+    usleep(1500 * 1000);
+    seq = purchase(fx.ref_a, 7800);
+    ref_of(wref, sizeof wref, seq, "wechat");
+    assert_true(wait_seen(wref, WX_SANDBOX_MSG_TEMPLATE, NULL));
+    seen_text(wref, WX_SANDBOX_MSG_TEMPLATE, text, sizeof text);
+    assert_non_null(strstr(text, "78.00元"));
+}
+
 /* ---- the platform's and the gateway's failures ----------------------------------------------- */
 
 /* One purchase under a fault: the template message still arrives, exactly once. */
@@ -776,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_no_answer_is_retried_once),
         cmocka_unit_test(test_sms_gateway_errors_are_retried),
         cmocka_unit_test(test_card_order),
+        cmocka_unit_test(test_follower_reads_english),
     };
     const struct CMUnitTest unreported[] = {
         cmocka_unit_test(test_undelivered_falls_back_to_sms),

@@ -303,6 +303,16 @@ static void test_alerts_commands(void **state)
     assert_int_equal(r.status, 2);
     wxbank(&r, "alerts frobnicate");
     assert_int_equal(r.status, 2);
+    wxbank(&r, "alerts lang oABCDEFGHIJKLMNOPQRSTUVWXYZ1 en");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "English"));
+    wxbank(&r, "alerts status"); /* a preference alone sets no watermark */
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "up to 0"));
+    wxbank(&r, "alerts lang 'not an openid' en");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "alerts lang oABCDEFGHIJKLMNOPQRSTUVWXYZ1 fr");
+    assert_int_equal(r.status, 2);
 }
 
 static void test_seed_pans_file(void **state)
