@@ -23,13 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event_struct.h>
+
 #include "util/alloc.h"
 #include "util/log.h"
 
-/* A socket libcurl asked us to watch. */
+/* A socket libcurl asked us to watch. libcurl stops watching a connection while it sits idle
+ * in the cache between transfers, so these come and go often: the event is in the block. */
 struct fetch_sock {
     struct wx_fetch *f;
-    struct event *ev;               /* persistent, for what libcurl wants (read and/or write) */
+    struct event ev;                /* persistent, for what libcurl wants (read and/or write) */
     struct fetch_sock *prev, *next; /* f->socks */
 };
 
@@ -251,7 +254,7 @@ static void sock_free(struct wx_fetch *f, struct fetch_sock *s)
         f->socks = s->next;
     }
     if (s->next != NULL) s->next->prev = s->prev;
-    event_free(s->ev);
+    event_del(&s->ev);
     free(s);
 }
 
@@ -259,8 +262,7 @@ static struct fetch_sock *sock_new(struct wx_fetch *f, curl_socket_t fd)
 {
     struct fetch_sock *s = wx_calloc(1, sizeof *s);
     s->f = f;
-    s->ev = event_new(f->base, fd, 0, on_socket_ready, s);
-    if (s->ev == NULL) WX_FATAL("fetch: out of memory watching a socket");
+    event_assign(&s->ev, f->base, fd, 0, on_socket_ready, s);
     s->next = f->socks;
     if (f->socks != NULL) f->socks->prev = s;
     f->socks = s;
@@ -282,9 +284,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     if (s == NULL) s = sock_new(f, fd);
     short events = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-    event_del(s->ev);
-    event_assign(s->ev, f->base, fd, events, on_socket_ready, s);
-    if (event_add(s->ev, NULL) != 0) WX_ERROR("fetch: cannot watch socket %d", (int)fd);
+    event_del(&s->ev);
+    event_assign(&s->ev, f->base, fd, events, on_socket_ready, s);
+    if (event_add(&s->ev, NULL) != 0) WX_ERROR("fetch: cannot watch socket %d", (int)fd);
     return 0;
 }
 
@@ -354,6 +356,7 @@ wx_fetch_t *wx_fetch_new(struct event_base *base, const struct wx_fetch_options 
     f->max_queued = opt->max_queued != 0 ? opt->max_queued : WX_FETCH_QUEUE_MAX;
     f->max_response = opt->max_response != 0 ? opt->max_response : WX_FETCH_RESPONSE_MAX;
     if (opt->ca_file != NULL) f->ca_file = wx_strndup(opt->ca_file, strlen(opt->ca_file));
+    f->reuse.idle = wx_calloc(f->max_inflight, sizeof *f->reuse.idle);
     f->timer = evtimer_new(base, on_timer, f);
     if (f->timer == NULL) WX_FATAL("fetch: out of memory creating a timer");
     multi_init(f);
@@ -384,6 +387,8 @@ void wx_fetch_free(wx_fetch_t *f)
         deliver_failure(f, x, WX_FETCH_CANCELLED, "cancelled");
     }
     if (cancelled > 0) WX_INFO("fetch: cancelled %u requests", cancelled);
+    fetch_reuse_free(f); /* the easy handles first: they hold the share */
+    fetch_urls_free(f);
     curl_multi_cleanup(f->multi); /* closes the cached connections */
     while (f->socks != NULL) {
         sock_free(f, f->socks);

@@ -3,10 +3,11 @@
  * libcurl easy handle that carries it, and what came of it.
  *
  * Everything a caller passes is checked before anything is copied, so a refused request
- * leaves no trace but a log line. The URL goes through libcurl's own parser, the one the
- * transfer will use, so that what we check is what gets fetched; the parse also gives the
- * host and path, the only parts of a URL that logs may show (WeChat puts the access token
- * in the query string, and a path or query could carry anything a caller put there).
+ * leaves no trace but a log line (the URL is url.c's to check). A request is one block: the
+ * request, its copies and room for a short answer. Easy handles go back to the fetcher after
+ * each transfer and carry the next one: the options every transfer shares are set once, when
+ * a handle is made, and every other option is set again for each transfer, so that nothing of
+ * one request (method, body, headers, timeouts, where the answer goes) reaches the next.
  */
 #include "fetch/fetch_int.h"
 
@@ -20,8 +21,7 @@
 #include "util/log.h"
 
 #define OCTET_STREAM "application/octet-stream"
-#define RESP_CAP_MIN 1024 /* first response buffer; doubles from there */
-#define LOG_NAME_MAX 256  /* bytes of host[:port]/path shown in logs; longer ones are cut */
+#define RESP_CAP_MIN 1024 /* first response buffer out of the request's block; doubles on */
 
 static const char *const method_names[] = {
     [FETCH_GET] = "GET", [FETCH_POST] = "POST", [FETCH_PUT] = "PUT", [FETCH_DELETE] = "DELETE"};
@@ -140,52 +140,6 @@ static const char *request_problem(const struct wx_fetch_request *req, enum fetc
 }
 
 /* ======================================================================================
- * The URL
- * ====================================================================================== */
-
-/* Which parts of a parsed URL we keep: curl_free each. */
-struct url_parts {
-    char *url;    /* normalized, as the transfer will use it */
-    char *scheme; /* lower case */
-    char *host;   /* brackets kept around an IPv6 address */
-    char *port;   /* NULL when the URL names none */
-    char *path;   /* at least "/" */
-};
-
-static void url_parts_free(struct url_parts *u)
-{
-    curl_free(u->url);
-    curl_free(u->scheme);
-    curl_free(u->host);
-    curl_free(u->port);
-    curl_free(u->path);
-}
-
-/* Parses an absolute http(s) URL; NULL on success, else why not. */
-static const char *url_parse(const char *text, struct url_parts *out)
-{
-    memset(out, 0, sizeof *out);
-    if (strnlen(text, WX_FETCH_URL_MAX + 1) > WX_FETCH_URL_MAX) return "URL too long";
-    CURLU *u = curl_url();
-    if (u == NULL) WX_FATAL("out of memory parsing a URL");
-    const char *why = NULL;
-    if (curl_url_set(u, CURLUPART_URL, text, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &out->scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &out->host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &out->path, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_URL, &out->url, 0) != CURLUE_OK) {
-        why = "malformed URL";
-    } else if (strcasecmp(out->scheme, "http") != 0 && strcasecmp(out->scheme, "https") != 0) {
-        why = "URL scheme is not http or https";
-    } else {
-        (void)curl_url_get(u, CURLUPART_PORT, &out->port, 0); /* none is fine */
-    }
-    curl_url_cleanup(u);
-    if (why != NULL) url_parts_free(out);
-    return why;
-}
-
-/* ======================================================================================
  * Copying
  * ====================================================================================== */
 
@@ -206,14 +160,24 @@ static char *arena_copy(struct arena *a, const void *src, size_t len)
     return dst;
 }
 
+/* Takes n bytes (n >= 1) to be written later; they hold "" until then. */
+static char *arena_room(struct arena *a, size_t n)
+{
+    assert(n >= 1 && n <= (size_t)(a->end - a->next));
+    char *dst = a->next;
+    dst[0] = '\0';
+    a->next += n;
+    return dst;
+}
+
 static size_t str_size(const char *s)
 {
     return s != NULL ? strlen(s) + 1 : 0;
 }
 
-static size_t copies_size(const struct wx_fetch_request *req, const struct url_parts *u)
+static size_t copies_size(const struct wx_fetch_request *req, const struct fetch_url *u)
 {
-    size_t n = strlen(u->url) + 1 + LOG_NAME_MAX + 1;
+    size_t n = u->head_len + u->tail_len + 1 + strlen(u->log_name) + 1 + FETCH_RESP_INLINE;
     if (req->body_len > 0) n += req->body_len + 1;
     const struct wx_fetch_part *p = req->part;
     if (p != NULL) {
@@ -234,6 +198,16 @@ static void copy_part(struct fetch_xfer *x, struct arena *a, const struct wx_fet
     x->part.len = p->len;
 }
 
+/* The URL the transfer fetches: the checked head, then the query as the caller wrote it. */
+static const char *copy_url(struct arena *a, const struct fetch_url *u)
+{
+    char *dst = arena_room(a, u->head_len + u->tail_len + 1);
+    memcpy(dst, u->head, u->head_len);
+    memcpy(dst + u->head_len, u->tail, u->tail_len);
+    dst[u->head_len + u->tail_len] = '\0';
+    return dst;
+}
+
 static struct curl_slist *slist_add(struct curl_slist *list, const char *line)
 {
     struct curl_slist *grown = curl_slist_append(list, line);
@@ -241,23 +215,58 @@ static struct curl_slist *slist_add(struct curl_slist *list, const char *line)
     return grown;
 }
 
-/* The caller's headers, plus ours. "Expect:" keeps libcurl from waiting for a 100 Continue
- * before large bodies: our peers are APIs that answer at once. */
-static struct curl_slist *headers_build(const struct wx_fetch_request *req, enum fetch_method m)
+static struct curl_slist *ctype_add(struct curl_slist *list, const char *content_type)
 {
-    struct curl_slist *list = slist_add(NULL, "Expect:");
+    char line[WX_FETCH_HEADER_MAX + 32];
+    snprintf(line, sizeof line, "Content-Type: %s", content_type);
+    return slist_add(list, line);
+}
+
+/*
+ * The header list of a request that brings no headers of its own: "Expect:" and the
+ * Content-Type it sends (ctype; NULL: none). The fetcher keeps one list per content type,
+ * for FETCH_CTYPES_MAX types, until it is freed; NULL when every slot holds another type.
+ */
+static struct curl_slist *headers_shared(struct wx_fetch *f, const char *ctype)
+{
+    struct fetch_reuse *r = &f->reuse;
+    if (ctype == NULL) {
+        if (r->bare_headers == NULL) r->bare_headers = slist_add(NULL, "Expect:");
+        return r->bare_headers;
+    }
+    for (size_t i = 0; i < FETCH_CTYPES_MAX; i++) {
+        struct fetch_ctype *c = &r->ctypes[i];
+        if (c->content_type == NULL) {
+            c->content_type = wx_strndup(ctype, strlen(ctype));
+            c->list = ctype_add(slist_add(NULL, "Expect:"), ctype);
+            return c->list;
+        }
+        if (strcmp(c->content_type, ctype) == 0) return c->list;
+    }
+    return NULL;
+}
+
+/* The caller's headers, plus ours, into x->headers. "Expect:" keeps libcurl from waiting for
+ * a 100 Continue before large bodies: our peers are APIs that answer at once. */
+static void headers_build(struct fetch_xfer *x, const struct wx_fetch_request *req)
+{
     bool has_ctype = false;
-    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
-        list = slist_add(list, req->headers[i]);
+    bool own = req->headers != NULL && req->headers[0] != NULL;
+    for (size_t i = 0; own && req->headers[i] != NULL; i++) {
         if (is_content_type(req->headers[i])) has_ctype = true;
     }
-    if ((m == FETCH_POST || m == FETCH_PUT) && req->part == NULL && !has_ctype) {
-        char line[WX_FETCH_HEADER_MAX + 32];
-        snprintf(line, sizeof line, "Content-Type: %s",
-                 req->content_type != NULL ? req->content_type : OCTET_STREAM);
-        list = slist_add(list, line);
+    const char *ctype = NULL;
+    if ((x->method == FETCH_POST || x->method == FETCH_PUT) && req->part == NULL && !has_ctype) {
+        ctype = req->content_type != NULL ? req->content_type : OCTET_STREAM;
     }
-    return list;
+    x->headers = own ? NULL : headers_shared(x->f, ctype);
+    if (x->headers != NULL) return;
+    x->headers_owned = true;
+    x->headers = slist_add(NULL, "Expect:");
+    for (size_t i = 0; own && req->headers[i] != NULL; i++) {
+        x->headers = slist_add(x->headers, req->headers[i]);
+    }
+    if (ctype != NULL) x->headers = ctype_add(x->headers, ctype);
 }
 
 struct fetch_xfer *fetch_xfer_new(struct wx_fetch *f, const struct wx_fetch_request *req)
@@ -265,9 +274,9 @@ struct fetch_xfer *fetch_xfer_new(struct wx_fetch *f, const struct wx_fetch_requ
     assert(f != NULL);
     assert(req != NULL);
     enum fetch_method m = FETCH_GET;
-    struct url_parts u;
+    struct fetch_url u;
     const char *why = request_problem(req, &m);
-    if (why == NULL) why = url_parse(req->url, &u);
+    if (why == NULL) why = fetch_url_check(f, req->url, &u);
     if (why != NULL) {
         WX_WARN("fetch: request refused: %s", why);
         return NULL;
@@ -283,16 +292,15 @@ struct fetch_xfer *fetch_xfer_new(struct wx_fetch *f, const struct wx_fetch_requ
         x->start_ms + (req->timeout_ms != 0 ? req->timeout_ms : WX_FETCH_TIMEOUT_DEFAULT_MS);
     x->connect_timeout_ms = req->connect_timeout_ms != 0 ? req->connect_timeout_ms
                                                          : WX_FETCH_CONNECT_TIMEOUT_DEFAULT_MS;
-    x->url = arena_copy(&a, u.url, strlen(u.url));
-    char name[LOG_NAME_MAX + 1];
-    snprintf(name, sizeof name, "%s%s%s%s", u.host, u.port != NULL ? ":" : "",
-             u.port != NULL ? u.port : "", u.path);
-    x->log_name = arena_copy(&a, name, strlen(name));
+    x->url = copy_url(&a, &u);
+    x->log_name = arena_copy(&a, u.log_name, strlen(u.log_name));
+    fetch_url_done(&u);
     if (req->body_len > 0) x->body = arena_copy(&a, req->body, req->body_len);
     x->body_len = req->body_len;
     if (req->part != NULL) copy_part(x, &a, req->part);
-    x->headers = headers_build(req, m);
-    url_parts_free(&u);
+    headers_build(x, req);
+    x->resp = arena_room(&a, FETCH_RESP_INLINE);
+    x->resp_cap = FETCH_RESP_INLINE;
     return x;
 }
 
@@ -301,8 +309,8 @@ void fetch_xfer_free(struct fetch_xfer *x)
     if (x == NULL) return;
     assert(x->easy == NULL);
     assert(x->queue_deadline == NULL);
-    curl_slist_free_all(x->headers);
-    free(x->resp);
+    if (x->headers_owned) curl_slist_free_all(x->headers);
+    if (x->resp_own) free(x->resp);
     free(x);
 }
 
@@ -317,6 +325,24 @@ static void setopt_done(CURLcode rc, const char *what)
 }
 #define SETOPT(e, opt, val) setopt_done(curl_easy_setopt((e), (opt), (val)), #opt)
 
+/* Moves the response to a bigger buffer: out of x's block, or a doubled one. */
+static void resp_grow(struct fetch_xfer *x, size_t need, size_t max)
+{
+    size_t cap = x->resp_cap < RESP_CAP_MIN ? RESP_CAP_MIN : x->resp_cap;
+    while (cap < need)
+        cap *= 2;
+    if (cap > max + 1) cap = max + 1;
+    if (!x->resp_own) {
+        char *heap = wx_malloc(cap);
+        memcpy(heap, x->resp, x->resp_len + 1);
+        x->resp = heap;
+        x->resp_own = true;
+    } else {
+        x->resp = wx_realloc(x->resp, cap);
+    }
+    x->resp_cap = cap;
+}
+
 /* libcurl's write callback: keep the body, up to max_response bytes. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -328,14 +354,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         return CURL_WRITEFUNC_ERROR;
     }
     size_t need = x->resp_len + nmemb + 1;
-    if (need > x->resp_cap) {
-        size_t cap = x->resp_cap > 0 ? x->resp_cap : RESP_CAP_MIN;
-        while (cap < need)
-            cap *= 2;
-        if (cap > max + 1) cap = max + 1;
-        x->resp = wx_realloc(x->resp, cap);
-        x->resp_cap = cap;
-    }
+    if (need > x->resp_cap) resp_grow(x, need, max);
     memcpy(x->resp + x->resp_len, data, nmemb);
     x->resp_len += nmemb;
     x->resp[x->resp_len] = '\0';
@@ -380,15 +399,37 @@ static curl_mime *mime_build(struct fetch_xfer *x)
     return mime;
 }
 
+/* A new easy handle with the options that every transfer of f shares. */
+static CURL *easy_new(struct wx_fetch *f)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL) WX_FATAL("fetch: out of memory starting a transfer");
+    f->reuse.easy_made++;
+    SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(e, CURLOPT_PROXY, ""); /* no proxy, whatever http_proxy says */
+    SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(e, CURLOPT_SHARE, f->share);
+    SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (f->ca_file != NULL) SETOPT(e, CURLOPT_CAINFO, f->ca_file);
+    SETOPT(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_response);
+    SETOPT(e, CURLOPT_WRITEFUNCTION, on_body);
+    return e;
+}
+
+/*
+ * The method and what it sends. Whatever the handle carried before: HTTPGET switches a POST,
+ * a PUT or an upload off, POSTFIELDS and MIMEPOST each replace the other, and the custom
+ * method is set, or cleared, every time.
+ */
 static void set_method(struct fetch_xfer *x)
 {
     CURL *e = x->easy;
-    if (x->method == FETCH_GET) return; /* libcurl's default */
-    if (x->method == FETCH_DELETE) {
-        SETOPT(e, CURLOPT_CUSTOMREQUEST, "DELETE");
-        return;
-    }
-    if (x->part.name != NULL) {
+    if (x->method == FETCH_GET || x->method == FETCH_DELETE) {
+        SETOPT(e, CURLOPT_HTTPGET, 1L);
+    } else if (x->part.name != NULL) {
         x->part_pos = 0;
         x->mime = mime_build(x);
         SETOPT(e, CURLOPT_MIMEPOST, x->mime);
@@ -396,7 +437,10 @@ static void set_method(struct fetch_xfer *x)
         SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
         SETOPT(e, CURLOPT_POSTFIELDS, x->body != NULL ? x->body : "");
     }
-    if (x->method == FETCH_PUT) SETOPT(e, CURLOPT_CUSTOMREQUEST, "PUT");
+    const char *custom = NULL; /* GET or POST: libcurl's own */
+    if (x->method == FETCH_PUT) custom = "PUT";
+    if (x->method == FETCH_DELETE) custom = "DELETE";
+    SETOPT(e, CURLOPT_CUSTOMREQUEST, custom);
 }
 
 void fetch_xfer_prepare(struct fetch_xfer *x, long timeout_ms)
@@ -404,37 +448,54 @@ void fetch_xfer_prepare(struct fetch_xfer *x, long timeout_ms)
     assert(x->easy == NULL);
     assert(timeout_ms > 0);
     struct wx_fetch *f = x->f;
-    CURL *e = curl_easy_init();
-    if (e == NULL) WX_FATAL("fetch: out of memory starting a transfer");
+    CURL *e = f->reuse.nidle > 0 ? f->reuse.idle[--f->reuse.nidle] : easy_new(f);
     x->easy = e;
     x->error[0] = '\0';
     SETOPT(e, CURLOPT_PRIVATE, x);
     SETOPT(e, CURLOPT_URL, x->url);
-    SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    SETOPT(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
-    SETOPT(e, CURLOPT_PROXY, ""); /* no proxy, whatever http_proxy says */
-    SETOPT(e, CURLOPT_NOSIGNAL, 1L);
-    SETOPT(e, CURLOPT_SHARE, f->share);
     SETOPT(e, CURLOPT_ERRORBUFFER, x->error);
-    SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (f->ca_file != NULL) SETOPT(e, CURLOPT_CAINFO, f->ca_file);
+    SETOPT(e, CURLOPT_WRITEDATA, x);
     SETOPT(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, (long)x->connect_timeout_ms);
     SETOPT(e, CURLOPT_HTTPHEADER, x->headers);
-    SETOPT(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_response);
-    SETOPT(e, CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(e, CURLOPT_WRITEDATA, x);
     set_method(x);
 }
 
 void fetch_xfer_release(struct fetch_xfer *x)
 {
-    curl_easy_cleanup(x->easy);
+    struct wx_fetch *f = x->f;
+    CURL *e = x->easy;
     x->easy = NULL;
-    curl_mime_free(x->mime);
-    x->mime = NULL;
+    /* The idle handle points to nothing of x, which is about to go, and keeps no URL. */
+    SETOPT(e, CURLOPT_PRIVATE, (void *)NULL);
+    SETOPT(e, CURLOPT_URL, (char *)NULL);
+    SETOPT(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+    SETOPT(e, CURLOPT_WRITEDATA, (void *)NULL);
+    SETOPT(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    SETOPT(e, CURLOPT_POSTFIELDS, (void *)NULL);
+    if (x->mime != NULL) {
+        SETOPT(e, CURLOPT_MIMEPOST, (curl_mime *)NULL);
+        curl_mime_free(x->mime);
+        x->mime = NULL;
+    }
+    assert(f->reuse.nidle < f->max_inflight);
+    f->reuse.idle[f->reuse.nidle++] = e;
+}
+
+void fetch_reuse_free(struct wx_fetch *f)
+{
+    struct fetch_reuse *r = &f->reuse;
+    while (r->nidle > 0)
+        curl_easy_cleanup(r->idle[--r->nidle]);
+    free(r->idle);
+    r->idle = NULL;
+    curl_slist_free_all(r->bare_headers);
+    r->bare_headers = NULL;
+    for (size_t i = 0; i < FETCH_CTYPES_MAX; i++) {
+        free(r->ctypes[i].content_type);
+        curl_slist_free_all(r->ctypes[i].list);
+        r->ctypes[i] = (struct fetch_ctype){0};
+    }
 }
 
 /* ======================================================================================

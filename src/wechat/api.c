@@ -18,12 +18,16 @@
  */
 #include "wechat/wechat.h"
 
+#include "wechat/api_int.h"
+
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <jansson.h>
 
 #include "util/alloc.h"
@@ -39,16 +43,19 @@
 #define QUOTA_BACKOFF_MS       2000        /* 45009: the quota does not come back in milliseconds */
 #define TOKEN_REFUSED_PAUSE_MS (60 * 1000) /* after the platform refused our credentials */
 #define PATH_MAX_LEN           512
+#define SCRATCH_MAX            16384 /* room for a message body (bigger ones get a buffer) */
 
 enum call_kind { CALL_TOKEN, CALL_JSON, CALL_UPLOAD, CALL_OAUTH };
 
+/* One call, from the caller's request to its callback, with its body in the same block. */
 struct call {
     struct wx_wechat_api *api;
     struct call *prev_live, *next_live; /* every call not yet finished */
     struct call *next;                  /* in the list of calls waiting for a token */
     enum call_kind kind;
     char path[PATH_MAX_LEN];   /* "/cgi-bin/message/custom/send", with any fixed query */
-    char *body;                /* JSON (owned), or NULL */
+    char *body;                /* JSON, after the struct; or NULL */
+    size_t body_len;           /* bytes of body before its NUL */
     struct wx_fetch_part part; /* CALL_UPLOAD: data owned, names below */
     char filename[128], content_type[64];
     bool safe_to_repeat; /* a retry after a timeout cannot act twice */
@@ -56,7 +63,7 @@ struct call {
     uint64_t token_gen;  /* the token this attempt used */
     unsigned attempts;
     int64_t started_ms;
-    struct event *timer; /* back-off */
+    struct event timer; /* back-off */
     wx_wechat_api_cb cb;
     void *arg;
 };
@@ -82,6 +89,7 @@ struct wx_wechat_api {
     struct call *live;           /* every call not yet finished */
     struct event *refresh_timer;
     struct wx_wechat_api_stats stats;
+    char scratch[SCRATCH_MAX]; /* where message bodies are written before their call exists */
 };
 
 static void attempt(struct call *c);
@@ -95,8 +103,7 @@ static void call_free(struct call *c)
     if (c->prev_live != NULL) c->prev_live->next_live = c->next_live;
     if (c->next_live != NULL) c->next_live->prev_live = c->prev_live;
     if (api->live == c) api->live = c->next_live;
-    if (c->timer != NULL) event_free(c->timer);
-    free(c->body);
+    event_del(&c->timer);
     free((void *)c->part.data);
     free(c);
 }
@@ -150,7 +157,7 @@ static void retry_later(struct call *c, long errcode, const char *msg, unsigned 
     }
     api->stats.retries++;
     struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-    evtimer_add(c->timer, &tv);
+    evtimer_add(&c->timer, &tv);
 }
 
 /* ---- token ------------------------------------------------------------------------------ */
@@ -286,11 +293,44 @@ static void fetch_token(struct wx_wechat_api *api)
 
 /* ---- calls ------------------------------------------------------------------------------ */
 
-/* The platform's JSON answer to a call: class it, retry, or hand it to the caller. */
+/* A JSON answer to c that arrived: class it, retry, or hand it to the caller. */
+static void on_answer(struct call *c, const struct wx_fetch_response *resp)
+{
+    struct wx_wechat_api *api = c->api;
+    struct answer a;
+    if (!api_answer_read(resp->body, resp->body_len, &a)) {
+        fail(c, WX_WECHAT_API_PERMANENT, 47001, "answer is not a JSON object", false);
+        return;
+    }
+    if (a.errcode == 0) {
+        struct wx_wechat_api_result r = {.cls = WX_WECHAT_API_OK, .msgid = a.msgid};
+        memcpy(r.errmsg, "ok", 3);
+        memcpy(r.media_id, a.media_id, sizeof r.media_id);
+        memcpy(r.openid, a.openid, sizeof r.openid);
+        finish(c, &r);
+        return;
+    }
+    char msg[128];
+    snprintf(msg, sizeof msg, "%ld %.*s", a.errcode, a.errmsg_len, a.errmsg);
+    if (a.errcode == 40001 || a.errcode == 40014 || a.errcode == 42001) {
+        if (c->token_retried) {
+            fail(c, WX_WECHAT_API_PERMANENT, a.errcode, msg, false);
+            return;
+        }
+        c->token_retried = true;
+        if (c->token_gen == api->token_gen) api->token_expires_ms = 0; /* nobody refreshed */
+        attempt(c);
+    } else if (a.errcode == -1 || a.errcode == 45009) {
+        retry_later(c, a.errcode, msg, a.errcode == 45009 ? QUOTA_BACKOFF_MS : 0, false);
+    } else {
+        fail(c, WX_WECHAT_API_PERMANENT, a.errcode, msg, false);
+    }
+}
+
+/* The outcome of an attempt: a transport failure, an HTTP error, or the platform's answer. */
 static void on_call(const struct wx_fetch_response *resp, void *arg)
 {
     struct call *c = arg;
-    struct wx_wechat_api *api = c->api;
     if (resp->status == WX_FETCH_CANCELLED) {
         fail(c, WX_WECHAT_API_RETRYABLE, 0, "cancelled", true);
         return;
@@ -322,48 +362,65 @@ static void on_call(const struct wx_fetch_response *resp, void *arg)
         retry_later(c, 0, msg, 0, false);
         return;
     }
-    json_error_t je;
-    json_t *j = json_loadb(resp->body, resp->body_len, 0, &je);
-    if (j == NULL || !json_is_object(j)) {
-        json_decref(j);
-        fail(c, WX_WECHAT_API_PERMANENT, 47001, "answer is not a JSON object", false);
+    on_answer(c, resp);
+}
+
+/* Appends s to the text in buf (cap bytes with the NUL) at *len, cut as snprintf cuts. */
+static void url_add(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > cap - 1 - *len) n = cap - 1 - *len;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* The URL of c's next attempt, with its credentials (the access token, or the app secret for
+ * OAuth), into buf. Returns its length. */
+static size_t call_url(const struct call *c, char *buf, size_t cap)
+{
+    const struct wx_wechat_api *api = c->api;
+    size_t len = 0;
+    buf[0] = '\0';
+    url_add(buf, cap, &len, api->base_url);
+    url_add(buf, cap, &len, c->path);
+    if (c->kind == CALL_OAUTH) {
+        url_add(buf, cap, &len, "&appid=");
+        url_add(buf, cap, &len, api->appid);
+        url_add(buf, cap, &len, "&secret=");
+        url_add(buf, cap, &len, api->secret);
+    } else {
+        url_add(buf, cap, &len, strchr(c->path, '?') != NULL ? "&" : "?");
+        url_add(buf, cap, &len, "access_token=");
+        url_add(buf, cap, &len, api->token);
+    }
+    return len;
+}
+
+/* c waits for the token: in line behind the calls waiting already, with a fetch on its way
+ * unless the platform refused our credentials a moment ago. */
+static void wait_for_token(struct call *c)
+{
+    struct wx_wechat_api *api = c->api;
+    int64_t now = wx_now_ms();
+    if (api->token_refused && now < api->token_not_before_ms) {
+        /* Do not spend the token quota (2,000 a day) asking again for every call. */
+        fail(c, WX_WECHAT_API_PERMANENT, api->token_errcode, "token refused", false);
         return;
     }
-    long errcode = (long)json_integer_value(json_object_get(j, "errcode"));
-    const char *em = json_string_value(json_object_get(j, "errmsg"));
-    char msg[128];
-    snprintf(msg, sizeof msg, "%ld %s", errcode, em != NULL ? em : "");
-    if (errcode == 40001 || errcode == 40014 || errcode == 42001) {
-        json_decref(j);
-        if (c->token_retried) {
-            fail(c, WX_WECHAT_API_PERMANENT, errcode, msg, false);
-            return;
-        }
-        c->token_retried = true;
-        if (c->token_gen == api->token_gen) api->token_expires_ms = 0; /* nobody refreshed */
-        attempt(c);
-        return;
+    c->next = NULL;
+    struct call **tail = &api->waiting;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = c;
+    if (api->refreshing || evtimer_pending(api->token_retry, NULL)) return;
+    if (now >= api->token_not_before_ms) {
+        fetch_token(api);
+    } else {
+        int64_t wait = api->token_not_before_ms - now;
+        struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
+        evtimer_add(api->token_retry, &tv);
     }
-    if (errcode == -1 || errcode == 45009) {
-        json_decref(j);
-        retry_later(c, errcode, msg, errcode == 45009 ? QUOTA_BACKOFF_MS : 0, false);
-        return;
-    }
-    if (errcode != 0) {
-        json_decref(j);
-        fail(c, WX_WECHAT_API_PERMANENT, errcode, msg, false);
-        return;
-    }
-    struct wx_wechat_api_result r = {.cls = WX_WECHAT_API_OK};
-    snprintf(r.errmsg, sizeof r.errmsg, "ok");
-    json_t *v = json_object_get(j, "msgid");
-    if (json_is_integer(v)) r.msgid = (uint64_t)json_integer_value(v);
-    const char *s = json_string_value(json_object_get(j, "media_id"));
-    if (s != NULL) snprintf(r.media_id, sizeof r.media_id, "%s", s);
-    s = json_string_value(json_object_get(j, "openid"));
-    if (s != NULL) snprintf(r.openid, sizeof r.openid, "%s", s);
-    json_decref(j);
-    finish(c, &r);
 }
 
 /* Sends one attempt of c now, or waits for a token first. */
@@ -371,36 +428,11 @@ static void attempt(struct call *c)
 {
     struct wx_wechat_api *api = c->api;
     if (c->kind != CALL_OAUTH && !token_valid(api)) {
-        int64_t now = wx_now_ms();
-        if (api->token_refused && now < api->token_not_before_ms) {
-            /* The platform refused our credentials a moment ago: do not spend the token
-             * quota (2,000 a day) asking again for every call. */
-            fail(c, WX_WECHAT_API_PERMANENT, api->token_errcode, "token refused", false);
-            return;
-        }
-        c->next = NULL;
-        struct call **tail = &api->waiting;
-        while (*tail != NULL)
-            tail = &(*tail)->next;
-        *tail = c;
-        if (api->refreshing || evtimer_pending(api->token_retry, NULL)) return;
-        if (now >= api->token_not_before_ms) {
-            fetch_token(api);
-        } else {
-            int64_t wait = api->token_not_before_ms - now;
-            struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
-            evtimer_add(api->token_retry, &tv);
-        }
+        wait_for_token(c);
         return;
     }
     char url[WX_FETCH_URL_MAX];
-    if (c->kind == CALL_OAUTH) {
-        snprintf(url, sizeof url, "%s%s&appid=%s&secret=%s", api->base_url, c->path, api->appid,
-                 api->secret);
-    } else {
-        snprintf(url, sizeof url, "%s%s%caccess_token=%s", api->base_url, c->path,
-                 strchr(c->path, '?') != NULL ? '&' : '?', api->token);
-    }
+    size_t url_len = call_url(c, url, sizeof url);
     c->token_gen = api->token_gen;
     c->attempts++;
     api->stats.calls++;
@@ -408,12 +440,12 @@ static void attempt(struct call *c)
         .method = c->body != NULL || c->kind == CALL_UPLOAD ? "POST" : "GET",
         .url = url,
         .body = c->body,
-        .body_len = c->body != NULL ? strlen(c->body) : 0,
+        .body_len = c->body_len,
         .content_type = c->body != NULL ? "application/json; charset=utf-8" : NULL,
         .part = c->kind == CALL_UPLOAD ? &c->part : NULL,
         .timeout_ms = api->opt.timeout_ms};
     int rc = wx_fetch_start(api->fetch, &req, on_call, c);
-    wx_wipe(url, sizeof url);
+    wx_wipe(url, url_len); /* the rest of url was never written */
     if (rc == WX_FETCH_EFULL) {
         retry_later(c, 0, wx_fetch_strerror(rc), 0, false);
     } else if (rc == WX_FETCH_ECLOSED) {
@@ -430,35 +462,236 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg)
     attempt(arg);
 }
 
+/*
+ * A new live call with room for a body of body_len bytes (and its NUL) after it, or none
+ * when body_len is NO_BODY. The caller writes the body.
+ */
+#define NO_BODY SIZE_MAX
 static struct call *call_new(struct wx_wechat_api *api, enum call_kind kind, const char *path,
-                             char *body, bool safe_to_repeat, wx_wechat_api_cb cb, void *arg)
+                             size_t body_len, bool safe_to_repeat, wx_wechat_api_cb cb, void *arg)
 {
-    struct call *c = wx_calloc(1, sizeof *c);
+    size_t room = body_len != NO_BODY ? body_len + 1 : 0;
+    struct call *c = wx_calloc(1, sizeof *c + room);
     c->api = api;
     c->kind = kind;
     snprintf(c->path, sizeof c->path, "%s", path);
-    c->body = body;
+    if (body_len != NO_BODY) {
+        c->body = (char *)(c + 1);
+        c->body_len = body_len;
+    }
     c->safe_to_repeat = safe_to_repeat;
     c->started_ms = wx_now_ms();
     c->cb = cb;
     c->arg = arg;
-    c->timer = evtimer_new(api->base, on_backoff, c);
-    if (c->timer == NULL) WX_FATAL("libevent: out of memory");
+    evtimer_assign(&c->timer, api->base, on_backoff, c);
     c->next_live = api->live;
     if (api->live != NULL) api->live->prev_live = c;
     api->live = c;
     return c;
 }
 
-/* Starts a JSON call; takes ownership of body (from json_dumps). */
+/* Starts a JSON call whose body jansson wrote (the menu); takes ownership of doc. */
 static int start_json(struct wx_wechat_api *api, const char *path, json_t *doc, bool safe_to_repeat,
                       wx_wechat_api_cb cb, void *arg)
 {
     char *body = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(doc);
     if (body == NULL) return -1;
-    attempt(call_new(api, CALL_JSON, path, body, safe_to_repeat, cb, arg));
+    size_t len = strlen(body);
+    struct call *c = call_new(api, CALL_JSON, path, len, safe_to_repeat, cb, arg);
+    memcpy(c->body, body, len + 1);
+    free(body);
+    attempt(c);
     return 0;
+}
+
+/* ---- message bodies --------------------------------------------------------------------- */
+
+/* How one kind of message body is written: room enough for it first, then the text. write
+ * returns -1 for a message jansson refused whole. */
+struct body_kind {
+    size_t (*bound)(const void *what);
+    int (*write)(struct jw *w, const void *what);
+};
+
+/* ,"key":"value", unless value is NULL, "" or not UTF-8 (json_object_set_new left it out). */
+static void jw_optional(struct jw *w, const char *key, const char *value)
+{
+    if (value == NULL || value[0] == '\0') return;
+    size_t mark = w->len;
+    JW_LIT(w, ",");
+    api_jw_member(w, key, value);
+    if (w->bad) {
+        w->len = mark;
+        w->bad = false;
+    }
+}
+
+/* Whether b is a field of a's name that json_object_set_new took (both strings UTF-8). */
+static bool field_same(const struct wx_wechat_template_field *a,
+                       const struct wx_wechat_template_field *b)
+{
+    return b->name != NULL && b->value != NULL && strcmp(a->name, b->name) == 0 &&
+           api_utf8_ok(b->name) && api_utf8_ok(b->value);
+}
+
+/*
+ * Writes field i of t ("name":{"value":..}, after a comma unless first) as jansson had it:
+ * a field whose name came before stands where that one did, with the value of the last one
+ * of that name; a NULL or a string that is not UTF-8 leaves the field out. Returns whether
+ * anything was written.
+ */
+static bool template_field(struct jw *w, const struct wx_wechat_template *t, size_t i, bool first)
+{
+    const struct wx_wechat_template_field *f = &t->fields[i];
+    if (f->name == NULL || f->value == NULL) return false;
+    for (size_t k = 0; k < i; k++) {
+        if (field_same(f, &t->fields[k])) return false;
+    }
+    const char *value = f->value;
+    for (size_t k = i + 1; k < t->nfields; k++) {
+        if (field_same(f, &t->fields[k])) value = t->fields[k].value;
+    }
+    if (value != f->value && !api_utf8_ok(f->value)) return false;
+    size_t mark = w->len;
+    if (!first) JW_LIT(w, ",");
+    api_jw_str(w, f->name);
+    JW_LIT(w, ":{");
+    api_jw_member(w, "value", value);
+    JW_LIT(w, "}");
+    if (!w->bad) return true;
+    w->len = mark;
+    w->bad = false;
+    return false;
+}
+
+static size_t template_bound(const void *what)
+{
+    const struct wx_wechat_template *t = what;
+    size_t n = 128 + api_jw_bound(t->openid) + api_jw_bound(t->template_id) + api_jw_bound(t->url) +
+               api_jw_bound(t->client_msg_id);
+    for (size_t i = 0; i < t->nfields; i++) {
+        n += 32 + api_jw_bound(t->fields[i].name) + api_jw_bound(t->fields[i].value);
+    }
+    return n;
+}
+
+/* {"touser":..,"template_id":..,"data":{"keyword1":{"value":..},..},"url":..,
+ *  "client_msg_id":..}; -1 without an OpenID and a template, both UTF-8. */
+static int template_write(struct jw *w, const void *what)
+{
+    const struct wx_wechat_template *t = what;
+    if (t->openid == NULL || t->template_id == NULL) return -1;
+    JW_LIT(w, "{");
+    api_jw_member(w, "touser", t->openid);
+    JW_LIT(w, ",");
+    api_jw_member(w, "template_id", t->template_id);
+    if (w->bad) return -1;
+    JW_LIT(w, ",\"data\":{");
+    bool first = true;
+    for (size_t i = 0; i < t->nfields; i++) {
+        if (template_field(w, t, i, first)) first = false;
+    }
+    JW_LIT(w, "}");
+    jw_optional(w, "url", t->url);
+    jw_optional(w, "client_msg_id", t->client_msg_id);
+    JW_LIT(w, "}");
+    return 0;
+}
+
+static const struct body_kind template_body = {template_bound, template_write};
+
+/* A customer-service message of one value: text (content) or image (media_id). */
+struct custom_msg {
+    const char *openid;
+    const char *type;  /* "text", "image" */
+    const char *key;   /* "content", "media_id" */
+    const char *value; /* */
+};
+
+static size_t custom_bound(const void *what)
+{
+    const struct custom_msg *m = what;
+    return 128 + api_jw_bound(m->openid) + 2 * api_jw_bound(m->type) + api_jw_bound(m->key) +
+           api_jw_bound(m->value);
+}
+
+/* {"touser":..,"msgtype":TYPE,TYPE:{KEY:..}}; -1 unless openid and value are UTF-8. */
+static int custom_write(struct jw *w, const void *what)
+{
+    const struct custom_msg *m = what;
+    if (m->openid == NULL || m->value == NULL) return -1;
+    JW_LIT(w, "{");
+    api_jw_member(w, "touser", m->openid);
+    JW_LIT(w, ",");
+    api_jw_member(w, "msgtype", m->type);
+    JW_LIT(w, ",");
+    api_jw_str(w, m->type);
+    JW_LIT(w, ":{");
+    api_jw_member(w, m->key, m->value);
+    JW_LIT(w, "}}");
+    return w->bad ? -1 : 0;
+}
+
+static const struct body_kind custom_body = {custom_bound, custom_write};
+
+/* A news message: one article, with "" for what it lacks. */
+struct news_msg {
+    const char *openid;
+    const char *field[4]; /* title, description, url, picurl */
+};
+
+static const char *const news_keys[4] = {"title", "description", "url", "picurl"};
+
+static size_t news_bound(const void *what)
+{
+    const struct news_msg *m = what;
+    size_t n = 128 + api_jw_bound(m->openid);
+    for (size_t i = 0; i < 4; i++) {
+        n += 32 + api_jw_bound(m->field[i]);
+    }
+    return n;
+}
+
+/* {"touser":..,"msgtype":"news","news":{"articles":[{"title":..,"description":..,"url":..,
+ *  "picurl":..}]}}; -1 unless every string is UTF-8. */
+static int news_write(struct jw *w, const void *what)
+{
+    const struct news_msg *m = what;
+    if (m->openid == NULL) return -1;
+    JW_LIT(w, "{");
+    api_jw_member(w, "touser", m->openid);
+    JW_LIT(w, ",\"msgtype\":\"news\",\"news\":{\"articles\":[{");
+    for (size_t i = 0; i < 4; i++) {
+        if (i > 0) JW_LIT(w, ",");
+        api_jw_member(w, news_keys[i], m->field[i]);
+    }
+    JW_LIT(w, "}]}}");
+    return w->bad ? -1 : 0;
+}
+
+static const struct body_kind news_body = {news_bound, news_write};
+
+/*
+ * Starts a JSON call whose body kind k writes from what: into the scratch buffer (or, for
+ * a big one, a buffer of its own), then copied into the call, which gets no more room than
+ * it needs. -1, with nothing started, when k refuses what.
+ */
+static int start_written(struct wx_wechat_api *api, const char *path, const struct body_kind *k,
+                         const void *what, bool safe_to_repeat, wx_wechat_api_cb cb, void *arg)
+{
+    size_t need = k->bound(what);
+    struct jw w = {.out = need <= sizeof api->scratch ? api->scratch : wx_malloc(need),
+                   .cap = need};
+    int rc = k->write(&w, what);
+    if (rc == 0) {
+        struct call *c = call_new(api, CALL_JSON, path, w.len, safe_to_repeat, cb, arg);
+        memcpy(c->body, w.out, w.len);
+        c->body[w.len] = '\0';
+        attempt(c);
+    }
+    if (w.out != api->scratch) free(w.out);
+    return rc;
 }
 
 /* ---- public ----------------------------------------------------------------------------- */
@@ -506,7 +739,7 @@ void wx_wechat_api_free(wx_wechat_api_t *api)
     api->closing = true;
     api->waiting = NULL;
     while (api->live != NULL) {
-        evtimer_del(api->live->timer);
+        evtimer_del(&api->live->timer);
         fail(api->live, WX_WECHAT_API_RETRYABLE, 0, "shutting down", false);
     }
     event_free(api->refresh_timer);
@@ -520,50 +753,35 @@ int wx_wechat_api_template_send(wx_wechat_api_t *api, const struct wx_wechat_tem
                                 wx_wechat_api_cb cb, void *arg)
 {
     if (api->closing) return -1;
-    json_t *data = json_object();
-    for (size_t i = 0; i < t->nfields; i++) {
-        json_object_set_new(data, t->fields[i].name,
-                            json_pack("{s:s}", "value", t->fields[i].value));
-    }
-    json_t *doc = json_pack("{s:s, s:s, s:o}", "touser", t->openid, "template_id", t->template_id,
-                            "data", data);
-    if (doc == NULL) return -1;
-    if (t->url != NULL && t->url[0] != '\0') json_object_set_new(doc, "url", json_string(t->url));
     bool idempotent = t->client_msg_id != NULL && t->client_msg_id[0] != '\0';
-    if (idempotent) json_object_set_new(doc, "client_msg_id", json_string(t->client_msg_id));
-    return start_json(api, "/cgi-bin/message/template/send", doc, idempotent, cb, arg);
+    return start_written(api, "/cgi-bin/message/template/send", &template_body, t, idempotent, cb,
+                         arg);
 }
 
 int wx_wechat_api_custom_text(wx_wechat_api_t *api, const char *openid, const char *text,
                               wx_wechat_api_cb cb, void *arg)
 {
     if (api->closing) return -1;
-    json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "text", "text",
-                            "content", text);
-    if (doc == NULL) return -1;
-    return start_json(api, "/cgi-bin/message/custom/send", doc, false, cb, arg);
+    struct custom_msg m = {.openid = openid, .type = "text", .key = "content", .value = text};
+    return start_written(api, "/cgi-bin/message/custom/send", &custom_body, &m, false, cb, arg);
 }
 
 int wx_wechat_api_custom_news(wx_wechat_api_t *api, const char *openid,
                               const struct wx_wechat_article *a, wx_wechat_api_cb cb, void *arg)
 {
     if (api->closing) return -1;
-    json_t *doc = json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:s, s:s}]}}", "touser", openid, "msgtype",
-                            "news", "news", "articles", "title", a->title ? a->title : "",
-                            "description", a->description ? a->description : "", "url",
-                            a->url ? a->url : "", "picurl", a->pic_url ? a->pic_url : "");
-    if (doc == NULL) return -1;
-    return start_json(api, "/cgi-bin/message/custom/send", doc, false, cb, arg);
+    struct news_msg m = {.openid = openid,
+                         .field = {a->title ? a->title : "", a->description ? a->description : "",
+                                   a->url ? a->url : "", a->pic_url ? a->pic_url : ""}};
+    return start_written(api, "/cgi-bin/message/custom/send", &news_body, &m, false, cb, arg);
 }
 
 int wx_wechat_api_custom_image(wx_wechat_api_t *api, const char *openid, const char *media_id,
                                wx_wechat_api_cb cb, void *arg)
 {
     if (api->closing) return -1;
-    json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "image", "image",
-                            "media_id", media_id);
-    if (doc == NULL) return -1;
-    return start_json(api, "/cgi-bin/message/custom/send", doc, false, cb, arg);
+    struct custom_msg m = {.openid = openid, .type = "image", .key = "media_id", .value = media_id};
+    return start_written(api, "/cgi-bin/message/custom/send", &custom_body, &m, false, cb, arg);
 }
 
 int wx_wechat_api_menu_create(wx_wechat_api_t *api, const char *menu_json, wx_wechat_api_cb cb,
@@ -586,7 +804,7 @@ int wx_wechat_api_media_upload(wx_wechat_api_t *api, const char *filename, const
     if (api->closing) return -1;
     if (len == 0 || len > WX_WECHAT_MEDIA_MAX) return -1;
     struct call *c =
-        call_new(api, CALL_UPLOAD, "/cgi-bin/media/upload?type=image", NULL, true, cb, arg);
+        call_new(api, CALL_UPLOAD, "/cgi-bin/media/upload?type=image", NO_BODY, true, cb, arg);
     void *copy = wx_malloc(len);
     memcpy(copy, data, len);
     snprintf(c->filename, sizeof c->filename, "%s", filename);
@@ -614,7 +832,7 @@ int wx_wechat_api_oauth_openid(wx_wechat_api_t *api, const char *code, wx_wechat
     snprintf(path, sizeof path, "/sns/oauth2/access_token?grant_type=authorization_code&code=%s",
              code);
     /* A code works once: a retry after a timeout would only get 40163. */
-    attempt(call_new(api, CALL_OAUTH, path, NULL, false, cb, arg));
+    attempt(call_new(api, CALL_OAUTH, path, NO_BODY, false, cb, arg));
     return 0;
 }
 

@@ -5,7 +5,11 @@
  * just over (with and without Content-Length), queueing at max_inflight, the queue limit,
  * retries from inside a callback, cancellation by wx_fetch_free, keep-alive reuse over 1,000
  * requests, TLS verification with and without a CA file, refused requests, and logs that
- * show neither query strings nor user names.
+ * show neither query strings nor user names. What the fetcher keeps between requests: easy
+ * handles reused without carrying a method, body, header, content type, timeout or error
+ * from one request to the next (nor a cut response), cancellation of requests on reused
+ * handles, URL bases checked once (the target the server sees, the refusals, more bases
+ * than are remembered) and header lists per content type (more types than are kept).
  *
  * Every wait is bounded (run_until), so a bug fails a test instead of hanging it; the only
  * timing assertions are the timeout tests', with wide margins. Throughput is printed as a
@@ -21,6 +25,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +45,7 @@
 #include <openssl/x509v3.h>
 
 #include "fetch/fetch.h"
+#include "fetch/fetch_int.h" /* the count of easy handles made, to see them reused */
 #include "util/log.h"
 
 #define WAIT_MAX_S 30   /* no test waits longer for anything */
@@ -50,6 +56,12 @@
 /* ======================================================================================
  * The test server
  * ====================================================================================== */
+
+/* A request the server answers after a while. */
+struct delayed {
+    struct evhttp_request *req; /* or NULL: a free slot */
+    struct event *ev;
+};
 
 struct server {
     struct event_base *base;
@@ -62,6 +74,7 @@ struct server {
     unsigned nhung;
     struct evhttp_request *slow[HELD_MAX]; /* /slow: answered on the next tick */
     unsigned nslow, nslow_max;             /* held now, most held at once */
+    struct delayed delayed[HELD_MAX];      /* /delay: answered after ?ms=N */
     struct event *tick;
 };
 
@@ -142,6 +155,40 @@ static void serve_bytes(struct evhttp_request *req, bool chunked)
     evbuffer_free(out);
 }
 
+static void on_delay(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct delayed *d = arg;
+    evhttp_send_reply(d->req, 200, "OK", NULL);
+    event_free(d->ev);
+    *d = (struct delayed){0};
+}
+
+/* /delay?ms=N: a 200 after N milliseconds. */
+static void serve_delayed(struct server *s, struct evhttp_request *req)
+{
+    size_t i = 0;
+    while (i < HELD_MAX && s->delayed[i].req != NULL)
+        i++;
+    assert_true(i < HELD_MAX);
+    long ms = query_long(req, "ms", 0);
+    struct delayed *d = &s->delayed[i];
+    d->req = req;
+    d->ev = evtimer_new(s->base, on_delay, d);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(d->ev, &tv);
+}
+
+/* /uri: the request's target as the server received it. */
+static void serve_uri(struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out, "%s", evhttp_request_get_uri(req));
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
 static void serve(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
@@ -159,6 +206,10 @@ static void serve(struct evhttp_request *req, void *arg)
         serve_bytes(req, false);
     } else if (strcmp(path, "/chunked") == 0) {
         serve_bytes(req, true);
+    } else if (strcmp(path, "/delay") == 0) {
+        serve_delayed(s, req);
+    } else if (strcmp(path, "/uri") == 0) {
+        serve_uri(req);
     } else {
         serve_echo(req);
     }
@@ -208,6 +259,9 @@ static void server_stop(struct server *s)
         evhttp_send_reply(s->hung[i], 503, "Gone", NULL);
     s->nhung = 0;
     server_answer_slow(s);
+    for (size_t i = 0; i < HELD_MAX; i++) {
+        if (s->delayed[i].req != NULL) on_delay(-1, 0, &s->delayed[i]);
+    }
     event_free(s->tick);
     evhttp_free(s->http);
 }
@@ -804,6 +858,7 @@ static void test_keepalive_1000(void **state)
     printf("# %u requests over %u connections\n", fx->srv.requests, fx->srv.connections);
     assert_int_equal(fx->srv.requests, N);
     assert_true(fx->srv.connections <= 8);
+    assert_true(fx->f->reuse.easy_made <= 8); /* one easy handle per slot, reused */
     free(res);
 }
 
@@ -842,6 +897,252 @@ static void test_keepalive_chain(void **state)
     assert_true(run_until(fx->base, &done, 200));
     assert_int_equal(fx->srv.requests, 200);
     assert_int_equal(fx->srv.connections, 1);
+}
+
+/* ======================================================================================
+ * Reuse: easy handles, URL bases, header lists
+ * ====================================================================================== */
+
+/* Starts req and runs the loop until its callback; the result is in *res. */
+static void run_one(struct fx *fx, const struct wx_fetch_request *req, struct result *res)
+{
+    memset(res, 0, sizeof *res);
+    unsigned want = done + 1;
+    assert_int_equal(start(fx->f, req, on_result, res), 0);
+    assert_true(run_until(fx->base, &done, want));
+    assert_int_equal(res->calls, 1);
+}
+
+/* One echo through the fetcher's only easy handle; the server must see exactly `want`. */
+static void echo_exactly(struct fx *fx, const struct wx_fetch_request *req, const char *want)
+{
+    struct result res;
+    run_one(fx, req, &res);
+    assert_int_equal(res.status, WX_FETCH_OK);
+    assert_int_equal(res.http_status, 200);
+    assert_string_equal(res.body, want);
+}
+
+/* With one slot, every request rides the same easy handle; each one's method, body, headers
+ * and content type are its own, whatever the one before set. */
+static void test_reused_handle_keeps_nothing(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    refetch(fx, &(struct wx_fetch_options){.max_inflight = 1});
+    char url[128];
+    snprintf(url, sizeof url, "%s/echo", fx->url);
+    const char *const headers[] = {"X-Test: first", NULL};
+    struct wx_fetch_part part = {.name = "media", .filename = "a.bin", .data = "PART", .len = 4};
+    struct wx_fetch_request put = {.method = "PUT",
+                                   .url = url,
+                                   .headers = headers,
+                                   .body = "put-body",
+                                   .body_len = 8,
+                                   .content_type = "text/plain"};
+    echo_exactly(fx, &put, "method=PUT\nx-test=first\ncontent-type=text/plain\nbody=put-body");
+    struct wx_fetch_request get = {.method = "GET", .url = url};
+    echo_exactly(fx, &get, "method=GET\nx-test=\ncontent-type=\nbody=");
+    struct result res;
+    run_one(fx, &(struct wx_fetch_request){.method = "POST", .url = url, .part = &part}, &res);
+    assert_non_null(strstr(res.body, "content-type=multipart/form-data; boundary="));
+    assert_non_null(strstr(res.body, "PART"));
+    struct wx_fetch_request post = {.method = "POST", .url = url, .body = "abc", .body_len = 3};
+    echo_exactly(fx, &post,
+                 "method=POST\nx-test=\ncontent-type=application/octet-stream\nbody=abc");
+    struct wx_fetch_request del = {.method = "DELETE", .url = url};
+    echo_exactly(fx, &del, "method=DELETE\nx-test=\ncontent-type=\nbody=");
+    struct wx_fetch_request json = {
+        .method = "POST", .url = url, .body = "xyz", .body_len = 3, .content_type = "app/json"};
+    echo_exactly(fx, &json, "method=POST\nx-test=\ncontent-type=app/json\nbody=xyz");
+    echo_exactly(fx, &get, "method=GET\nx-test=\ncontent-type=\nbody=");
+    struct wx_fetch_request empty_put = {.method = "PUT", .url = url};
+    echo_exactly(fx, &empty_put,
+                 "method=PUT\nx-test=\ncontent-type=application/octet-stream\nbody=");
+    echo_exactly(fx, &del, "method=DELETE\nx-test=\ncontent-type=\nbody=");
+    echo_exactly(fx, &put, "method=PUT\nx-test=first\ncontent-type=text/plain\nbody=put-body");
+    assert_int_equal(fx->f->reuse.easy_made, 1);
+    check_counts(fx->f);
+}
+
+/* Each request's timeout is its own on a reused handle: a short one after a long one still
+ * fires, and a long one after a short one lets a slow answer through. */
+static void test_reused_handle_timeouts(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    refetch(fx, &(struct wx_fetch_options){.max_inflight = 1});
+    struct result res;
+    char hang[128], delay[128];
+    snprintf(hang, sizeof hang, "%s/hang", fx->url);
+    snprintf(delay, sizeof delay, "%s/delay?ms=400", fx->url);
+    run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = hang, .timeout_ms = 150}, &res);
+    assert_int_equal(res.status, WX_FETCH_TIMEOUT);
+    run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = delay, .timeout_ms = 5000},
+            &res);
+    assert_int_equal(res.status, WX_FETCH_OK);
+    assert_true(res.elapsed_ms >= 350);
+    run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = hang, .timeout_ms = 300}, &res);
+    assert_int_equal(res.status, WX_FETCH_TIMEOUT);
+    assert_true(res.elapsed_ms >= 250);
+    assert_true(res.elapsed_ms < 3000);
+    run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = delay}, &res); /* default */
+    assert_int_equal(res.status, WX_FETCH_OK);
+    assert_null(strstr(res.error, "timed out")); /* no error left over from before */
+    assert_int_equal(fx->f->reuse.easy_made, 1);
+}
+
+/* A cut response leaves nothing behind: the next one on the handle is whole. Bodies around
+ * the size of the request's inline buffer, and past it, arrive whole too. */
+static void test_reused_handle_after_too_large(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    refetch(fx, &(struct wx_fetch_options){.max_inflight = 1, .max_response = 100000});
+    static const int sizes[] = {0, 1, 510, 511, 512, 513, 1023, 1024, 1025, 100000, 100001, 5};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "%s/%s?n=%d", fx->url, i % 2 ? "chunked" : "big", sizes[i]);
+        struct result res;
+        run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = url}, &res);
+        if (sizes[i] > 100000) {
+            assert_int_equal(res.status, WX_FETCH_TOO_LARGE);
+            continue;
+        }
+        assert_int_equal(res.status, WX_FETCH_OK);
+        assert_int_equal(res.body_len, sizes[i]);
+        for (int k = 0; k < sizes[i] && k < BODY_KEEP; k++)
+            assert_int_equal(res.body[k], 'x');
+    }
+    assert_int_equal(fx->f->reuse.easy_made, 1);
+}
+
+/* wx_fetch_free cancels requests on reused handles as on new ones, each once. */
+static void test_free_cancels_pooled(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    refetch(fx, &(struct wx_fetch_options){.max_inflight = 3});
+    struct result warm[6] = {0};
+    for (int i = 0; i < 6; i++)
+        get(fx, "/echo", 0, &warm[i]);
+    assert_true(run_until(fx->base, &done, 6));
+    assert_int_equal(fx->f->reuse.easy_made, 3);
+    char hang[128], echo[128];
+    snprintf(hang, sizeof hang, "%s/hang", fx->url);
+    snprintf(echo, sizeof echo, "%s/echo", fx->url);
+    struct cancel c[7];
+    for (int i = 0; i < 7; i++) {
+        c[i] = (struct cancel){.f = fx->f, .url = echo};
+        struct wx_fetch_request req = {.method = "GET", .url = i < 3 ? hang : echo};
+        assert_int_equal(start(fx->f, &req, on_cancelled, &c[i]), 0);
+    }
+    assert_true(run_until(fx->base, &fx->srv.nhung, 3));
+    assert_int_equal(fx->f->reuse.easy_made, 3); /* the hung ones took the idle handles */
+    wx_fetch_free(fx->f);
+    fx->f = NULL;
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].restart_rc, WX_FETCH_ECLOSED);
+    }
+    run_for(fx->base, 50);
+}
+
+/* GETs url and returns what the server received as the target (/uri answers it). */
+static void target_of(struct fx *fx, const char *path, char *out, size_t cap)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", fx->url, path);
+    struct result res;
+    run_one(fx, &(struct wx_fetch_request){.method = "GET", .url = url}, &res);
+    assert_int_equal(res.status, WX_FETCH_OK);
+    snprintf(out, cap, "%s", res.body);
+}
+
+/* The request target libcurl makes of url as the fetcher has always handed it over: the
+ * URL as libcurl's parser normalizes it, parsed again for the transfer. */
+static void target_by_libcurl(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *norm = NULL, *path = NULL, *query = NULL;
+    assert_int_equal(curl_url_set(u, CURLUPART_URL, url, 0), CURLUE_OK);
+    assert_int_equal(curl_url_get(u, CURLUPART_URL, &norm, 0), CURLUE_OK);
+    assert_int_equal(curl_url_set(u, CURLUPART_URL, norm, 0), CURLUE_OK);
+    assert_int_equal(curl_url_get(u, CURLUPART_PATH, &path, 0), CURLUE_OK);
+    (void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    snprintf(out, cap, "%s%s%s", path, query != NULL ? "?" : "", query != NULL ? query : "");
+    curl_free(norm);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(u);
+}
+
+/* A URL whose base was checked before is fetched as libcurl's parser makes it, with its own
+ * query; the refusals hold for it; more bases than are remembered all work. */
+static void test_url_bases(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    static const char *const paths[] = {
+        "/uri?a=1",      "/uri?a=2&token=x-Y_z.~%20!$'()*+,;=:@/?",
+        "/uri",          "/uri?",
+        "/uri#frag",     "/uri?d=1#frag",
+        "/x/../uri?b=1", "/x/../uri?b=2",
+        "/x/./../uri",   "/uri?c=%zz",
+        "/uri?f=\"q\"",
+    };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            char url[256], got[BODY_KEEP + 1], want[256];
+            snprintf(url, sizeof url, "%s%s", fx->url, paths[i]);
+            target_by_libcurl(url, want, sizeof want);
+            target_of(fx, paths[i], got, sizeof got);
+            assert_string_equal(got, want);
+        }
+    }
+    char url[256];
+    static const char *const bad[] = {"/uri?a b", "/uri?a\r\nX-Evil: 1", "/uri?\x01", "/uri?\x7f"};
+    struct result res = {0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(url, sizeof url, "%s%s", fx->url, bad[i]);
+        struct wx_fetch_request req = {.method = "GET", .url = url};
+        assert_int_equal(start(fx->f, &req, on_result, &res), WX_FETCH_EINVAL);
+    }
+    /* Twice as many bases as are remembered, twice over. */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2 * FETCH_BASES_MAX; i++) {
+            char path[64], want[64], got[BODY_KEEP + 1];
+            snprintf(path, sizeof path, "/p%d/../uri?i=%d", i, i);
+            snprintf(want, sizeof want, "/uri?i=%d", i);
+            target_of(fx, path, got, sizeof got);
+            assert_string_equal(got, want);
+        }
+    }
+    assert_int_equal(res.calls, 0);
+}
+
+/* More content types than the fetcher keeps header lists for: each request sends its own. */
+static void test_many_content_types(void **state)
+{
+    struct fx *fx = *state;
+    reset_counters();
+    char url[128];
+    snprintf(url, sizeof url, "%s/echo", fx->url);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < FETCH_CTYPES_MAX + 4; i++) {
+            char ctype[32], want[128];
+            snprintf(ctype, sizeof ctype, "text/x-%d", i);
+            snprintf(want, sizeof want, "method=POST\nx-test=\ncontent-type=%s\nbody=%d", ctype, i);
+            char body[8];
+            int n = snprintf(body, sizeof body, "%d", i);
+            struct wx_fetch_request req = {.method = "POST",
+                                           .url = url,
+                                           .body = body,
+                                           .body_len = (size_t)n,
+                                           .content_type = ctype};
+            echo_exactly(fx, &req, want);
+        }
+    }
 }
 
 /* ======================================================================================
@@ -981,6 +1282,8 @@ static void test_logs_hide_secrets(void **state)
 
 int main(void)
 {
+    /* The server writes on while a client that cut a response short is gone already. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multipart, setup, teardown),
@@ -996,6 +1299,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_after_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_cancels_pooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_bases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_content_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
     };

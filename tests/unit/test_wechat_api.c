@@ -22,6 +22,12 @@
  * text, news and image, the menu from data/menu.json and a bad menu, media upload, OAuth code
  * to OpenID and the same code twice; a short-lived token refreshed ahead of its expiry.
  *
+ * The bodies the client writes and the answers it reads are checked against jansson, which
+ * the client once used for both, with a recorder of the test's own on the client's loop:
+ * template and customer-service bodies byte for byte (every control character, quotes,
+ * backslashes, text past ASCII, strings that are not UTF-8, repeated field names, and 300
+ * random messages), and answers of every shape read to the same result.
+ *
  * Every wait is bounded; the time-based parts use small timeouts and back-offs.
  */
 #include <setjmp.h>
@@ -33,7 +39,9 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -335,15 +343,16 @@ static void on_result(const struct wx_wechat_api_result *r, void *arg)
 #define CLIENTS_MAX 4
 static struct client *live_clients[CLIENTS_MAX];
 
-static void client_new(struct client *c, const char *api_base, unsigned timeout_ms,
-                       unsigned max_attempts, unsigned max_time_ms)
+/* A client on base (the client's from then on, freed with it). */
+static void client_on(struct client *c, struct event_base *base, const char *api_base,
+                      unsigned timeout_ms, unsigned max_attempts, unsigned max_time_ms)
 {
     size_t slot = 0;
     while (slot < CLIENTS_MAX && live_clients[slot] != NULL)
         slot++;
     assert_true(slot < CLIENTS_MAX);
     live_clients[slot] = c;
-    c->base = event_base_new();
+    c->base = base;
     assert_non_null(c->base);
     c->fetch = wx_fetch_new(c->base, NULL);
     assert_non_null(c->fetch);
@@ -355,6 +364,12 @@ static void client_new(struct client *c, const char *api_base, unsigned timeout_
                                       .max_time_ms = max_time_ms};
     c->api = wx_wechat_api_new(c->base, c->fetch, &o);
     assert_non_null(c->api);
+}
+
+static void client_new(struct client *c, const char *api_base, unsigned timeout_ms,
+                       unsigned max_attempts, unsigned max_time_ms)
+{
+    client_on(c, event_base_new(), api_base, timeout_ms, max_attempts, max_time_ms);
 }
 
 /* The defaults `wxbank serve` uses, with a shorter time budget. */
@@ -448,6 +463,19 @@ static void assert_failed(const struct outcome *o, enum wx_wechat_api_class cls,
     }
 }
 
+/* A platform of the test's own: it hands out a token, keeps the body of the last message
+ * call and answers it with whatever the test set, so that bodies can be compared byte for
+ * byte with what jansson made of the same message (the client's way before it wrote them
+ * itself) and answers read as jansson reads them. */
+static struct recorder {
+    struct evhttp *http;
+    char base[128];    /* wechat.api_base */
+    char body[65536];  /* the last message call's body */
+    size_t body_len;   /* */
+    unsigned calls;    /* message calls received */
+    char answer[4096]; /* what they get */
+} rec;
+
 /* ======================================================================================
  * Fixtures
  * ====================================================================================== */
@@ -478,6 +506,8 @@ static int group_teardown(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (rec.http != NULL) evhttp_free(rec.http); /* on a client's loop: goes first */
+    rec.http = NULL;
     for (size_t i = 0; i < CLIENTS_MAX; i++) {
         if (live_clients[i] != NULL) client_free(live_clients[i]);
     }
@@ -1089,6 +1119,454 @@ static void test_oauth_code_to_openid(void **state)
     client_free(&c);
 }
 
+/* ======================================================================================
+ * Bodies and answers, byte for byte, against a recorder on the client's own loop
+ * ====================================================================================== */
+
+static void rec_serve(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct evbuffer *out = evbuffer_new();
+    if (path != NULL && strcmp(path, "/cgi-bin/token") == 0) {
+        evbuffer_add_printf(out, "{\"access_token\":\"rectoken\",\"expires_in\":7200}");
+    } else {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        assert_true(len < sizeof rec.body);
+        evbuffer_remove(in, rec.body, len);
+        rec.body[len] = '\0';
+        rec.body_len = len;
+        rec.calls++;
+        evbuffer_add(out, rec.answer, strlen(rec.answer));
+    }
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* A client (one attempt per call) of a recorder listening on its loop. */
+static void rec_client_new(struct client *c)
+{
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    memset(&rec, 0, sizeof rec);
+    snprintf(rec.answer, sizeof rec.answer, "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":1}");
+    rec.http = evhttp_new(base);
+    evhttp_set_gencb(rec.http, rec_serve, NULL);
+    struct evhttp_bound_socket *h = evhttp_bind_socket_with_handle(rec.http, "127.0.0.1", 0);
+    assert_non_null(h);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(h), (struct sockaddr *)&sin, &len), 0);
+    snprintf(rec.base, sizeof rec.base, "http://127.0.0.1:%d", ntohs(sin.sin_port));
+    client_on(c, base, rec.base, 5000, 1, 15000);
+}
+
+/* The recorder goes first: it lives on the client's loop. */
+static void rec_client_free(struct client *c)
+{
+    evhttp_free(rec.http);
+    rec.http = NULL;
+    client_free(c);
+}
+
+/* The body the client once built with jansson for t; NULL where that refused t. */
+static char *jansson_template(const struct wx_wechat_template *t)
+{
+    json_t *data = json_object();
+    for (size_t i = 0; i < t->nfields; i++) {
+        json_object_set_new(data, t->fields[i].name,
+                            json_pack("{s:s}", "value", t->fields[i].value));
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:o}", "touser", t->openid, "template_id", t->template_id,
+                            "data", data);
+    if (doc == NULL) return NULL;
+    if (t->url != NULL && t->url[0] != '\0') json_object_set_new(doc, "url", json_string(t->url));
+    if (t->client_msg_id != NULL && t->client_msg_id[0] != '\0') {
+        json_object_set_new(doc, "client_msg_id", json_string(t->client_msg_id));
+    }
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(doc);
+    return text;
+}
+
+/* Runs one call that started with rc 0 to its end; fails when rc is not 0. */
+static void rec_wait(struct client *c, int rc, struct outcome *o)
+{
+    assert_int_equal(rc, 0);
+    run_until_done(c, o, 1);
+}
+
+/* Sends t and checks that the platform got jansson's body, or that both refused t. */
+static void expect_template(struct client *c, const struct wx_wechat_template *t)
+{
+    char *want = jansson_template(t);
+    unsigned calls = rec.calls;
+    struct outcome o = {0};
+    int rc = wx_wechat_api_template_send(c->api, t, on_result, &o);
+    if (want == NULL) {
+        assert_int_equal(rc, -1);
+        run_for(c, 5);
+        assert_int_equal(o.calls, 0);
+        assert_int_equal(rec.calls, calls);
+        return;
+    }
+    rec_wait(c, rc, &o);
+    assert_ok(&o);
+    assert_int_equal(rec.calls, calls + 1);
+    assert_string_equal(rec.body, want);
+    free(want);
+}
+
+/* Every control character, quote, backslash, slash, and text past ASCII up to U+10FFFF, in
+ * names, values, the url and client_msg_id: the same bytes as jansson's, and read back the
+ * same strings. */
+static void test_template_json_escaping(void **state)
+{
+    (void)state;
+    static struct client c;
+    rec_client_new(&c);
+    char ctl[40];
+    for (int i = 1; i < 0x20; i++)
+        ctl[i - 1] = (char)i;
+    ctl[31] = 0x7f;
+    ctl[32] = '\0';
+    const struct wx_wechat_template_field fields[] = {
+        {"ctl", ctl},
+        {"quote", "say \"hi\" \\ back\\slash / slash \\u0041"},
+        {"cjk", "尾号1234 消费 ¥39.80（上海）"},
+        {"astral", "😀 𝄞 \xf4\x8f\xbf\xbf"},
+        {"edges",
+         "\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbd \xef\xbf\xbf \xe2\x80\xa8\xe2\x80\xa9"},
+        {"名字\t\"k\"", "non-ASCII and escapes in a name"},
+        {"", "an empty name"},
+        {"empty", ""},
+    };
+    struct wx_wechat_template t = {.openid = "o\"pen\\id\n",
+                                   .template_id = TEMPLATE_ID,
+                                   .url = "https://bank.example/tx?id=1&q=\"x\"#\x01",
+                                   .client_msg_id = "tx-\\1\x1f",
+                                   .fields = fields,
+                                   .nfields = sizeof fields / sizeof fields[0]};
+    expect_template(&c, &t);
+    json_error_t je;
+    json_t *j = json_loadb(rec.body, rec.body_len, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "touser")), t.openid);
+    assert_string_equal(json_string_value(json_object_get(j, "url")), t.url);
+    assert_string_equal(json_string_value(json_object_get(j, "client_msg_id")), t.client_msg_id);
+    json_t *data = json_object_get(j, "data");
+    for (size_t i = 0; i < t.nfields; i++) {
+        json_t *v = json_object_get(json_object_get(data, fields[i].name), "value");
+        assert_string_equal(json_string_value(v), fields[i].value);
+    }
+    json_decref(j);
+    for (const char *p = rec.body; *p != '\0'; p++)
+        assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p <= 0x7f);
+    rec_client_free(&c);
+}
+
+/* What jansson refused: a field whose name or value is not UTF-8 (or NULL) is left out, as
+ * are such a url and client_msg_id; such an OpenID or template fails the call. Repeated
+ * names keep the first place and the last value jansson took. */
+static void test_template_json_refusals(void **state)
+{
+    (void)state;
+    static struct client c;
+    rec_client_new(&c);
+    static const char *const bad[] = {
+        "\x80",
+        "a\xbf",
+        "\xc0\xaf",
+        "\xc1\xbf",
+        "\xe0\x80\xaf",
+        "\xed\xa0\x80",
+        "\xed\xbf\xbf",
+        "\xf0\x8f\xbf\xbf",
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\xff",
+        "\xe4\xb8",
+        "\xc3"
+        "A",
+        "\xf0\x9f\x98",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const struct wx_wechat_template_field fields[] = {
+            {"keyword1", "first"}, {bad[i], "bad name"}, {"keyword2", bad[i]},
+            {NULL, "no name"},     {"keyword3", NULL},   {"keyword4", "last"}};
+        struct wx_wechat_template t = {.openid = FOLLOWER,
+                                       .template_id = TEMPLATE_ID,
+                                       .url = bad[i],
+                                       .client_msg_id = bad[i],
+                                       .fields = fields,
+                                       .nfields = sizeof fields / sizeof fields[0]};
+        expect_template(&c, &t);
+        t.openid = bad[i];
+        expect_template(&c, &t);
+        t.openid = FOLLOWER;
+        t.template_id = bad[i];
+        expect_template(&c, &t);
+    }
+    const struct wx_wechat_template_field dups[] = {
+        {"a", "1"}, {"b", "2"},        {"a", "3"},  {"c", "\xff"}, {"c", "4"},
+        {"d", "5"}, {"d", "\xc0\x80"}, {"a", "6"},  {"e", NULL},   {"e", "7"},
+        {"f", "8"}, {"f", "9"},        {"b", "10"},
+    };
+    struct wx_wechat_template t = {.openid = FOLLOWER,
+                                   .template_id = TEMPLATE_ID,
+                                   .fields = dups,
+                                   .nfields = sizeof dups / sizeof dups[0]};
+    expect_template(&c, &t);
+    t.nfields = 0;
+    expect_template(&c, &t); /* "data":{} */
+    t.openid = NULL;
+    expect_template(&c, &t);
+    t.openid = FOLLOWER;
+    t.template_id = NULL;
+    expect_template(&c, &t);
+    rec_client_free(&c);
+}
+
+/* A byte generator for random text: mostly ASCII, with control characters, quotes and
+ * backslashes, sequences of every length, and now and then one that is not UTF-8. */
+static uint32_t rnd_state = 20261127;
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) % n;
+}
+
+static void random_text(char *out, size_t cap)
+{
+    static const char *const pieces[] = {
+        "a",
+        "Z",
+        "9",
+        " ",
+        "\"",
+        "\\",
+        "/",
+        "\x01",
+        "\n",
+        "\x1f",
+        "\x7f",
+        "\xc3\xa9",
+        "\xe4\xb8\xad",
+        "\xf0\x9f\x98\x80",
+        "{}",
+        "\xef\xbb\xbf",
+        "\xe2\x80\xa8",
+        "\x80",
+        "\xc0\x80",
+        "\xed\xa0\x80",
+        "\xe4\xb8",
+    };
+    size_t n = 0, len = rnd(12);
+    for (size_t i = 0; i < len; i++) {
+        size_t which = rnd(100) < 97 ? rnd(17) : 17 + rnd(4); /* 3 % of pieces are bad */
+        const char *p = pieces[which];
+        size_t plen = strlen(p);
+        if (n + plen + 1 > cap) break;
+        memcpy(out + n, p, plen);
+        n += plen;
+    }
+    out[n] = '\0';
+}
+
+/* Random templates and customer-service texts: the same bytes as jansson's every time. */
+static void test_json_random(void **state)
+{
+    (void)state;
+    static struct client c;
+    rec_client_new(&c);
+    static const char *const names[] = {"first", "keyword1", "keyword2", "remark", "名"};
+    for (int round = 0; round < 300; round++) {
+        char text[8][64];
+        struct wx_wechat_template_field fields[6];
+        size_t n = rnd(7);
+        for (size_t i = 0; i < n; i++) {
+            random_text(text[i], sizeof text[i]);
+            fields[i].name = rnd(4) == 0 ? text[i] : names[rnd(5)];
+            fields[i].value = text[i];
+        }
+        random_text(text[6], sizeof text[6]);
+        random_text(text[7], sizeof text[7]);
+        struct wx_wechat_template t = {.openid = rnd(8) == 0 ? text[6] : FOLLOWER,
+                                       .template_id = TEMPLATE_ID,
+                                       .url = text[7],
+                                       .client_msg_id = rnd(2) ? "tx-1" : NULL,
+                                       .fields = fields,
+                                       .nfields = n};
+        expect_template(&c, &t);
+    }
+    rec_client_free(&c);
+}
+
+/* The customer-service bodies jansson made; NULL where it refused. */
+static char *jansson_custom(int kind, const char *openid, const char *value,
+                            const struct wx_wechat_article *a)
+{
+    json_t *doc;
+    if (kind == 0) {
+        doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "text", "text",
+                        "content", value);
+    } else if (kind == 1) {
+        doc = json_pack("{s:s, s:s, s:{s:s}}", "touser", openid, "msgtype", "image", "image",
+                        "media_id", value);
+    } else {
+        doc = json_pack("{s:s, s:s, s:{s:[{s:s, s:s, s:s, s:s}]}}", "touser", openid, "msgtype",
+                        "news", "news", "articles", "title", a->title ? a->title : "",
+                        "description", a->description ? a->description : "", "url",
+                        a->url ? a->url : "", "picurl", a->pic_url ? a->pic_url : "");
+    }
+    if (doc == NULL) return NULL;
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(doc);
+    return text;
+}
+
+static void expect_custom(struct client *c, int kind, const char *openid, const char *value,
+                          const struct wx_wechat_article *a)
+{
+    char *want = jansson_custom(kind, openid, value, a);
+    unsigned calls = rec.calls;
+    struct outcome o = {0};
+    int rc = kind == 0   ? wx_wechat_api_custom_text(c->api, openid, value, on_result, &o)
+             : kind == 1 ? wx_wechat_api_custom_image(c->api, openid, value, on_result, &o)
+                         : wx_wechat_api_custom_news(c->api, openid, a, on_result, &o);
+    if (want == NULL) {
+        assert_int_equal(rc, -1);
+        assert_int_equal(rec.calls, calls);
+        return;
+    }
+    rec_wait(c, rc, &o);
+    assert_ok(&o);
+    assert_string_equal(rec.body, want);
+    free(want);
+}
+
+/* Customer-service text, image and news: jansson's bytes, and its refusals. */
+static void test_custom_json(void **state)
+{
+    (void)state;
+    static struct client c;
+    rec_client_new(&c);
+    static const char *const values[] = {
+        "您的卡片已激活", "line\nbreak\t\"q\" \\ \x01\x7f 😀", "", "\xff", "\xed\xa0\x80", NULL,
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        expect_custom(&c, 0, FOLLOWER, values[i], NULL);
+        expect_custom(&c, 1, FOLLOWER, values[i], NULL);
+        expect_custom(&c, 0, values[i], "text", NULL);
+        struct wx_wechat_article a = {.title = values[i], .url = "https://bank.example/\"b\""};
+        expect_custom(&c, 2, FOLLOWER, NULL, &a);
+        a = (struct wx_wechat_article){.description = values[i], .pic_url = values[i]};
+        expect_custom(&c, 2, FOLLOWER, NULL, &a);
+    }
+    struct wx_wechat_article none = {0};
+    expect_custom(&c, 2, FOLLOWER, NULL, &none);
+    expect_custom(&c, 2, NULL, NULL, &none);
+    rec_client_free(&c);
+}
+
+/* What a call's result is for an answer, as jansson reads it (max_attempts 1; no token
+ * errcodes among the answers). */
+static void jansson_result(const char *body, struct wx_wechat_api_result *want)
+{
+    memset(want, 0, sizeof *want);
+    json_error_t je;
+    json_t *j = json_loadb(body, strlen(body), 0, &je);
+    if (j == NULL || !json_is_object(j)) {
+        json_decref(j);
+        want->cls = WX_WECHAT_API_PERMANENT;
+        want->errcode = 47001;
+        snprintf(want->errmsg, sizeof want->errmsg, "answer is not a JSON object");
+        return;
+    }
+    want->errcode = (long)json_integer_value(json_object_get(j, "errcode"));
+    const char *em = json_string_value(json_object_get(j, "errmsg"));
+    snprintf(want->errmsg, sizeof want->errmsg, "%ld %s", want->errcode, em != NULL ? em : "");
+    if (want->errcode == -1 || want->errcode == 45009) {
+        want->cls = WX_WECHAT_API_RETRYABLE;
+    } else if (want->errcode != 0) {
+        want->cls = WX_WECHAT_API_PERMANENT;
+    } else {
+        want->cls = WX_WECHAT_API_OK;
+        snprintf(want->errmsg, sizeof want->errmsg, "ok");
+        json_t *v = json_object_get(j, "msgid");
+        if (json_is_integer(v)) want->msgid = (uint64_t)json_integer_value(v);
+    }
+    json_decref(j);
+}
+
+/* Answers in the platform's usual shape and in every other: each call ends as it would have
+ * when jansson read every answer. */
+static void test_answers_read_as_jansson(void **state)
+{
+    (void)state;
+    static struct client c;
+    rec_client_new(&c);
+    char long_msg[400];
+    snprintf(long_msg, sizeof long_msg, "{\"errcode\":43101,\"errmsg\":\"%0300d\"}", 7);
+    const char *answers[] = {
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":1}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":2000000000000000123}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":9223372036854775807}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":9223372036854775808}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":-9223372036854775808}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":-5}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":01}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":1.5}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":1e3}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":\"7\"}",
+        "{\"msgid\":8,\"errcode\":0}",
+        "{ \"errcode\" : 0 , \"msgid\" : 9 }",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":10}\n",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":11}x",
+        "{\"errcode\":0,\"errcode\":43004}",
+        "{\"errcode\":0,\"msgid\":3,\"msgid\":4}",
+        "{\"errcode\":43004,\"errmsg\":\"require subscribe hint: [xyz]\"}",
+        "{\"errcode\":40003,\"errmsg\":\"invalid openid \\u0041\\u00e9\"}",
+        long_msg,
+        "{\"errcode\":\"0\",\"msgid\":5}",
+        "{\"errcode\":-0,\"msgid\":12}",
+        "{\"errcode\":-1,\"errmsg\":\"system busy\"}",
+        "{\"errcode\":45009,\"errmsg\":\"reach max api daily quota limit\"}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":13,\"extra\":{\"a\":[1,2]}}",
+        "{\"errcode\":0}",
+        "{}",
+        "[]",
+        "",
+        "{\"errcode\":0,\"errmsg\":\"o\\\"k\",\"msgid\":14}",
+        "{\"errcode\":0,\"errmsg\":\"\xc3\xa9\",\"msgid\":15}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":16,}",
+        "{\"errcode\":99999999999999999999}",
+        "{\"errcode\":1,\"errmsg\":\"x\"}",
+        "{\"errcode\":1,\"errmsg\":\"\\u0000\"}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":-}",
+        "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":17",
+    };
+    static const struct wx_wechat_template_field fields[] = {{"keyword1", "x"}};
+    struct wx_wechat_template t = {
+        .openid = FOLLOWER, .template_id = TEMPLATE_ID, .fields = fields, .nfields = 1};
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        snprintf(rec.answer, sizeof rec.answer, "%s", answers[i]);
+        struct wx_wechat_api_result want;
+        jansson_result(answers[i], &want);
+        struct outcome o = {0};
+        rec_wait(&c, wx_wechat_api_template_send(c.api, &t, on_result, &o), &o);
+        if (o.r.cls != want.cls || o.r.errcode != want.errcode || o.r.msgid != want.msgid ||
+            strcmp(o.r.errmsg, want.errmsg) != 0) {
+            fail_msg("answer %s: got %s %ld \"%s\" %llu, want %s %ld \"%s\" %llu", answers[i],
+                     wx_wechat_api_class_name(o.r.cls), o.r.errcode, o.r.errmsg,
+                     (unsigned long long)o.r.msgid, wx_wechat_api_class_name(want.cls),
+                     want.errcode, want.errmsg, (unsigned long long)want.msgid);
+        }
+    }
+    rec_client_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1589,11 @@ int main(void)
         cmocka_unit_test_teardown(test_custom_text_news_image, teardown),
         cmocka_unit_test_teardown(test_menu_create, teardown),
         cmocka_unit_test_teardown(test_oauth_code_to_openid, teardown),
+        cmocka_unit_test_teardown(test_template_json_escaping, teardown),
+        cmocka_unit_test_teardown(test_template_json_refusals, teardown),
+        cmocka_unit_test_teardown(test_json_random, teardown),
+        cmocka_unit_test_teardown(test_custom_json, teardown),
+        cmocka_unit_test_teardown(test_answers_read_as_jansson, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
