@@ -1,6 +1,7 @@
 /*
- * api.c - the platform API calls that reach followers: template messages, customer-service
- * messages, and the temporary media they may show (upload, and download for the page).
+ * api.c - the platform API calls that reach followers: customer-service messages, and the
+ * temporary media they may show (upload, and download for the page); template messages are
+ * template.c's, through the same check of the follower.
  *
  * Checks run in the platform's order: the fault and the access_token first, then the body,
  * then the follower (40003 unknown, 43004 not following, 43101 refuses messages, 45015
@@ -20,7 +21,6 @@
 #include "util/log.h"
 
 #define CS_WINDOW_MS     (48 * 3600 * 1000LL) /* customer service: 48 h after the last action */
-#define CLIENT_MSG_TTL   (10 * 60 * 1000LL)   /* template client_msg_id idempotency */
 #define MEDIA_TTL_MS     (3 * 86400 * 1000LL) /* temporary media live three days */
 #define THUMB_MAX        (64u << 10)          /* a thumb is a JPG of at most 64 KB */
 #define ARTICLE_TEXT_MAX 1024                 /* bytes of a news title or description */
@@ -50,11 +50,9 @@ static const struct sb_media builtin_media = {
 
 /* ---- the follower a message is for ----------------------------------------------------------- */
 
-/* Finds touser and checks it may receive; answers the error and returns NULL otherwise. */
-static struct sb_follower *recipient(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
-                                     const json_t *body)
+struct sb_follower *sb_api_recipient(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
+                                     const char *touser)
 {
-    const char *touser = sb_json_str(body, "touser");
     struct sb_follower *f = touser != NULL ? sb_follower_find(sb, touser) : NULL;
     if (f == NULL) {
         sb_api_error(sb, req, ep, 40003, "invalid openid");
@@ -79,145 +77,6 @@ static const char *text_member(const json_t *o, const char *key, size_t max)
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     return n <= max && strlen(s) == n && sb_is_text(s, n) ? s : NULL;
-}
-
-/* ---- template messages ----------------------------------------------------------------------- */
-
-/* The first answer to openid + client_msg_id in the last 10 minutes, or 0. */
-static uint64_t client_msg_seen(struct wx_sandbox *sb, const char *openid, const char *id)
-{
-    int64_t now = sb_now_ms(sb);
-    for (size_t i = 0; i < WX_SANDBOX_CLIENT_MSG_MAX; i++) {
-        const struct sb_client_msg *c = &sb->client_msgs[i];
-        if (c->msgid != 0 && now < c->expires_ms && strcmp(c->openid, openid) == 0 &&
-            strcmp(c->id, id) == 0) {
-            return c->msgid;
-        }
-    }
-    return 0;
-}
-
-static void client_msg_remember(struct wx_sandbox *sb, const char *openid, const char *id,
-                                uint64_t msgid)
-{
-    struct sb_client_msg *c = &sb->client_msgs[sb->next_client_msg++ % WX_SANDBOX_CLIENT_MSG_MAX];
-    snprintf(c->openid, sizeof c->openid, "%s", openid);
-    snprintf(c->id, sizeof c->id, "%s", id);
-    c->msgid = msgid;
-    c->expires_ms = sb_now_ms(sb) + CLIENT_MSG_TTL;
-}
-
-/*
- * The card the phone shows: one row per data key, in the order sent. "first" and "remark"
- * are left out, as the platform has dropped them since May 2023. NULL when data is not an
- * object of at most WX_SANDBOX_TEMPLATE_ROWS_MAX {"value": text} objects; *too_long is set
- * when a value passes WX_SANDBOX_TEMPLATE_VALUE_MAX bytes.
- */
-static json_t *template_rows(const json_t *data, bool *too_long)
-{
-    *too_long = false;
-    if (!json_is_object(data) || json_object_size(data) > WX_SANDBOX_TEMPLATE_ROWS_MAX) {
-        return NULL;
-    }
-    json_t *rows = json_array();
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)data, key, v)
-    {
-        const json_t *text = json_is_object(v) ? json_object_get(v, "value") : NULL;
-        const char *value =
-            text != NULL ? text_member(v, "value", WX_SANDBOX_TEMPLATE_VALUE_MAX) : NULL;
-        *too_long =
-            json_is_string(text) && json_string_length(text) > WX_SANDBOX_TEMPLATE_VALUE_MAX;
-        if (value == NULL || strlen(key) > 64) {
-            json_decref(rows);
-            return NULL;
-        }
-        if (strcmp(key, "first") == 0 || strcmp(key, "remark") == 0) continue;
-        json_array_append_new(rows, json_pack("{s:s,s:s}", "key", key, "value", value));
-    }
-    return rows;
-}
-
-/* The rows as "key=value\n" lines, for the observer. The caller frees it. */
-static char *rows_text(const json_t *rows)
-{
-    size_t cap = 1, i;
-    const json_t *r;
-    json_array_foreach(rows, i, r)
-    {
-        cap += strlen(sb_json_str(r, "key")) + strlen(sb_json_str(r, "value")) + 2;
-    }
-    char *text = wx_malloc(cap), *p = text;
-    json_array_foreach(rows, i, r)
-    {
-        const char *k = sb_json_str(r, "key"), *v = sb_json_str(r, "value");
-        p += snprintf(p, cap - (size_t)(p - text), "%s=%s\n", k, v);
-    }
-    *p = '\0';
-    return text;
-}
-
-/*
- * Shows an accepted template message on f's phone and answers with its msgid. A repeat of
- * openid + client_msg_id within 10 minutes is absorbed, as the platform does: the first
- * answer again, nothing shown, and template_repeats counts it.
- */
-static void template_accept(struct wx_sandbox *sb, wx_http_req_t *req, struct sb_follower *f,
-                            const char *tid, const char *url, const char *cmid, json_t *rows)
-{
-    uint64_t msgid = cmid[0] != '\0' ? client_msg_seen(sb, f->openid, cmid) : 0;
-    bool repeat = msgid != 0;
-    if (repeat) {
-        sb->stats.template_repeats++;
-    } else {
-        msgid = sb->next_template_msgid++;
-        if (cmid[0] != '\0') client_msg_remember(sb, f->openid, cmid, msgid);
-        char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)msgid);
-        sb_chat_post(sb, f,
-                     json_pack("{s:s,s:s,s:s,s:s,s:O,s:s}", "from", "account", "type", "template",
-                               "template_id", tid, "url", url, "rows", rows, "msgid", id));
-        sb_template_finish_later(sb, f->openid, msgid);
-    }
-    if (sb->observer != NULL) {
-        char *text = rows_text(rows);
-        sb_observe(sb, WX_SANDBOX_MSG_TEMPLATE, f->openid, cmid, text, repeat);
-        free(text);
-    }
-    sb_api_ok(req, json_pack("{s:I}", "msgid", (json_int_t)msgid));
-}
-
-void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
-{
-    const enum sb_endpoint ep = SB_EP_TEMPLATE_SEND;
-    if (sb_api_begin(sb, req, ep, true, sb_template_send_handler) ||
-        !sb_api_token_ok(sb, req, ep, query)) {
-        return;
-    }
-    json_t *o = sb_api_body(sb, req, ep, WX_SANDBOX_API_BODY_MAX);
-    if (o == NULL) return;
-    struct sb_follower *f = recipient(sb, req, ep, o);
-    const char *tid = sb_json_str(o, "template_id");
-    const char *url = text_member(o, "url", SB_URL_MAX);
-    const char *cmid = text_member(o, "client_msg_id", SB_CLIENT_MSG_MAX);
-    bool too_long = false;
-    json_t *rows = f != NULL ? template_rows(json_object_get(o, "data"), &too_long) : NULL;
-    if (f == NULL) {
-        /* answered */
-    } else if (tid == NULL || !sb_is_word(tid, SB_TEMPLATE_ID_MAX)) {
-        sb_api_error(sb, req, ep, 40037, "invalid template_id");
-    } else if (url == NULL) {
-        sb_api_error(sb, req, ep, 40039, "invalid url size");
-    } else if (too_long) {
-        sb_api_error(sb, req, ep, 47003, "argument invalid! data.value is too long");
-    } else if (rows == NULL || cmid == NULL) {
-        sb_api_error(sb, req, ep, 47001, "data format error");
-    } else {
-        template_accept(sb, req, f, tid, url, cmid, rows);
-    }
-    json_decref(rows);
-    json_decref(o);
 }
 
 /* ---- customer-service messages --------------------------------------------------------------- */
@@ -297,7 +156,7 @@ void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const cha
     }
     json_t *o = sb_api_body(sb, req, ep, WX_SANDBOX_API_BODY_MAX);
     if (o == NULL) return;
-    struct sb_follower *f = recipient(sb, req, ep, o);
+    struct sb_follower *f = sb_api_recipient(sb, req, ep, sb_json_str(o, "touser"));
     if (f != NULL) {
         int code;
         const char *msg;

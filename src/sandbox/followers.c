@@ -20,16 +20,40 @@
 
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/siphash.h"
 #include "util/timeutil.h"
 
 /* ---- the follower table ---------------------------------------------------------------------- */
 
+_Static_assert((SB_FOLLOWER_SLOTS & (SB_FOLLOWER_SLOTS - 1)) == 0, "a power of two");
+_Static_assert(SB_FOLLOWER_SLOTS > WX_SANDBOX_FOLLOWERS_MAX, "a free slot ends every probe");
+_Static_assert(WX_SANDBOX_FOLLOWERS_MAX < UINT16_MAX, "index + 1 fits a slot");
+
+/* Where openid's probe starts in the index (open addressing: followers are never removed). */
+static size_t follower_home(const struct wx_sandbox *sb, const char *openid)
+{
+    return wx_siphash64(sb->hash_key, openid, strlen(openid)) & (SB_FOLLOWER_SLOTS - 1);
+}
+
 struct sb_follower *sb_follower_find(const struct wx_sandbox *sb, const char *openid)
 {
-    for (size_t i = 0; i < sb->nfollowers; i++) {
-        if (strcmp(sb->followers[i]->openid, openid) == 0) return sb->followers[i];
+    for (size_t i = follower_home(sb, openid);; i = (i + 1) & (SB_FOLLOWER_SLOTS - 1)) {
+        uint16_t k = sb->follower_slots[i];
+        if (k == 0) return NULL;
+        if (strcmp(sb->followers[k - 1]->openid, openid) == 0) return sb->followers[k - 1];
     }
-    return NULL;
+}
+
+/* Adds f, not yet in the index, as sb->followers[sb->nfollowers]. */
+static void follower_index(struct wx_sandbox *sb, struct sb_follower *f)
+{
+    assert(sb->nfollowers < WX_SANDBOX_FOLLOWERS_MAX);
+    size_t i = follower_home(sb, f->openid);
+    while (sb->follower_slots[i] != 0) {
+        i = (i + 1) & (SB_FOLLOWER_SLOTS - 1);
+    }
+    sb->followers[sb->nfollowers++] = f;
+    sb->follower_slots[i] = (uint16_t)sb->nfollowers;
 }
 
 int sb_follower_add(struct wx_sandbox *sb, const char *openid, const char *nickname, bool following,
@@ -69,7 +93,7 @@ int sb_follower_add(struct wx_sandbox *sb, const char *openid, const char *nickn
     }
     f->following = following;
     f->active_ms = sb_now_ms(sb); /* as if they had just written: the 48 h window is open */
-    sb->followers[sb->nfollowers++] = f;
+    follower_index(sb, f);
     sb_bump(sb, &sb->followers_seq);
     *out = f;
     return 0;
@@ -92,6 +116,7 @@ void sb_followers_free(struct wx_sandbox *sb)
         free(f);
     }
     sb->nfollowers = 0;
+    memset(sb->follower_slots, 0, sizeof sb->follower_slots);
 }
 
 /* ---- chat lines and the long poll ------------------------------------------------------------ */
@@ -138,16 +163,10 @@ static struct sb_follower *largest_history(struct wx_sandbox *sb)
     return big;
 }
 
-uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
+/* Keeps text (owned, len bytes), the line numbered seq, in f's chat and wakes the polls. */
+static uint64_t chat_keep(struct wx_sandbox *sb, struct sb_follower *f, uint64_t seq, char *text,
+                          size_t len)
 {
-    assert(json_is_object(msg));
-    uint64_t seq = ++sb->seq;
-    json_object_set_new(msg, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(msg, "time", json_integer(wx_now_ms()));
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (text == NULL) WX_FATAL("jansson: out of memory");
-    size_t len = strlen(text);
     assert(len < WX_SANDBOX_CHAT_BYTES_MAX);
     if (f->count == WX_SANDBOX_MESSAGES_MAX) chat_drop_oldest(sb, f);
     while (sb->chat_bytes + len > WX_SANDBOX_CHAT_BYTES_MAX) {
@@ -163,6 +182,32 @@ uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
     f->last_seq = seq;
     sb_polls_wake(sb);
     return seq;
+}
+
+uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg)
+{
+    assert(json_is_object(msg));
+    uint64_t seq = ++sb->seq;
+    json_object_set_new(msg, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(msg, "time", json_integer(wx_now_ms()));
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text == NULL) WX_FATAL("jansson: out of memory");
+    return chat_keep(sb, f, seq, text, strlen(text));
+}
+
+uint64_t sb_chat_post_text(struct wx_sandbox *sb, struct sb_follower *f, struct sb_out *line)
+{
+    assert(line->len > 1);
+    assert(line->p[0] == '{');
+    uint64_t seq = ++sb->seq;
+    SB_OUT_LIT(line, ",\"seq\":");
+    sb_out_int(line, (int64_t)seq);
+    SB_OUT_LIT(line, ",\"time\":");
+    sb_out_int(line, wx_now_ms());
+    SB_OUT_LIT(line, "}");
+    /* The kept copy is exact: the chat's byte budget counts what is kept. */
+    return chat_keep(sb, f, seq, wx_strndup(line->p, line->len), line->len);
 }
 
 /*

@@ -62,8 +62,7 @@ bool sb_is_word(const char *s, size_t max)
     return true;
 }
 
-/* Length of the UTF-8 sequence at p (1..4), or 0 when it is not well-formed. */
-static size_t utf8_seq(const uint8_t *p, size_t left)
+size_t sb_utf8_seq(const uint8_t *p, size_t left)
 {
     uint8_t c = p[0];
     size_t n = c < 0x80             ? 1
@@ -84,12 +83,22 @@ bool sb_is_text(const char *s, size_t len)
 {
     const uint8_t *p = (const uint8_t *)s;
     for (size_t i = 0; i < len;) {
+        if (p[i] >= 0x20 && p[i] < 0x80) { /* most of it: no sequence to check */
+            i++;
+            continue;
+        }
         if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return false;
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = sb_utf8_seq(p + i, len - i);
         if (n == 0) return false;
         i += n;
     }
     return true;
+}
+
+void sb_reply_text(wx_http_req_t *req, int status, const char *text, size_t len)
+{
+    wx_http_add_header(req, "Cache-Control", "no-store");
+    wx_http_send(req, status, "application/json; charset=utf-8", text, len);
 }
 
 void sb_reply_json(wx_http_req_t *req, int status, json_t *v)
@@ -98,8 +107,7 @@ void sb_reply_json(wx_http_req_t *req, int status, json_t *v)
     char *text = json_dumps(v, JSON_COMPACT);
     json_decref(v);
     if (text == NULL) WX_FATAL("jansson: out of memory");
-    wx_http_add_header(req, "Cache-Control", "no-store");
-    wx_http_send(req, status, "application/json; charset=utf-8", text, strlen(text));
+    sb_reply_text(req, status, text, strlen(text));
     free(text);
 }
 
@@ -398,6 +406,8 @@ wx_sandbox_t *wx_sandbox_start(wx_hub_t *hub, wx_http_t *http, const struct wx_s
         return NULL;
     }
     set_urls(sb);
+    wx_random_bytes(sb->hash_key, sizeof sb->hash_key);
+    sb->scratch = wx_malloc(WX_SANDBOX_API_BODY_MAX + 1);
     sb_sms_init(sb);
     /* A passive reply is at most a webhook body: anything longer is invalid anyway. */
     struct wx_fetch_options fo = {.max_inflight = WX_SANDBOX_DELIVERIES_MAX,
@@ -433,6 +443,9 @@ void wx_sandbox_free(wx_sandbox_t *sb)
     sb_followers_free(sb);
     sb_media_free(sb);
     sb_sms_free(sb);
+    free(sb->scratch);
+    sb_out_free(&sb->line);
+    sb_out_free(&sb->text);
     json_decref(sb->menu);
     wx_wipe(sb->cards, sizeof sb->cards);
     wx_wipe(sb->tokens, sizeof sb->tokens);

@@ -8,13 +8,16 @@
  *   sandbox.c   start, free, the router under /sandbox/, shared helpers (clock, ids, JSON)
  *   followers.c the followers, their chat history and the page's long poll
  *   tokens.c    access tokens (/cgi-bin/token, stable_token), OAuth, faults, the stats
- *   api.c       template and customer-service messages, media upload and download
+ *   template.c  template messages, and the client_msg_id memory that absorbs repeats
+ *   api.c       customer-service messages, media upload and download
  *   menu.c      menu/create and its documented limits
  *   webhook.c   what a follower does, sent to the bank's webhook as the platform sends it
  *   reply.c     the webhook's answer: checked, decrypted, parsed and shown
  *   page.c      the page's JSON API and its embedded HTML/CSS/JS
  *   pos.c       the POS page's ISO 8583 exchange with the bank
  *   sms.c       the SMS gateway: /sandbox/sms/send, the SMS the page shows, repeated refs
+ *   json.c      JSON on the hot path: plain bodies read without a jansson tree, and text
+ *               written with jansson's escaping
  */
 #ifndef WX_SANDBOX_SANDBOX_INT_H
 #define WX_SANDBOX_SANDBOX_INT_H
@@ -32,23 +35,61 @@
 struct event;
 struct evbuffer;
 
-#define SB_TOKEN_LEN       136 /* an access_token: the platform's are 136-157 characters */
-#define SB_TOKENS_MAX      16  /* tokens remembered (older ones are simply unknown: 40001) */
-#define SB_MEDIA_ID_LEN    64  /* a media_id, as the platform's */
-#define SB_CODE_LEN        32  /* an OAuth code */
-#define SB_CLIENT_MSG_MAX  64  /* bytes of a template client_msg_id */
-#define SB_TEMPLATE_ID_MAX 128 /* bytes of a template_id (the platform's are 43) */
-#define SB_URL_MAX         1024
-#define SB_PAGE_WAIT_S     25    /* longest long poll */
-#define SB_HOLD_S          60    /* a call held by the "timeout" fault is dropped after this */
-#define SB_SLOW_DEFAULT_MS 1500  /* delay of the "slow" fault when none is given */
-#define SB_EVENTS_SMS_MAX  100   /* SMS in one events answer (the newest): what the page lists */
-#define SB_SMS_BUCKETS     16384 /* hash buckets of the SMS refs: 2 x WX_SANDBOX_SMS_REFS_MAX */
+#define SB_TOKEN_LEN          136 /* an access_token: the platform's are 136-157 characters */
+#define SB_TOKENS_MAX         16  /* tokens remembered (older ones are simply unknown: 40001) */
+#define SB_MEDIA_ID_LEN       64  /* a media_id, as the platform's */
+#define SB_CODE_LEN           32  /* an OAuth code */
+#define SB_CLIENT_MSG_MAX     64  /* bytes of a template client_msg_id */
+#define SB_TEMPLATE_ID_MAX    128 /* bytes of a template_id (the platform's are 43) */
+#define SB_URL_MAX            1024
+#define SB_PAGE_WAIT_S        25    /* longest long poll */
+#define SB_HOLD_S             60    /* a call held by the "timeout" fault is dropped after this */
+#define SB_SLOW_DEFAULT_MS    1500  /* delay of the "slow" fault when none is given */
+#define SB_EVENTS_SMS_MAX     100   /* SMS in one events answer (the newest): what the page lists */
+#define SB_SMS_BUCKETS        16384 /* hash buckets of the SMS refs: 2 x WX_SANDBOX_SMS_REFS_MAX */
+#define SB_CLIENT_MSG_BUCKETS 2048  /* client_msg_id buckets: 2 x WX_SANDBOX_CLIENT_MSG_MAX */
+#define SB_FOLLOWER_SLOTS     512   /* follower index slots: 2 x WX_SANDBOX_FOLLOWERS_MAX */
+#define SB_DOC_NODES          64 /* values the fast reader keeps; a larger body goes to jansson */
+#define SB_DOC_DEPTH          3  /* object levels kept with their members (body, data, row) */
 
 struct wx_sandbox;
 
 /* A route's handler; the "slow" fault runs it again once the delay is over. */
 typedef void (*sb_handler)(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+
+/* ---- JSON on the hot path (json.c) ----------------------------------------------------------- */
+
+enum sb_jkind {
+    SB_J_OTHER,  /* a number, array, true, false or null: only jansson's reader makes these */
+    SB_J_OBJECT, /* its members follow from first */
+    SB_J_STRING,
+};
+
+/* One value of a request body. */
+struct sb_jnode {
+    enum sb_jkind kind;
+    uint32_t first;  /* object: index of its first member; 0 when it has none kept */
+    uint32_t next;   /* index of the parent's next member; 0 after the last */
+    uint32_t count;  /* object: its members, also when deeper than SB_DOC_DEPTH (none kept) */
+    const char *key; /* this member's name, NUL-ended; "" for the body itself */
+    const char *str; /* string: its bytes, NUL-ended (a jansson string may hold a NUL) */
+    size_t len;      /* string: its length */
+};
+
+/* A request body as a table of nodes; nodes[0] is the body's object. */
+struct sb_doc {
+    struct sb_jnode *nodes;              /* fixed, or allocated for jansson's larger trees */
+    uint32_t n, cap;                     /* nodes used and room */
+    json_t *tree;                        /* jansson's, when it read the body; owns strings */
+    struct sb_jnode fixed[SB_DOC_NODES]; /* the fast reader's table */
+};
+
+/* A growing buffer for JSON and other text; reused, so a send allocates nothing in it. */
+struct sb_out {
+    char *p;    /* owned */
+    size_t len; /* bytes written */
+    size_t cap; /* bytes allocated */
+};
 
 /* ---- followers and their chat ---------------------------------------------------------------- */
 
@@ -101,8 +142,9 @@ struct sb_code {
 struct sb_client_msg {
     char openid[WX_OPENID_MAX + 1];
     char id[SB_CLIENT_MSG_MAX + 1];
-    uint64_t msgid;     /* the answer the first send got */
+    uint64_t msgid;     /* the answer the first send got; 0 for an unused slot */
     int64_t expires_ms; /* first send + 10 min */
+    uint32_t next;      /* next slot + 1 in the same bucket; 0 ends the chain */
 };
 
 struct sb_card {
@@ -250,8 +292,15 @@ struct wx_sandbox {
     size_t media_bytes;
     struct sb_code codes[WX_SANDBOX_OAUTH_CODES_MAX];
     unsigned next_code;
-    struct sb_client_msg client_msgs[WX_SANDBOX_CLIENT_MSG_MAX];
-    unsigned next_client_msg;
+    struct sb_client_msg client_msgs[WX_SANDBOX_CLIENT_MSG_MAX]; /* a ring: a new id takes the
+                                                                    oldest slot, expired or not */
+    unsigned next_client_msg;                           /* the slot the next new id takes */
+    uint32_t client_msg_buckets[SB_CLIENT_MSG_BUCKETS]; /* slot + 1 of the newest; 0 none */
+    uint16_t follower_slots[SB_FOLLOWER_SLOTS];         /* index + 1 into followers; 0 free */
+    uint8_t hash_key[16]; /* SipHash key of both: ids come from outside */
+    char *scratch;        /* WX_SANDBOX_API_BODY_MAX + 1 bytes: a body's strings (json.c) */
+    struct sb_out line;   /* a chat line or SMS being written */
+    struct sb_out text;   /* what the observer reads of a template */
     struct sb_fault fault;
     struct sb_stats stats;
     struct sb_sms *sms;           /* the SMS gateway's state, owned */
@@ -287,8 +336,15 @@ bool sb_is_word(const char *s, size_t max);
 /* True when s is valid UTF-8 without control characters other than \t \n \r. */
 bool sb_is_text(const char *s, size_t len);
 
+/* Length of the UTF-8 sequence at p (1..4), or 0 when it is not well-formed (overlong forms,
+ * surrogates and code points past U+10FFFF are not): jansson's rule. */
+size_t sb_utf8_seq(const uint8_t *p, size_t left);
+
 /* Replies with a JSON value (stolen) and the given status; no-store. */
 void sb_reply_json(wx_http_req_t *req, int status, json_t *v);
+
+/* The same with JSON text already written (len bytes). */
+void sb_reply_text(wx_http_req_t *req, int status, const char *text, size_t len);
 
 /* Replies to a page call with {"error": message} and a 4xx/5xx status. */
 void sb_page_error(wx_http_req_t *req, int status, const char *message);
@@ -319,6 +375,10 @@ json_t *sb_follower_json(const struct sb_follower *f);
  * long polls. Returns the line's seq. The oldest line goes when f's ring is full, and the
  * oldest lines of the longest history go while all history passes its byte budget. */
 uint64_t sb_chat_post(struct wx_sandbox *sb, struct sb_follower *f, json_t *msg);
+
+/* The same for a line written as text: line holds the object without its closing brace
+ * ("{\"from\":...") and gets ,"seq":N,"time":T} added, as sb_chat_post adds them. */
+uint64_t sb_chat_post_text(struct wx_sandbox *sb, struct sb_follower *f, struct sb_out *line);
 
 /* Something other than a chat line changed (followers, menu): a new seq, stored in *which
  * (sb->followers_seq or sb->menu_seq) before the page's polls are woken and answered. */
@@ -364,9 +424,17 @@ void sb_api_ok(wx_http_req_t *req, json_t *extra);
 /* Replies with v (stolen) as it is: token and upload answers carry no errcode. */
 void sb_api_reply(wx_http_req_t *req, json_t *v);
 
+/* The same with the answer's JSON text already written (len bytes). */
+void sb_api_reply_text(wx_http_req_t *req, const char *text, size_t len);
+
 /* The body of a platform API call as a JSON object, or NULL after answering 44002 (empty),
  * 45002 (over max) or 47001 (not a JSON object), as the platform does. */
 json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max);
+
+/* The same read into d (sb_doc_load, strings in sb->scratch): true, or false after the same
+ * answers. Call sb_doc_free after true. */
+bool sb_api_doc(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max,
+                struct sb_doc *d);
 
 void sb_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 void sb_stable_token_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
@@ -381,7 +449,11 @@ void sb_stats_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *que
 
 /* ---- api.c ----------------------------------------------------------------------------------- */
 
-void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
+/* The follower touser (NULL: absent or not a string) if a message to it may go now; else
+ * NULL after answering 40003, 43004, 43101 or (customer service) 45015. */
+struct sb_follower *sb_api_recipient(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
+                                     const char *touser);
+
 void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 void sb_media_upload_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 /* GET /sandbox/media/MEDIA_ID: the bytes, for the page. */
@@ -391,6 +463,11 @@ void sb_media_get_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char 
 const struct sb_media *sb_media_find(const struct wx_sandbox *sb, const char *id);
 
 void sb_media_free(struct wx_sandbox *sb);
+
+/* ---- template.c ------------------------------------------------------------------------------ */
+
+/* POST /cgi-bin/message/template/send */
+void sb_template_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* ---- menu.c ---------------------------------------------------------------------------------- */
 
@@ -458,6 +535,36 @@ void sb_sms_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *
 /* Appends the SMS newer than after (the newest SB_EVENTS_SMS_MAX, oldest first) to an events
  * answer as a JSON array. */
 void sb_sms_events(const struct wx_sandbox *sb, struct evbuffer *out, uint64_t after);
+
+/* ---- json.c ---------------------------------------------------------------------------------- */
+
+/*
+ * Reads body as json_loadb(body, len, flags) would, into d: 0, or -1 when that is no JSON
+ * object. A plain body is read without jansson, its strings copied into scratch (scratch_cap
+ * bytes; one more than len is enough); others by jansson, whose tree d then owns. The strings
+ * live until sb_doc_free and the next use of scratch. Call sb_doc_free after a 0.
+ */
+int sb_doc_load(struct sb_doc *d, char *scratch, size_t scratch_cap, const void *body, size_t len,
+                size_t flags);
+void sb_doc_free(struct sb_doc *d);
+
+/* The member key of obj, or NULL when there is none or obj is no object (json_object_get). */
+const struct sb_jnode *sb_doc_get(const struct sb_doc *d, const struct sb_jnode *obj,
+                                  const char *key);
+/* A string member of obj, or NULL when absent or not a string (sb_json_str). */
+const char *sb_doc_str(const struct sb_doc *d, const struct sb_jnode *obj, const char *key);
+/* The members of obj in the body's order: the first (NULL when none), then each next. */
+const struct sb_jnode *sb_doc_first(const struct sb_doc *d, const struct sb_jnode *obj);
+const struct sb_jnode *sb_doc_next(const struct sb_doc *d, const struct sb_jnode *member);
+
+/* Appends n bytes as they are; a JSON string of n bytes of UTF-8, quoted and escaped as
+ * json_dumps does; a decimal integer. sb_out_cstr NUL-ends the text (not counted in len). */
+void sb_out_raw(struct sb_out *o, const char *s, size_t n);
+void sb_out_str(struct sb_out *o, const char *s, size_t n);
+void sb_out_int(struct sb_out *o, int64_t v);
+const char *sb_out_cstr(struct sb_out *o);
+void sb_out_free(struct sb_out *o);
+#define SB_OUT_LIT(o, lit) sb_out_raw((o), "" lit, sizeof(lit) - 1)
 
 /* ---- pos.c ----------------------------------------------------------------------------------- */
 

@@ -34,6 +34,7 @@
 _Static_assert((SB_SMS_BUCKETS & (SB_SMS_BUCKETS - 1)) == 0, "buckets: a power of two");
 _Static_assert(SB_SMS_BUCKETS >= WX_SANDBOX_SMS_REFS_MAX, "chains stay short");
 _Static_assert(WX_SANDBOX_SMS_REFS_MAX < UINT32_MAX, "slot + 1 fits a link");
+_Static_assert(WX_SANDBOX_SMS_BODY_MAX <= WX_SANDBOX_API_BODY_MAX, "a body fits sb->scratch");
 
 /* What a refused field must be (the 400's message). */
 static const char MOBILE_RULE[] = "mobile: " STR(WX_SANDBOX_MOBILE_MIN) " to " STR(
@@ -85,22 +86,22 @@ static bool ref_ok(const char *s)
 
 /* A string member and its length, or NULL. A NUL would cut the text short: bodies are loaded
  * without JSON_ALLOW_NUL, which refuses "\u0000", and this checks it again. */
-static const char *plain_member(const json_t *o, const char *key, size_t *len)
+static const char *plain_member(const struct sb_doc *d, const char *key, size_t *len)
 {
-    const json_t *v = json_object_get(o, key);
-    if (!json_is_string(v)) return NULL;
-    *len = json_string_length(v);
-    return strlen(json_string_value(v)) == *len ? json_string_value(v) : NULL;
+    const struct sb_jnode *v = sb_doc_get(d, &d->nodes[0], key);
+    if (v == NULL || v->kind != SB_J_STRING) return NULL;
+    *len = v->len;
+    return strlen(v->str) == v->len ? v->str : NULL;
 }
 
 /* Reads the three members; NULL, or what is wrong (the first problem found). */
-static const char *sms_check(const json_t *o, const char **mobile, const char **text,
+static const char *sms_check(const struct sb_doc *d, const char **mobile, const char **text,
                              const char **ref)
 {
-    size_t mlen, tlen, rlen;
-    *mobile = plain_member(o, "mobile", &mlen);
-    *text = plain_member(o, "text", &tlen);
-    *ref = plain_member(o, "ref", &rlen);
+    size_t mlen = 0, tlen = 0, rlen = 0;
+    *mobile = plain_member(d, "mobile", &mlen);
+    *text = plain_member(d, "text", &tlen);
+    *ref = plain_member(d, "ref", &rlen);
     if (*mobile == NULL || !mobile_ok(*mobile)) return MOBILE_RULE;
     if (*text == NULL || tlen == 0 || tlen > WX_SANDBOX_SMS_TEXT_MAX || !sb_is_text(*text, tlen)) {
         return TEXT_RULE;
@@ -163,17 +164,18 @@ static bool ref_seen(struct sb_sms *sms, const char *ref)
 
 /* ---- the phone ------------------------------------------------------------------------------- */
 
-/* Keeps line (stolen; "seq" and "time" are added) for the page and wakes its long polls. The
- * oldest SMS goes when WX_SANDBOX_SMS_MAX are kept. */
-static void sms_keep(struct wx_sandbox *sb, json_t *line)
+/* Keeps line (the object without its closing brace; ,"seq":N,"time":T} is added, where
+ * jansson put them before) for the page and wakes its long polls. The oldest SMS goes when
+ * WX_SANDBOX_SMS_MAX are kept. */
+static void sms_keep(struct wx_sandbox *sb, struct sb_out *line)
 {
     struct sb_sms *sms = sb->sms;
     uint64_t seq = ++sb->seq;
-    json_object_set_new(line, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(line, "time", json_integer(wx_now_ms()));
-    char *text = json_dumps(line, JSON_COMPACT);
-    json_decref(line);
-    if (text == NULL) WX_FATAL("jansson: out of memory");
+    SB_OUT_LIT(line, ",\"seq\":");
+    sb_out_int(line, (int64_t)seq);
+    SB_OUT_LIT(line, ",\"time\":");
+    sb_out_int(line, wx_now_ms());
+    SB_OUT_LIT(line, "}");
     if (sms->count == WX_SANDBOX_SMS_MAX) {
         free(sms->ring[sms->first].json);
         memset(&sms->ring[sms->first], 0, sizeof sms->ring[0]);
@@ -182,8 +184,8 @@ static void sms_keep(struct wx_sandbox *sb, json_t *line)
     }
     struct sb_msg *m = &sms->ring[(sms->first + sms->count) % WX_SANDBOX_SMS_MAX];
     m->seq = seq;
-    m->json = text;
-    m->len = strlen(text);
+    m->json = wx_strndup(line->p, line->len);
+    m->len = line->len;
     sms->count++;
     sb->sms_seq = seq;
     sb_polls_wake(sb);
@@ -214,6 +216,34 @@ static void sms_error(struct wx_sandbox *sb, wx_http_req_t *req, int status, con
     sb_reply_json(req, status, json_pack("{s:i,s:s}", "code", status, "message", why));
 }
 
+/* The SMS as the page gets it, in sb->line without its closing brace: the members and their
+ * order json_pack gave them. */
+static struct sb_out *sms_line(struct wx_sandbox *sb, const char *id, const char *masked,
+                               const char *text, const char *ref, bool repeat, bool auth)
+{
+    struct sb_out *o = &sb->line;
+    o->len = 0;
+    SB_OUT_LIT(o, "{\"id\":");
+    sb_out_str(o, id, strlen(id));
+    SB_OUT_LIT(o, ",\"mobile\":");
+    sb_out_str(o, masked, strlen(masked));
+    SB_OUT_LIT(o, ",\"text\":");
+    sb_out_str(o, text, strlen(text));
+    SB_OUT_LIT(o, ",\"ref\":");
+    sb_out_str(o, ref, strlen(ref));
+    if (repeat) {
+        SB_OUT_LIT(o, ",\"repeat\":true");
+    } else {
+        SB_OUT_LIT(o, ",\"repeat\":false");
+    }
+    if (auth) {
+        SB_OUT_LIT(o, ",\"auth\":true");
+    } else {
+        SB_OUT_LIT(o, ",\"auth\":false");
+    }
+    return o;
+}
+
 /* An SMS that passed the checks: shown, counted, observed, answered. */
 static void sms_accept(struct wx_sandbox *sb, wx_http_req_t *req, const char *mobile,
                        const char *text, const char *ref)
@@ -225,11 +255,14 @@ static void sms_accept(struct wx_sandbox *sb, wx_http_req_t *req, const char *mo
     mask_mobile(mobile, masked);
     sb->stats.sms_sent++;
     if (repeat) sb->stats.sms_duplicates++;
-    sms_keep(sb, json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "id", id, "mobile", masked, "text", text,
-                           "ref", ref, "repeat", repeat, "auth", auth));
+    sms_keep(sb, sms_line(sb, id, masked, text, ref, repeat, auth));
     sb_observe(sb, WX_SANDBOX_MSG_SMS, mobile, ref, text, repeat);
     WX_DEBUG("sandbox: SMS %s to %s%s", id, masked, repeat ? ", a ref seen before" : "");
-    sb_reply_json(req, 200, json_pack("{s:i,s:s,s:s}", "code", 0, "message", "ok", "id", id));
+    char answer[64];
+    int n = snprintf(answer, sizeof answer, "{\"code\":0,\"message\":\"ok\",\"id\":\"%s\"}", id);
+    assert(n > 0);
+    assert((size_t)n < sizeof answer);
+    sb_reply_text(req, 200, answer, (size_t)n);
 }
 
 void sb_sms_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
@@ -244,16 +277,15 @@ void sb_sms_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *
         sms_error(sb, req, 413, why);
         return;
     }
-    json_error_t jerr;
-    json_t *o =
-        body != NULL ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    struct sb_doc d;
+    bool read = body != NULL && sb_doc_load(&d, sb->scratch, WX_SANDBOX_API_BODY_MAX + 1, body, len,
+                                            JSON_REJECT_DUPLICATES) == 0;
     const char *mobile, *text, *ref;
-    const char *why =
-        json_is_object(o) ? sms_check(o, &mobile, &text, &ref) : "the body must be a JSON object";
+    const char *why = read ? sms_check(&d, &mobile, &text, &ref) : "the body must be a JSON object";
     if (why != NULL) {
         sms_error(sb, req, 400, why);
     } else {
         sms_accept(sb, req, mobile, text, ref);
     }
-    json_decref(o);
+    if (read) sb_doc_free(&d);
 }

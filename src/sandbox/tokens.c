@@ -83,14 +83,19 @@ static void count_errcode(struct wx_sandbox *sb, int code)
     }
 }
 
-void sb_api_reply(wx_http_req_t *req, json_t *v)
+void sb_api_reply_text(wx_http_req_t *req, const char *text, size_t len)
 {
     /* The platform's own content type for API answers. */
+    wx_http_add_header(req, "Cache-Control", "no-cache");
+    wx_http_send(req, 200, "application/json; encoding=utf-8", text, len);
+}
+
+void sb_api_reply(wx_http_req_t *req, json_t *v)
+{
     char *text = json_dumps(v, JSON_COMPACT);
     json_decref(v);
     if (text == NULL) WX_FATAL("jansson: out of memory");
-    wx_http_add_header(req, "Cache-Control", "no-cache");
-    wx_http_send(req, 200, "application/json; encoding=utf-8", text, strlen(text));
+    sb_api_reply_text(req, text, strlen(text));
     free(text);
 }
 
@@ -116,18 +121,41 @@ void sb_api_ok(wx_http_req_t *req, json_t *extra)
     sb_api_reply(req, o);
 }
 
-json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max)
+/* The body of a call, or NULL after answering 44002 (none) or 45002 (over max). */
+static const uint8_t *api_body_bytes(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep,
+                                     size_t max, size_t *len)
 {
-    size_t len;
-    const uint8_t *body = wx_http_body(req, &len);
+    const uint8_t *body = wx_http_body(req, len);
     if (body == NULL) {
         sb_api_error(sb, req, ep, 44002, "empty post data");
         return NULL;
     }
-    if (len > max) {
+    if (*len > max) {
         sb_api_error(sb, req, ep, 45002, "content size out of limit");
         return NULL;
     }
+    return body;
+}
+
+bool sb_api_doc(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max,
+                struct sb_doc *d)
+{
+    assert(max <= WX_SANDBOX_API_BODY_MAX); /* the scratch buffer's size */
+    size_t len;
+    const uint8_t *body = api_body_bytes(sb, req, ep, max, &len);
+    if (body == NULL) return false;
+    if (sb_doc_load(d, sb->scratch, WX_SANDBOX_API_BODY_MAX + 1, body, len, 0) != 0) {
+        sb_api_error(sb, req, ep, 47001, "data format error");
+        return false;
+    }
+    return true;
+}
+
+json_t *sb_api_body(struct wx_sandbox *sb, wx_http_req_t *req, enum sb_endpoint ep, size_t max)
+{
+    size_t len;
+    const uint8_t *body = api_body_bytes(sb, req, ep, max, &len);
+    if (body == NULL) return NULL;
     json_error_t jerr;
     json_t *o = json_loadb((const char *)body, len, 0, &jerr);
     if (!json_is_object(o)) {

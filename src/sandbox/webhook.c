@@ -335,6 +335,12 @@ void sb_deliveries_free(struct wx_sandbox *sb)
 
 void sb_template_finish_later(struct wx_sandbox *sb, const char *openid, uint64_t msgid)
 {
+    /* Checked before the XML is written too: at the bank's peak rate most reports go this way,
+     * and deliver would refuse them only after the work. */
+    if (sb->ndeliveries >= WX_SANDBOX_DELIVERIES_MAX) {
+        WX_WARN("sandbox: TEMPLATESENDJOBFINISH dropped: too many deliveries in flight");
+        return;
+    }
     struct evbuffer *b = evbuffer_new();
     if (b == NULL) WX_FATAL("libevent: out of memory");
     xml_head(b, sb, openid, wx_now_ms() / 1000 + sb->template_finish_ms / 1000, "event");

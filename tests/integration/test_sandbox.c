@@ -12,10 +12,14 @@
  * good and bad replies. On the API side they call every endpoint for its success shape and
  * each error on demand (fault injection, the sandbox's clock moved forward for expiries).
  * The SMS gateway is called as the bank's dispatcher calls it: accepted, refused field by
- * field, repeated refs and absorbed template repeats counted, faulted and slowed. One group
- * runs a sandbox inside this process, as in-process tests and benchmarks do, to watch its
- * observer hook. The last group runs the bank (`wxbank serve`) beside the sandbox and pays at
- * the POS page through the real ISO 8583 door.
+ * field, repeated refs and absorbed template repeats counted, faulted and slowed. The
+ * client_msg_id memory is filled to its capacity and aged past its 10 minutes, and the lines
+ * and answers the sandbox writes without jansson are checked to be the bytes jansson wrote.
+ * The first group needs no sandbox: it reads thousands of bodies, edited at random, with the
+ * sandbox's own reader and with jansson, which must agree. One group runs a sandbox inside
+ * this process, as in-process tests and benchmarks do, to watch its observer hook. The last
+ * group runs the bank (`wxbank serve`) beside the sandbox and pays at the POS page through
+ * the real ISO 8583 door.
  *
  * Every sandbox must stop cleanly on SIGTERM (exit 0), and its log must never hold a full
  * card number.
@@ -48,6 +52,7 @@
 
 #include "net/net.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/sandbox_int.h" /* the hot path's JSON reader and writer, against jansson */
 #include "wechat/wechat.h"
 
 #define APPID   "wx5823bf96d3bd56c7"
@@ -2301,6 +2306,177 @@ static void test_sms_faults(void **state)
     assert_int_equal(stat_int("sms_sent", NULL), sent + 2);
 }
 
+/* ======================================================================================
+ * What the bank's alerts meet most: client_msg_id memory, and the bytes of lines and answers
+ * ====================================================================================== */
+
+/* A template send for openid with client_msg_id; returns its msgid. */
+static json_int_t template_msgid(const char *tok, const char *openid, const char *cmid)
+{
+    char body[2048];
+    snprintf(body, sizeof body, TEMPLATE_BODY, openid, cmid);
+    json_t *v = call_with("/sandbox/cgi-bin/message/template/send", tok, body);
+    if (errcode(v) != 0) fail_msg("template send %s: errcode %d", cmid, errcode(v));
+    json_int_t mid = json_integer_value(json_object_get(v, "msgid"));
+    json_decref(v);
+    assert_true(mid > 0);
+    return mid;
+}
+
+/* Waits until no webhook delivery is in flight (the delivery reports of a test's sends). */
+static void deliveries_settle(void)
+{
+    int64_t end = now_ms() + WAIT_MS;
+    while (stat_int("webhook", "in_flight") != 0 && now_ms() < end)
+        sleep_ms(20);
+}
+
+/*
+ * WX_SANDBOX_CLIENT_MSG_MAX (1,024) ids are remembered, the oldest forgotten first, live or
+ * not: an id is still found after 1,023 newer ones (repeats do not count), and forgotten
+ * after one more.
+ */
+static void test_client_msg_capacity(void **state)
+{
+    (void)state;
+    hook_reset(R_SUCCESS, 0);
+    char a[80], b[80], cmid[32];
+    snprintf(a, sizeof a, "%s", new_follower("容量甲", true));
+    snprintf(b, sizeof b, "%s", new_follower("容量乙", true));
+    const char *tok = fresh_token();
+    int64_t repeats = stat_int("template_repeats", NULL);
+    json_int_t first = template_msgid(tok, a, "CAP_FIRST"), mid1 = 0, mid2 = 0;
+    /* 1,022 ids, and CAP_FIRST again for b: another message, another id to remember. */
+    for (int i = 1; i <= WX_SANDBOX_CLIENT_MSG_MAX - 2; i++) {
+        snprintf(cmid, sizeof cmid, "CAP_%04d", i);
+        json_int_t mid = template_msgid(tok, i % 2 ? b : a, cmid);
+        assert_true(mid > first); /* a new message every time */
+        if (i == 1) mid1 = mid;
+        if (i == 2) mid2 = mid;
+        if (i == 500) assert_true(template_msgid(tok, b, "CAP_FIRST") > first);
+    }
+    assert_int_equal(stat_int("template_repeats", NULL), repeats);
+    json_int_t seq = chat_seq(a);
+    assert_int_equal(template_msgid(tok, a, "CAP_FIRST"), first); /* the oldest kept */
+    assert_int_equal(template_msgid(tok, a, "CAP_0002"), mid2);
+    assert_int_equal(stat_int("template_repeats", NULL), repeats + 2);
+    assert_int_equal(chat_seq(a), seq); /* an absorbed repeat shows nothing */
+    /* One more id takes the oldest slot: CAP_FIRST is a new message now, remembered anew
+     * (in CAP_0001's slot, the next oldest). */
+    assert_true(template_msgid(tok, b, "CAP_LAST") > mid2);
+    json_int_t again = template_msgid(tok, a, "CAP_FIRST");
+    assert_true(again > first);
+    assert_true(chat_seq(a) > seq);
+    assert_int_equal(template_msgid(tok, a, "CAP_FIRST"), again);
+    assert_int_equal(template_msgid(tok, a, "CAP_0002"), mid2); /* the oldest kept now */
+    assert_true(template_msgid(tok, b, "CAP_0001") > mid1);     /* gone */
+    assert_int_equal(stat_int("template_repeats", NULL), repeats + 4);
+    deliveries_settle();
+}
+
+/* An id is remembered for 10 minutes of the platform's clock, then sent anew. */
+static void test_client_msg_ttl(void **state)
+{
+    (void)state;
+    hook_reset(R_SUCCESS, 0);
+    char a[80];
+    snprintf(a, sizeof a, "%s", new_follower("时限", true));
+    const char *tok = fresh_token();
+    int64_t repeats = stat_int("template_repeats", NULL);
+    json_int_t first = template_msgid(tok, a, "TTL_1");
+    json_int_t other = template_msgid(tok, a, "TTL_2");
+    advance_clock(599);
+    assert_int_equal(template_msgid(tok, a, "TTL_1"), first);
+    assert_int_equal(stat_int("template_repeats", NULL), repeats + 1);
+    json_int_t seq = chat_seq(a);
+    advance_clock(2);
+    json_int_t fresh = template_msgid(tok, a, "TTL_1");
+    assert_true(fresh != first);
+    assert_true(chat_seq(a) > seq); /* shown again: the platform forgot it */
+    assert_int_equal(template_msgid(tok, a, "TTL_1"), fresh);
+    assert_true(template_msgid(tok, a, "TTL_2") != other);
+    assert_int_equal(stat_int("template_repeats", NULL), repeats + 2);
+    deliveries_settle();
+}
+
+/* Asserts that raw holds v exactly as jansson writes it (compact, members in their order). */
+static void assert_as_jansson(const char *raw, const json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT);
+    assert_non_null(t);
+    if (strstr(raw, t) == NULL) fail_msg("not as jansson writes it: %s\nin: %.600s", t, raw);
+    free(t);
+}
+
+/* A platform call's raw answer; asserts HTTP 200. The caller frees it. */
+static char *raw_post(const char *path, const char *headers, const char *json)
+{
+    struct resp r;
+    http_with("POST", path, "application/json", headers, json, strlen(json), WAIT_MS, &r);
+    if (r.status != 200) fail_msg("POST %s: HTTP %ld %.200s", path, r.status, r.body);
+    return r.body;
+}
+
+/* The chat lines, SMS and answers the sandbox writes itself are the bytes jansson wrote:
+ * escapes, member order and numbers alike. */
+static void test_lines_as_jansson(void **state)
+{
+    (void)state;
+    hook_reset(R_SUCCESS, 0);
+    char a[80], path[1024];
+    snprintf(a, sizeof a, "%s", new_follower("字节", true));
+    const char *tok = fresh_token();
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}}", "touser", a,
+                             "template_id", "tpl_bytes", "url", "http://bank.example/m/t?a=1&b=/",
+                             "client_msg_id", "BYTES_1", "data", "first", "value", "不显示",
+                             "keyword1", "value", "quote \" backslash \\ slash /", "key\tword2",
+                             "value", "tab\tnew line\ncr\r 中文 😀 \x7f", "remark", "value", "x");
+    char *text = json_dumps(body, JSON_COMPACT);
+    snprintf(path, sizeof path, "/sandbox/cgi-bin/message/template/send?access_token=%s", tok);
+    char *raw = raw_post(path, NULL, text);
+    json_t *answer = json_loads(raw, 0, NULL);
+    assert_int_equal(errcode(answer), 0);
+    char *dumped = json_dumps(answer, JSON_COMPACT);
+    assert_string_equal(raw, dumped); /* {"errcode":0,"errmsg":"ok","msgid":N} */
+    free(dumped);
+    free(raw);
+    json_decref(answer);
+
+    json_t *line = wait_line(a, 0, "account", "template", NULL);
+    json_t *rows = json_object_get(line, "rows");
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "key")),
+                        "key\tword2");
+    snprintf(path, sizeof path, "/sandbox/api/events?after=0&wait=0&openid=%s", a);
+    struct resp r;
+    http("GET", path, NULL, NULL, 0, WAIT_MS, &r);
+    assert_as_jansson(r.body, line);
+    resp_free(&r);
+    json_decref(line);
+
+    json_int_t seq = sms_seq();
+    raw = raw_post(SMS_PATH, "Authorization: Bearer k",
+                   "{\"mobile\":\"13800138000\",\"text\":\"q\\\" b\\\\ s\\/ \\t 短信\","
+                   "\"ref\":\"bytes-ref\"}");
+    answer = json_loads(raw, 0, NULL);
+    assert_non_null(answer);
+    dumped = json_dumps(answer, JSON_COMPACT);
+    assert_string_equal(raw, dumped); /* {"code":0,"message":"ok","id":"N"} */
+    free(dumped);
+    free(raw);
+    json_decref(answer);
+    json_t *list = sms_after(seq);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(sms_field(list, 0, "text"), "q\" b\\ s/ \t 短信");
+    http("GET", "/sandbox/api/events?after=0&wait=0", NULL, NULL, 0, WAIT_MS, &r);
+    assert_as_jansson(r.body, json_array_get(list, 0));
+    resp_free(&r);
+    json_decref(list);
+    free(text);
+    json_decref(body);
+    deliveries_settle();
+}
+
 /* At most WX_SANDBOX_FOLLOWERS_MAX (256) followers. Runs last: it fills the table. */
 static void test_followers_limit(void **state)
 {
@@ -2314,7 +2490,23 @@ static void test_followers_limit(void **state)
     }
     assert_int_equal(page_post("/sandbox/api/followers", "{\"follow\":false}", NULL), 409);
     st = get_json("/sandbox/api/state");
-    assert_int_equal(json_array_size(json_object_get(st, "followers")), 256);
+    json_t *all = json_object_get(st, "followers");
+    assert_int_equal(json_array_size(all), 256);
+    /* Every one of them is found by its OpenID with the table full; an unknown one is not. */
+    size_t i;
+    json_t *f;
+    char path[256];
+    json_array_foreach(all, i, f)
+    {
+        snprintf(path, sizeof path, "/sandbox/api/events?after=0&wait=0&openid=%s",
+                 json_string_value(json_object_get(f, "openid")));
+        json_decref(get_json(path));
+    }
+    struct resp r;
+    http("GET", "/sandbox/api/events?after=0&wait=0&openid=oUnknownUnknownUnknownUnknown", NULL,
+         NULL, 0, WAIT_MS, &r);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
     json_decref(st);
 }
 
@@ -2821,6 +3013,236 @@ static void test_pos_purchase(void **state)
     if (strstr(log, masked) == NULL) fail_msg("the log does not show %s:\n%s", masked, log);
 }
 
+/* ======================================================================================
+ * The hot path's JSON (src/sandbox/json.c) against jansson, in this process
+ * ====================================================================================== */
+
+/* True when d's node n shows what jansson's v holds: kinds, strings byte for byte, members
+ * in jansson's order (objects past SB_DOC_DEPTH with their count only). */
+static bool same_view(const struct sb_doc *d, const struct sb_jnode *n, const json_t *v,
+                      unsigned depth)
+{
+    if (json_is_string(v)) {
+        return n->kind == SB_J_STRING && n->len == json_string_length(v) &&
+               memcmp(n->str, json_string_value(v), n->len) == 0 && n->str[n->len] == '\0';
+    }
+    if (!json_is_object(v)) return n->kind == SB_J_OTHER;
+    if (n->kind != SB_J_OBJECT || n->count != json_object_size(v)) return false;
+    if (depth >= SB_DOC_DEPTH) return sb_doc_first(d, n) == NULL;
+    const struct sb_jnode *m = sb_doc_first(d, n);
+    const char *key;
+    json_t *mv;
+    json_object_foreach((json_t *)v, key, mv)
+    {
+        if (m == NULL || strcmp(m->key, key) != 0 || sb_doc_get(d, n, key) != m ||
+            !same_view(d, m, mv, depth + 1)) {
+            return false;
+        }
+        m = sb_doc_next(d, m);
+    }
+    return m == NULL;
+}
+
+enum read_by { READ_NONE, READ_FAST, READ_JANSSON };
+
+/* Reads text with sb_doc_load and with json_loadb; fails unless both take it or refuse it,
+ * and unless what they read is the same. Says who read it. */
+static enum read_by read_both(const char *text, size_t len, size_t flags)
+{
+    static char scratch[WX_SANDBOX_API_BODY_MAX + 1];
+    json_error_t e;
+    json_t *j = json_loadb(text, len, flags, &e);
+    struct sb_doc d;
+    int rc = sb_doc_load(&d, scratch, sizeof scratch, text, len, flags);
+    if ((rc == 0) != json_is_object(j)) {
+        fail_msg("sb_doc_load %d, jansson %s, for %.*s", rc, j ? "an object" : e.text, (int)len,
+                 text);
+    }
+    enum read_by by = READ_NONE;
+    if (rc == 0) {
+        if (!same_view(&d, &d.nodes[0], j, 0))
+            fail_msg("not jansson's view of %.*s", (int)len, text);
+        by = d.tree == NULL ? READ_FAST : READ_JANSSON;
+        sb_doc_free(&d);
+    }
+    json_decref(j);
+    return by;
+}
+
+static void expect_read(const char *text, size_t flags, enum read_by want)
+{
+    enum read_by by = read_both(text, strlen(text), flags);
+    if (by != want) fail_msg("%s: read by %d, expected %d", text, by, want);
+}
+
+static const char PLAIN_TEMPLATE[] =
+    "{\"touser\":\"oBENCH0000000000000000000017\",\"template_id\":\"TPL_alert\",\"data\":{"
+    "\"keyword1\":{\"value\":\"消费\"},\"keyword2\":{\"value\":\"尾号1234\",\"color\":\"#173177\"},"
+    "\"keyword3\":{\"value\":\"人民币 2.35 "
+    "元\"},\"keyword4\":{\"value\":\"WXBENCH0000000017（上海）\"}"
+    "},\"url\":\"http://127.0.0.1:8080/m/t/abc\",\"client_msg_id\":\"17-wechat\"}";
+
+/* The fast reader takes plain bodies, leaves the rest to jansson, and never differs from it. */
+static void test_json_reader(void **state)
+{
+    (void)state;
+    expect_read(PLAIN_TEMPLATE, 0, READ_FAST);
+    expect_read(PLAIN_TEMPLATE, JSON_REJECT_DUPLICATES, READ_FAST);
+    expect_read(" \t\r\n{ \"a\" : \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\" , \"\\tk\":{}} \n", 0,
+                READ_FAST);
+    expect_read("{}", 0, READ_FAST);
+    expect_read("{\"a\":\"\xf0\x9f\x98\x80 \x7f \xe4\xb8\xad\"}", 0, READ_FAST);
+    expect_read("{\"a\":{\"b\":{\"c\":\"d\"}}}", 0, READ_FAST);
+    /* Jansson's to read: numbers, literals, arrays, \u, deeper objects, repeated keys, size. */
+    expect_read("{\"a\":1}", 0, READ_JANSSON);
+    expect_read("{\"a\":[1,{\"b\":\"c\"}],\"d\":true,\"e\":null,\"f\":-1.5e3}", 0, READ_JANSSON);
+    expect_read("{\"a\":\"\\u00e9\\ud83d\\ude00\"}", 0, READ_JANSSON);
+    expect_read("{\"a\":{\"b\":{\"c\":{\"d\":\"e\"}}}}", 0, READ_JANSSON);
+    expect_read("{\"a\":\"x\",\"b\":\"y\",\"a\":\"z\"}", 0, READ_JANSSON);
+    expect_read("{\"d\":{\"k\":{\"value\":\"1\"},\"k\":{\"value\":\"2\"}}}", 0, READ_JANSSON);
+    char many[2048] = "{";
+    for (int i = 0; i < SB_DOC_NODES; i++) {
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"k%d\":\"v\"", i ? "," : "",
+                 i);
+    }
+    strcat(many, "}");
+    expect_read(many, 0, READ_JANSSON);
+    /* Refused by both. */
+    static const char *const bad[] = {
+        "",
+        " ",
+        "{",
+        "}",
+        "[]",
+        "\"s\"",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":\"b\",}",
+        "{,}",
+        "{\"a\":\"b\" \"c\":\"d\"}",
+        "{'a':'b'}",
+        "{\"a\":\"b\"}x",
+        "{\"a\":\"b\"}{}",
+        "{\"a\":\"b\"",
+        "{\"a\":\"b}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\u0000\"}",
+        "{\"\\u0000\":\"a\"}",
+        "{\"a\":\"x\ty\"}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\xc0\x80\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf5\x80\x80\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
+        "{\"a\":\"\xe4\xb8\"}",
+        "{\"a\":\"\x80\"}",
+        "{\"a\":\"b\"}\f",
+        "{\v\"a\":\"b\"}",
+        "{\"a\":1e400}",
+        "{\"a\":99999999999999999999}",
+        "{\"a\":tru}",
+        "{\"a\":\"b\"}\xc3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        expect_read(bad[i], 0, READ_NONE);
+    }
+    expect_read("{\"a\":\"x\",\"a\":\"y\"}", JSON_REJECT_DUPLICATES, READ_NONE);
+    assert_int_equal(read_both("{\"a\":\"x\0y\"}", 11, 0), READ_NONE);
+    assert_int_equal(read_both("{\"a\":\"x\"}\0", 10, 0), READ_NONE);
+}
+
+/* Not plain: jansson's to read, and edits of it mostly stay so. */
+static const char MIXED_TEMPLATE[] =
+    "{\"touser\":\"o\\u0041bc\",\"n\":[1,2.5,true,null],\"data\":{\"keyword1\":{\"value\":"
+    "\"\\u6d88\\u8d39\"},\"keyword2\":{\"value\":\"x\",\"color\":7}},\"client_msg_id\":\"17\"}";
+
+/* Random edits of two bodies: whatever comes out, the two readers agree. */
+static void test_json_reader_mutations(void **state)
+{
+    (void)state;
+    static const char pieces[] = "\"\\{}:, \n\tu0a/[]1-e\x80\xc3\xa9\xed\xff\xe4\xb8\xad\x01";
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    unsigned count[3] = {0, 0, 0};
+    char text[sizeof PLAIN_TEMPLATE * 2];
+    for (int round = 0; round < 20000; round++) {
+        const char *base = round % 4 < 3 ? PLAIN_TEMPLATE : MIXED_TEMPLATE;
+        size_t len = strlen(base);
+        memcpy(text, base, len);
+        for (int edits = 1 + round % 3; edits > 0; edits--) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64: the same edits every run */
+            size_t at = (size_t)(x >> 8) % len, kind = (size_t)(x >> 40) % 4;
+            char c = pieces[(x >> 20) % (sizeof pieces - 1)];
+            if (kind == 0) {
+                text[at] = c;
+            } else if (kind == 1 && len > 1) {
+                memmove(text + at, text + at + 1, len - at - 1);
+                len--;
+            } else if (kind == 2) {
+                memmove(text + at + 1, text + at, len - at);
+                text[at] = c;
+                len++;
+            } else { /* a copy of a stretch: repeated keys and members */
+                size_t n = (size_t)(x >> 50) % 40;
+                n = n < len - at ? n : len - at;
+                if (len + n < sizeof text) {
+                    memmove(text + at + n, text + at, len - at);
+                    len += n;
+                }
+            }
+        }
+        count[read_both(text, len, round % 8 < 4 ? JSON_REJECT_DUPLICATES : 0)]++;
+    }
+    /* All three outcomes came up often: the test looked at each path. */
+    print_message("mutations: %u refused, %u read fast, %u by jansson\n", count[READ_NONE],
+                  count[READ_FAST], count[READ_JANSSON]);
+    assert_true(count[READ_NONE] > 1000);
+    assert_true(count[READ_FAST] > 1000);
+    assert_true(count[READ_JANSSON] > 500);
+}
+
+/* The writer escapes as json_dumps does, and writes integers as jansson does. */
+static void test_json_writer(void **state)
+{
+    (void)state;
+    struct sb_out o = {0};
+    char s[4];
+    for (int c = 0; c < 0x80; c++) {
+        s[0] = 'a', s[1] = (char)c, s[2] = 'b';
+        o.len = 0;
+        sb_out_str(&o, s, 3);
+        json_t *js = json_stringn(s, 3);
+        char *want = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (o.len != strlen(want) || memcmp(o.p, want, o.len) != 0) {
+            fail_msg("byte 0x%02x: %.*s, jansson %s", c, (int)o.len, o.p, want);
+        }
+        free(want);
+        json_decref(js);
+    }
+    static const char *const texts[] = {"", "中文 😀", "a/b\\c\"d", "\xc2\x80\xe2\x80\xa8"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        o.len = 0;
+        sb_out_str(&o, texts[i], strlen(texts[i]));
+        json_t *js = json_string(texts[i]);
+        char *want = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_int_equal(o.len, strlen(want));
+        assert_memory_equal(o.p, want, o.len);
+        free(want);
+        json_decref(js);
+    }
+    static const int64_t numbers[] = {0,         1,        -1, 9, 10, -10, 2000000000000000001LL,
+                                      INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        char want[32];
+        o.len = 0;
+        sb_out_int(&o, numbers[i]);
+        snprintf(want, sizeof want, "%lld", (long long)numbers[i]);
+        assert_string_equal(sb_out_cstr(&o), want);
+    }
+    sb_out_free(&o);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -2848,13 +3270,20 @@ int main(void)
         cmocka_unit_test(test_template_repeats),
         cmocka_unit_test(test_slow_fault),
         cmocka_unit_test(test_sms_faults),
+        cmocka_unit_test(test_client_msg_capacity),
+        cmocka_unit_test(test_client_msg_ttl),
+        cmocka_unit_test(test_lines_as_jansson),
         cmocka_unit_test(test_followers_limit),
     };
     const struct CMUnitTest compat[] = {cmocka_unit_test(test_compat_mode)};
     const struct CMUnitTest safe[] = {cmocka_unit_test(test_safe_mode)};
     const struct CMUnitTest pos_tests[] = {cmocka_unit_test(test_pos_purchase)};
     const struct CMUnitTest inproc_tests[] = {cmocka_unit_test(test_observer)};
-    int failed = cmocka_run_group_tests_name("sandbox plain", plain, setup_plain, teardown_mode);
+    const struct CMUnitTest json_tests[] = {cmocka_unit_test(test_json_reader),
+                                            cmocka_unit_test(test_json_reader_mutations),
+                                            cmocka_unit_test(test_json_writer)};
+    int failed = cmocka_run_group_tests_name("sandbox json", json_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("sandbox plain", plain, setup_plain, teardown_mode);
     failed += cmocka_run_group_tests_name("sandbox compat", compat, setup_compat, teardown_mode);
     failed += cmocka_run_group_tests_name("sandbox safe", safe, setup_safe, teardown_mode);
     failed += cmocka_run_group_tests_name("sandbox observer", inproc_tests, setup_inproc,
