@@ -44,12 +44,29 @@ static const double latency_bounds_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.2,
 /* A durable alert joins its card's queue, and the next batch records its sends. */
 void disp_job_release(struct wx_notify *n, struct job *j)
 {
-    j->fresh = true;
-    j->prev_fresh = NULL;
-    j->next_fresh = n->fresh;
-    if (n->fresh != NULL) n->fresh->prev_fresh = j;
-    n->fresh = j;
+    if (j->unrecorded > 0) {
+        assert(n->open_tail == NULL || n->open_tail->a.seq <= j->a.seq);
+        j->open = true;
+        j->prev_open = n->open_tail;
+        j->next_open = NULL;
+        if (n->open_tail != NULL) {
+            n->open_tail->next_open = j;
+        } else {
+            n->open_head = j;
+        }
+        n->open_tail = j;
+    }
     disp_card_enqueue(n, j);
+}
+
+void disp_open_unlink(struct wx_notify *n, struct job *j)
+{
+    if (!j->open) return;
+    if (j->prev_open != NULL) j->prev_open->next_open = j->next_open;
+    if (j->next_open != NULL) j->next_open->prev_open = j->prev_open;
+    if (n->open_head == j) n->open_head = j->next_open;
+    if (n->open_tail == j) n->open_tail = j->prev_open;
+    j->open = false;
 }
 
 static void release_durable(struct wx_notify *n)
@@ -203,19 +220,15 @@ static void on_replay(void *arg, struct outbox_todo *todo)
 
 /* ---- batches, start and stop ------------------------------------------------------------- */
 
-/* Records the sends of alerts released since the last batch that nothing recorded yet (the
- * pending ones), then hands the batch over with the watermark it completes. */
-static void record_fresh(struct wx_notify *n)
+/*
+ * Hands the batch to the outbox with the watermark it completes: below every job with a send
+ * never recorded (most are recorded once, when accepted), so a crash cannot skip one -- a
+ * restart derives it again from the journal, and skips its sends that were recorded.
+ */
+static void record_batch(struct wx_notify *n)
 {
-    for (struct job *j = n->fresh, *next; j != NULL; j = next) {
-        next = j->next_fresh;
-        for (unsigned i = 0; i < j->nsends; i++) {
-            if (!j->sends[i].recorded) disp_record(n, &j->sends[i]);
-        }
-        j->fresh = false;
-    }
-    n->fresh = NULL;
     uint64_t mark = n->durable < n->cursor ? n->durable : n->cursor;
+    if (n->open_head != NULL && n->open_head->a.seq - 1 < mark) mark = n->open_head->a.seq - 1;
     if (mark > n->committed_mark || n->pending_rows) {
         outbox_commit(n->outbox, mark > n->committed_mark ? mark : 0);
         n->committed_mark = mark > n->committed_mark ? mark : n->committed_mark;
@@ -227,7 +240,7 @@ static void on_batch(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    record_fresh(arg);
+    record_batch(arg);
 }
 
 static void on_stop(void *arg)
@@ -268,7 +281,7 @@ void wx_notify_free(wx_notify_t *n)
     if (n == NULL) return;
     n->closing = true;
     if (n->outbox != NULL) {
-        record_fresh(n);
+        record_batch(n);
         outbox_close(n->outbox);
     }
     free_jobs(n);
@@ -279,6 +292,7 @@ void wx_notify_free(wx_notify_t *n)
     wx_journal_reader_close(n->reader);
     sms_client_free(n->sms);
     disp_free_langs(n);
+    outbox_todo_free(&n->recorded_beyond);
     free(n->heap);
     free(n->buckets);
     free(n->wbuckets);
@@ -418,7 +432,7 @@ static int open_outbox(struct wx_notify *n, char *err, size_t errlen)
     uint64_t last = wx_hub_read_seq(n->hub);
     struct outbox_hooks hooks = {.replay = on_replay, .prefs = on_prefs, .arg = n};
     n->outbox = outbox_open(n->opt.db_path, n->hub, &hooks, last, &watermark, &pending, &watched,
-                            &prefs, err, errlen);
+                            &n->recorded_beyond, &prefs, err, errlen);
     if (n->outbox == NULL) return -1;
     on_prefs(n, &prefs);
     outbox_prefs_free(&prefs);

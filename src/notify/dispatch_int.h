@@ -48,9 +48,10 @@ struct send {
 struct job {
     struct wx_notify *n;
     struct wx_alert a;
-    struct job *next;                    /* waiting for durability, then in its card's queue */
-    struct job *prev_fresh, *next_fresh; /* released since the last batch */
-    bool fresh;
+    struct job *next;                  /* waiting for durability, then in its card's queue */
+    struct job *prev_open, *next_open; /* in the list of jobs with sends not yet recorded */
+    bool open;
+    unsigned unrecorded; /* sends never queued for the outbox */
     int64_t decided_ms;  /* wall clock when it was derived live, else the row's time */
     bool sms_base;       /* the policy wants an SMS at once */
     bool watch;          /* the holder's WeChat sends are watched (no SMS yet) */
@@ -116,8 +117,12 @@ struct wx_notify {
     uint64_t committed_mark; /* the watermark last handed to the outbox */
     bool pending_rows;       /* rows queued for the outbox since the last batch */
     struct job *unsettled_head, *unsettled_tail; /* live, waiting for durability */
-    struct job *fresh;                           /* released since the last batch (doubly linked) */
-    size_t jobs;                                 /* alive */
+    /* Jobs with sends never recorded, in seq order: the outbox's watermark stays below the
+     * first, so a restart derives it again rather than losing it. */
+    struct job *open_head, *open_tail;
+    struct outbox_todo recorded_beyond; /* at start: sends recorded past the watermark, which
+                                           the catch-up must not make again */
+    size_t jobs;                        /* alive */
 
     struct cardq **buckets;
     size_t nbuckets, ncards;
@@ -163,6 +168,7 @@ void disp_on_watch(evutil_socket_t fd, short what, void *arg);
 
 /* dispatch.c */
 void disp_job_release(struct wx_notify *n, struct job *j);
+void disp_open_unlink(struct wx_notify *n, struct job *j);
 void disp_catch_up_kick(struct wx_notify *n);
 
 #endif

@@ -44,15 +44,17 @@ struct outbox_hooks {
 
 /*
  * Opens <db_path>.notify (creating it with its watermark at start_seq) and reads, before
- * anything runs: the watermark, the sends still pending (in *pending, the caller frees rows),
- * the WeChat sends still watched for delivery (in *watched) and every language preference (in
- * *prefs, freed with outbox_prefs_free). Then starts the recording thread, which hands what
+ * anything runs: the watermark, the sends still pending up to it (in *pending, the caller
+ * frees rows), the WeChat sends still watched for delivery (in *watched), the sends recorded
+ * past the watermark in a final state (in *beyond, by seq, channel and recipient: their rows
+ * are derived again, and these must not go twice) and every language preference (in *prefs,
+ * freed with outbox_prefs_free). Then starts the recording thread, which hands what
  * it finds later to hooks on the hub's loop. NULL with a message in err.
  */
 outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outbox_hooks *hooks,
                       uint64_t start_seq, uint64_t *watermark, struct outbox_todo *pending,
-                      struct outbox_todo *watched, struct outbox_prefs *prefs, char *err,
-                      size_t errlen);
+                      struct outbox_todo *watched, struct outbox_todo *beyond,
+                      struct outbox_prefs *prefs, char *err, size_t errlen);
 
 void outbox_prefs_free(struct outbox_prefs *p);
 

@@ -384,7 +384,8 @@ static void *recorder(void *arg)
 /* ---- the loop's side ---------------------------------------------------------------------- */
 
 static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pending,
-                      struct outbox_todo *watched, struct outbox_prefs *prefs, int64_t *prefs_ms)
+                      struct outbox_todo *watched, struct outbox_todo *beyond,
+                      struct outbox_prefs *prefs, int64_t *prefs_ms)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT seq FROM watermark WHERE id = 1", -1, &st, NULL) !=
@@ -393,17 +394,22 @@ static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pend
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
     *watermark = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    /* Replays flagged while no server ran are simply pending now. */
-    if (rc != 0 ||
-        select_rows(db,
-                    "SELECT " COLUMNS " FROM sends WHERE state = 0 OR replay = 1 "
-                    "ORDER BY seq, channel",
-                    pending) != 0 ||
+    char sql[3][256];
+    /* Pending sends past the watermark are derived again with their rows; only those before
+     * it are reloaded. Replays flagged while no server ran are simply pending now. */
+    snprintf(sql[0], sizeof sql[0],
+             "SELECT " COLUMNS " FROM sends WHERE state = 0 AND seq <= %llu ORDER BY seq, channel",
+             (unsigned long long)*watermark);
+    snprintf(sql[1], sizeof sql[1],
+             "SELECT " COLUMNS " FROM sends WHERE seq > %llu AND state <> 0 "
+             "ORDER BY seq, channel, recipient",
+             (unsigned long long)*watermark);
+    snprintf(sql[2], sizeof sql[2], "%s",
+             "SELECT " COLUMNS " FROM sends WHERE watch = 1 ORDER BY seq, channel");
+    if (rc != 0 || select_rows(db, sql[0], pending) != 0 || select_rows(db, sql[1], beyond) != 0 ||
         sqlite3_exec(db, "UPDATE sends SET replay = 0 WHERE replay = 1", NULL, NULL, NULL) !=
             SQLITE_OK ||
-        select_rows(db, "SELECT " COLUMNS " FROM sends WHERE watch = 1 ORDER BY seq, channel",
-                    watched) != 0 ||
-        read_prefs(db, 0, prefs, prefs_ms) != 0) {
+        select_rows(db, sql[2], watched) != 0 || read_prefs(db, 0, prefs, prefs_ms) != 0) {
         return -1;
     }
     return 0;
@@ -411,11 +417,12 @@ static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pend
 
 outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outbox_hooks *hooks,
                       uint64_t start_seq, uint64_t *watermark, struct outbox_todo *pending,
-                      struct outbox_todo *watched, struct outbox_prefs *prefs, char *err,
-                      size_t errlen)
+                      struct outbox_todo *watched, struct outbox_todo *beyond,
+                      struct outbox_prefs *prefs, char *err, size_t errlen)
 {
     memset(pending, 0, sizeof *pending);
     memset(watched, 0, sizeof *watched);
+    memset(beyond, 0, sizeof *beyond);
     memset(prefs, 0, sizeof *prefs);
     outbox_t *o = wx_calloc(1, sizeof *o);
     snprintf(o->path, sizeof o->path, "%s.notify", db_path);
@@ -426,7 +433,7 @@ outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outb
         free(o);
         return NULL;
     }
-    if (read_start(o->db, watermark, pending, watched, prefs, &o->prefs_seen_ms) != 0 ||
+    if (read_start(o->db, watermark, pending, watched, beyond, prefs, &o->prefs_seen_ms) != 0 ||
         sqlite3_prepare_v2(o->db,
                            "INSERT OR REPLACE INTO sends (" COLUMNS ") VALUES "
                            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -448,6 +455,7 @@ outbox_t *outbox_open(const char *db_path, struct wx_hub *hub, const struct outb
 fail:
     outbox_todo_free(pending);
     outbox_todo_free(watched);
+    outbox_todo_free(beyond);
     outbox_prefs_free(prefs);
     sqlite3_finalize(o->put);
     sqlite3_finalize(o->mark);

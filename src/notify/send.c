@@ -23,7 +23,12 @@
 void disp_record(struct wx_notify *n, struct send *s)
 {
     s->row.updated_ms = wx_now_ms();
-    s->recorded = true;
+    if (!s->recorded) {
+        s->recorded = true;
+        struct job *j = s->job;
+        assert(j->unrecorded > 0);
+        if (--j->unrecorded == 0) disp_open_unlink(n, j);
+    }
     outbox_put(n->outbox, &s->row);
     n->pending_rows = true;
 }
@@ -47,18 +52,9 @@ static void observe_latency(struct wx_notify *n, int64_t ms)
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
-static void fresh_unlink(struct wx_notify *n, struct job *j)
-{
-    if (!j->fresh) return;
-    if (j->prev_fresh != NULL) j->prev_fresh->next_fresh = j->next_fresh;
-    if (j->next_fresh != NULL) j->next_fresh->prev_fresh = j->prev_fresh;
-    if (n->fresh == j) n->fresh = j->next_fresh;
-    j->fresh = false;
-}
-
 void disp_job_free(struct wx_notify *n, struct job *j)
 {
-    fresh_unlink(n, j);
+    disp_open_unlink(n, j);
     free(j);
     /* The catch-up stops when too many alerts are held; it goes on once half are gone. */
     if (n->jobs-- == n->opt.queue_max / 2) disp_catch_up_kick(n);
@@ -81,7 +77,7 @@ static struct job *job_new(struct wx_notify *n, const struct wx_alert *a, unsign
     struct job *j = wx_calloc(1, sizeof *j + (nsends + 1) * sizeof j->sends[0]);
     j->n = n;
     j->a = *a;
-    j->nsends = j->unsettled = nsends;
+    j->nsends = j->unsettled = j->unrecorded = nsends;
     for (unsigned i = 0; i <= nsends; i++) {
         j->sends[i].job = j;
         j->sends[i].heap_ix = SIZE_MAX;
@@ -106,6 +102,41 @@ static void send_init(struct send *s, uint8_t channel, const char *to, int64_t n
  * The sends of a new alert: a WeChat message to every recipient, and the SMS when the policy
  * wants one at once. NULL when there is nobody to tell.
  */
+/* Orders a send against an outbox row by (seq, channel, recipient), as the outbox sorts. */
+static int row_cmp(const void *key, const void *elem)
+{
+    const struct wx_send_row *k = key, *r = elem;
+    if (k->seq != r->seq) return k->seq < r->seq ? -1 : 1;
+    if (k->channel != r->channel) return k->channel < r->channel ? -1 : 1;
+    return strcmp(k->to, r->to);
+}
+
+/*
+ * After a restart, a row past the watermark is derived again although some of its sends were
+ * accepted (or refused) before the stop: those are taken out of the job, so they do not go
+ * twice. NULL when none is left. The list is dropped once the catch-up is past it.
+ */
+static struct job *drop_recorded(struct wx_notify *n, struct job *j)
+{
+    struct outbox_todo *b = &n->recorded_beyond;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < j->nsends; i++) {
+        struct send *s = &j->sends[i];
+        if (bsearch(&s->row, b->rows, b->n, sizeof b->rows[0], row_cmp) != NULL) {
+            j->holder_wechat -= s->holder;
+            continue;
+        }
+        if (kept != i) j->sends[kept] = *s;
+        kept++;
+    }
+    j->nsends = j->unsettled = j->unrecorded = kept;
+    if (j->holder_wechat == 0) j->watch = false;
+    if (j->a.seq >= b->rows[b->n - 1].seq) outbox_todo_free(b);
+    if (kept > 0) return j;
+    disp_job_free(n, j);
+    return NULL;
+}
+
 struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms)
 {
     const wx_engine_t *e = wx_hub_engine(n->hub);
@@ -130,6 +161,7 @@ struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, in
     }
     if (sms_now) send_init(&j->sends[nf], WX_SEND_SMS, mobile, now);
     j->watch = !sms_now && reachable && j->holder_wechat > 0;
+    if (n->recorded_beyond.n > 0) j = drop_recorded(n, j);
     return j;
 }
 
@@ -194,6 +226,7 @@ struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *row
     const wx_engine_t *e = wx_hub_engine(n->hub);
     struct job *j = job_new(n, &a, (unsigned)count);
     j->decided_ms = a.at_ms;
+    j->unrecorded = 0; /* the outbox holds every one of them */
     bool reachable = sms_reachable(n, &a, j->mobile);
     for (size_t i = 0; i < count; i++) {
         struct send *s = &j->sends[i];
@@ -226,6 +259,8 @@ void disp_sms_fallback(struct wx_notify *n, uint64_t seq, const char *why)
     snprintf(j->mobile, sizeof j->mobile, "%s", mobile);
     send_init(&j->sends[0], WX_SEND_SMS, mobile, wx_now_ms());
     j->sends[0].first = false;
+    /* Recorded at once: its row is older than the watermark, which would not wait for it. */
+    disp_record(n, &j->sends[0]);
     n->stats.sms_fallbacks++;
     WX_INFO("notify: alert %llu goes by SMS as well: %s", (unsigned long long)seq, why);
     disp_job_release(n, j);
@@ -242,6 +277,8 @@ static void job_done(struct wx_notify *n, struct job *j)
         s->first = false;
         j->fallback_added = true;
         j->unsettled++;
+        j->unrecorded++;
+        disp_record(n, s); /* at once, as every fallback: the watermark may be past its row */
         n->stats.sms_fallbacks++;
         disp_ready_push(n, s);
         return;
@@ -319,6 +356,8 @@ static void try_again(struct wx_notify *n, struct send *s, int code, const char 
     n->stats.retries++;
     s->row.errcode = code;
     snprintf(s->row.error, sizeof s->row.error, "%s", why);
+    /* A send that waits is recorded pending: a restart then resumes it, with its attempts. */
+    if (!s->recorded) disp_record(n, s);
     s->due_ms = now + wait;
     disp_heap_push(n, s);
 }
