@@ -121,11 +121,6 @@ extern char **environ;
 #define TEMPLATE_ID "bench_card_alert"
 
 /* One seeded card, as pans.tsv gives it. */
-struct card {
-    char pan[WX_PAN_MAX + 1]; /* digits, NUL-terminated; never printed unmasked */
-    char expiry[5];           /* YYMM */
-};
-
 /* A connection to the host: one terminal. */
 struct conn {
     int fd;
@@ -184,7 +179,7 @@ struct bench {
     char dir[256];                  /* temporary directory ("" when none) */
     char pans[320];                 /* dir/pans.tsv */
     char wxbank[PATH_MAX];          /* the wxbank next to this program */
-    struct card *cards;             /* the seeded cards */
+    struct bench_card *cards;       /* the seeded cards */
     uint32_t n_cards;               /* how many */
     unsigned iso_port, http_port;   /* the bank's listeners */
     struct sockaddr_in iso_addr;    /* the bank's ISO 8583 listener */
@@ -274,23 +269,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* ---- child processes -------------------------------------------------------------------- */
 
 /* Finds the wxbank program in the directory of this one. */
-static int find_wxbank(struct bench *b)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL) return -1;
-    *slash = '\0';
-    int len = snprintf(b->wxbank, sizeof b->wxbank, "%s/wxbank", self);
-    if (len < 0 || (size_t)len >= sizeof b->wxbank || access(b->wxbank, X_OK) != 0) {
-        fprintf(stderr, "alerts_bench: no wxbank program next to %s\n", self);
-        return -1;
-    }
-    return 0;
-}
-
 /* The children to stop if the benchmark itself is interrupted (Ctrl-C), so that no server is
  * left running on its ports. */
 static volatile sig_atomic_t interrupted_server, interrupted_perf;
@@ -450,25 +428,6 @@ static int stop_server(struct bench *b)
 /* ---- cards ------------------------------------------------------------------------------ */
 
 /* Parses "PAN<TAB>YYMM<TAB>limit" into c. False on anything else. */
-static bool parse_card_line(const char *line, struct card *c)
-{
-    const char *tab = strchr(line, '\t');
-    if (tab == NULL || tab - line < 12 || tab - line > WX_PAN_MAX) return false;
-    size_t n = (size_t)(tab - line);
-    for (size_t i = 0; i < n; i++) {
-        if (line[i] < '0' || line[i] > '9') return false;
-    }
-    for (size_t i = 1; i <= 4; i++) {
-        if (tab[i] < '0' || tab[i] > '9') return false;
-    }
-    if (tab[5] != '\t') return false;
-    memcpy(c->pan, line, n);
-    c->pan[n] = '\0';
-    memcpy(c->expiry, tab + 1, 4);
-    c->expiry[4] = '\0';
-    return true;
-}
-
 static int load_cards(struct bench *b)
 {
     FILE *f = fopen(b->pans, "re");
@@ -479,7 +438,7 @@ static int load_cards(struct bench *b)
     }
     b->cards = wx_calloc(b->o.cards, sizeof *b->cards);
     while (b->n_cards < b->o.cards && fgets(line, sizeof line, f) != NULL) {
-        if (parse_card_line(line, &b->cards[b->n_cards])) b->n_cards++;
+        if (bench_parse_card_line(line, &b->cards[b->n_cards])) b->n_cards++;
     }
     fclose(f);
     if (b->n_cards != b->o.cards) {
@@ -701,7 +660,7 @@ static void stamp_now(struct stamp *s)
  */
 static int pack_request(struct bench *b, uint64_t id, uint8_t *out)
 {
-    const struct card *c = &b->cards[xorshift64(&b->rng) % b->n_cards];
+    const struct bench_card *c = &b->cards[xorshift64(&b->rng) % b->n_cards];
     char amount[13] = "", stan[7] = "", rrn[13] = "", tid[9] = "WB", name[24] = MARK, f43[41];
     put_digits((uint8_t *)amount, 12, 100 + xorshift64(&b->rng) % 200);
     put_digits((uint8_t *)stan, 6, id % STAN_MAX + 1);
@@ -1339,9 +1298,9 @@ static int setup(struct bench *b)
     snprintf(b->pans, sizeof b->pans, "%s/pans.tsv", b->dir);
     b->iso_port = free_port();
     b->http_port = free_port();
-    if (find_wxbank(b) != 0 || b->iso_port == 0 || b->http_port == 0 ||
-        set_base_environment(b) != 0 || seed_and_bind(b) != 0 || load_cards(b) != 0 ||
-        sandbox_start(b) != 0 || set_bank_environment(b) != 0) {
+    if (bench_find_wxbank(b->wxbank, sizeof b->wxbank, "alerts_bench") != 0 || b->iso_port == 0 ||
+        b->http_port == 0 || set_base_environment(b) != 0 || seed_and_bind(b) != 0 ||
+        load_cards(b) != 0 || sandbox_start(b) != 0 || set_bank_environment(b) != 0) {
         return -1;
     }
     /* After the sandbox's hub: its signal events would otherwise take Ctrl-C, and a server

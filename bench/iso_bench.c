@@ -91,11 +91,6 @@ extern char **environ;
 static const char *const DIALECTS[] = {"ascii87", "ascii87b", "bcd87"};
 
 /* One seeded card, as pans.tsv gives it. */
-struct card {
-    char pan[WX_PAN_MAX + 1]; /* digits, NUL-terminated */
-    char expiry[5];           /* YYMM */
-};
-
 /* Where the patched fields sit in a packed frame (offsets from the frame's first byte). */
 struct layout {
     uint16_t stan, rrn, tid; /* fields 11, 37, 41 */
@@ -159,7 +154,7 @@ struct bench {
     struct sockaddr_storage addr;             /* the host */
     socklen_t addr_len;                       /* its length */
     pid_t server;                             /* `wxbank serve`; 0 when not started */
-    struct card *cards;                       /* the cards requests are made on */
+    struct bench_card *cards;                 /* the cards requests are made on */
     uint32_t n_cards;                         /* how many */
     uint8_t *frames;                          /* TEMPLATES x SLOT packed frames */
     uint16_t *frame_len;                      /* their lengths */
@@ -258,23 +253,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* ---- the server as a child process ------------------------------------------------------ */
 
 /* Finds the wxbank program in the directory of this one. */
-static int find_wxbank(struct bench *b)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL) return -1;
-    *slash = '\0';
-    int len = snprintf(b->wxbank, sizeof b->wxbank, "%s/wxbank", self);
-    if (len < 0 || (size_t)len >= sizeof b->wxbank || access(b->wxbank, X_OK) != 0) {
-        fprintf(stderr, "iso_bench: no wxbank program next to %s\n", self);
-        return -1;
-    }
-    return 0;
-}
-
 /* The server to stop if the benchmark itself is interrupted (Ctrl-C), so none is left
  * running on its port. */
 static volatile sig_atomic_t interrupted_server;
@@ -397,26 +375,6 @@ static int stop_server(struct bench *b)
 /* ---- cards ------------------------------------------------------------------------------ */
 
 /* Parses "PAN<TAB>YYMM<TAB>limit" into c. False on anything else. */
-static bool parse_card_line(const char *line, struct card *c)
-{
-    const char *tab = strchr(line, '\t');
-    if (tab == NULL || tab - line < 12 || tab - line > WX_PAN_MAX) return false;
-    size_t n = (size_t)(tab - line);
-    for (size_t i = 0; i < n; i++) {
-        if (line[i] < '0' || line[i] > '9') return false;
-    }
-    const char *exp = tab + 1;
-    for (size_t i = 0; i < 4; i++) {
-        if (exp[i] < '0' || exp[i] > '9') return false;
-    }
-    if (exp[4] != '\t') return false;
-    memcpy(c->pan, line, n);
-    c->pan[n] = '\0';
-    memcpy(c->expiry, exp, 4);
-    c->expiry[4] = '\0';
-    return true;
-}
-
 static int load_cards(struct bench *b, const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -432,7 +390,7 @@ static int load_cards(struct bench *b, const char *path)
             cap *= 2;
             b->cards = wx_reallocarray(b->cards, cap, sizeof *b->cards);
         }
-        if (parse_card_line(line, &b->cards[b->n_cards])) {
+        if (bench_parse_card_line(line, &b->cards[b->n_cards])) {
             b->n_cards++;
         } else {
             bad++;
@@ -475,7 +433,7 @@ struct stamp {
  * A 0100 as `wxbank pos auth` builds it, on card c for amount fen. STAN, RRN and terminal id
  * are placeholders that queue_request overwrites. Returns 0, or -1 when a value breaks its spec.
  */
-static int build_request(struct wx_iso_msg *m, const struct card *c, uint64_t fen,
+static int build_request(struct wx_iso_msg *m, const struct bench_card *c, uint64_t fen,
                          const struct stamp *when)
 {
     char amount[13] = "";
@@ -581,7 +539,7 @@ static int build_templates(struct bench *b)
     int rc = -1;
     for (uint32_t i = 0; i < TEMPLATES; i++) {
         uint64_t r = rng_next(b);
-        const struct card *c = &b->cards[r % b->n_cards];
+        const struct bench_card *c = &b->cards[r % b->n_cards];
         uint8_t *frame = b->frames + (size_t)i * SLOT;
         int len = build_request(m, c, 100 + (r >> 32) % 9901, &when) == 0
                       ? pack_frame(b->o.dialect, m, frame)
@@ -1054,8 +1012,8 @@ static int setup(struct bench *b)
     }
     snprintf(b->pans, sizeof b->pans, "%s/pans.tsv", b->dir);
     unsigned port = free_port();
-    if (find_wxbank(b) != 0 || port == 0 || set_environment(b, port) != 0 || seed(b) != 0 ||
-        load_cards(b, b->pans) != 0) {
+    if (bench_find_wxbank(b->wxbank, sizeof b->wxbank, "iso_bench") != 0 || port == 0 ||
+        set_environment(b, port) != 0 || seed(b) != 0 || load_cards(b, b->pans) != 0) {
         return -1;
     }
     return start_server(b);

@@ -300,31 +300,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* ---- step 1: the servers as child processes --------------------------------------------- */
 
-/* The directory of this program, into dir. False when /proc does not tell. */
-static bool self_dir(char *dir, size_t cap)
-{
-    ssize_t n = readlink("/proc/self/exe", dir, cap - 1);
-    if (n <= 0) return false;
-    dir[n] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL) return false;
-    *slash = '\0';
-    return true;
-}
-
-/* Finds the wxbank program in the directory of this one. */
-static int find_wxbank(struct bench *b)
-{
-    char dir[PATH_MAX - 16];
-    if (!self_dir(dir, sizeof dir)) return -1;
-    snprintf(b->wxbank, sizeof b->wxbank, "%s/wxbank", dir);
-    if (access(b->wxbank, X_OK) != 0) {
-        fprintf(stderr, "webhook_bench: no wxbank program next to %s\n", dir);
-        return -1;
-    }
-    return 0;
-}
-
 /* The peer: WX_PEERS_DIR, else "peers" beside this program. False when not installed. */
 static bool find_peer(struct bench *b)
 {
@@ -334,7 +309,7 @@ static bool find_peer(struct bench *b)
         snprintf(dir, sizeof dir, "%s", env);
     } else {
         char self[PATH_MAX - 128];
-        if (!self_dir(self, sizeof self)) return false;
+        if (!bench_self_dir(self, sizeof self)) return false;
         snprintf(dir, sizeof dir, "%s/peers", self);
     }
     snprintf(b->peer_js, sizeof b->peer_js, "%s/wechat-peer.js", dir);
@@ -489,7 +464,9 @@ static int start_wxbank(struct bench *b)
         return -1;
     }
     unsigned port = free_port();
-    if (find_wxbank(b) != 0 || port == 0 || set_environment(b, port) != 0) return -1;
+    if (bench_find_wxbank(b->wxbank, sizeof b->wxbank, "webhook_bench") != 0 || port == 0 ||
+        set_environment(b, port) != 0)
+        return -1;
     char *init[] = {b->wxbank, "init", NULL};
     pid_t pid;
     int status;
