@@ -195,6 +195,8 @@ static void on_catch_up(evutil_socket_t fd, short what, void *arg)
         n->live_from = last + 1;
         n->live_last = last;
     }
+    const struct outbox_todo *b = &n->recorded_beyond;
+    if (b->n > 0 && n->cursor >= b->rows[b->n - 1].seq) outbox_todo_free(&n->recorded_beyond);
     release_durable(n);
     if (n->cursor < catch_up_target(n)) disp_catch_up_kick(n);
     disp_pump(n);
@@ -329,8 +331,8 @@ void wx_notify_stats(const wx_notify_t *n, struct wx_notify_stats *out)
     out->oldest_unsent_s = oldest != 0 ? (double)(wx_now_ms() - oldest) / 1000.0 : 0.0;
 }
 
-/* Parses "key:field,key:field" (alerts.template_fields) into n->tfields. */
-static int parse_template_fields(struct wx_notify *n, const char *spec, char *err, size_t errlen)
+/* Where a template field's text is in struct wx_alert_fields, by its name; -1 if none. */
+static long field_offset(const char *name, size_t len)
 {
     static const struct {
         const char *name;
@@ -345,24 +347,25 @@ static int parse_template_fields(struct wx_notify *n, const char *spec, char *er
         {"available", offsetof(struct wx_alert_fields, available)},
         {"remark", offsetof(struct wx_alert_fields, remark)},
     };
-    const char *p = spec;
-    n->ntfields = 0;
-    while (*p != '\0') {
-        const char *colon = strchr(p, ':');
-        const char *end = strchr(p, ',');
-        if (end == NULL) end = p + strlen(p);
-        size_t klen = colon != NULL && colon < end ? (size_t)(colon - p) : 0;
-        size_t i = 0;
-        if (klen > 0 && klen < sizeof n->tfields[0].key && n->ntfields < TEMPLATE_MAX_MAP) {
-            size_t flen = (size_t)(end - colon - 1);
-            while (
-                i < sizeof names / sizeof names[0] &&
-                (strlen(names[i].name) != flen || strncmp(names[i].name, colon + 1, flen) != 0)) {
-                i++;
-            }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strlen(names[i].name) == len && strncmp(names[i].name, name, len) == 0) {
+            return (long)names[i].offset;
         }
-        if (klen == 0 || klen >= sizeof n->tfields[0].key || n->ntfields >= TEMPLATE_MAX_MAP ||
-            i == sizeof names / sizeof names[0]) {
+    }
+    return -1;
+}
+
+/* Parses "key:field,key:field" (alerts.template_fields) into n->tfields. */
+static int parse_template_fields(struct wx_notify *n, const char *spec, char *err, size_t errlen)
+{
+    n->ntfields = 0;
+    for (const char *p = spec; *p != '\0';) {
+        const char *end = p + strcspn(p, ",");
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        size_t klen = colon != NULL ? (size_t)(colon - p) : 0;
+        long offset = colon != NULL ? field_offset(colon + 1, (size_t)(end - colon - 1)) : -1;
+        if (klen == 0 || klen >= sizeof n->tfields[0].key || offset < 0 ||
+            n->ntfields >= TEMPLATE_MAX_MAP) {
             snprintf(err, errlen,
                      "alerts.template_fields: \"key:field,...\" with at most %d keys, fields "
                      "title, card, kind, amount, merchant, time, available or remark",
@@ -372,7 +375,7 @@ static int parse_template_fields(struct wx_notify *n, const char *spec, char *er
         struct tfield *t = &n->tfields[n->ntfields++];
         memcpy(t->key, p, klen);
         t->key[klen] = '\0';
-        t->offset = names[i].offset;
+        t->offset = (size_t)offset;
         p = *end == ',' ? end + 1 : end;
     }
     return 0;

@@ -342,13 +342,15 @@ struct wx_fetch;
 /*
  * Starts the dispatcher on the hub's loop: opens the outbox, reloads what was pending, and
  * attaches to the hub to hear of new decisions. api (NULL: no WeChat sends) and fetch (for
- * the SMS gateway) must outlive it. NULL with a message in err.
+ * the SMS gateway) are borrowed; free them before the dispatcher (see wx_notify_free). NULL
+ * with a message in err.
  */
 wx_notify_t *wx_notify_start(struct wx_hub *hub, struct wx_wechat_api *api, struct wx_fetch *fetch,
                              const struct wx_notify_options *opt, char *err, size_t errlen);
 
-/* Records what is known, stops the recording thread and frees n. Sends in flight are
- * recorded as pending and go again at the next start. Call before freeing api and fetch. */
+/* Records what is known, stops the recording thread and frees n. Call after wx_fetch_free and
+ * wx_wechat_api_free: they cancel the calls in flight, whose callbacks are the dispatcher's.
+ * What was not accepted by then goes again at the next start. */
 void wx_notify_free(wx_notify_t *n);
 
 /* WeChat's report on a template message (TEMPLATESENDJOBFINISH): status "success", or a

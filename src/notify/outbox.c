@@ -240,7 +240,7 @@ void outbox_prefs_free(struct outbox_prefs *p)
 }
 
 /* Preferences changed at or after since_ms (a change in the same millisecond as the last
- * look may have come after it: it is handed over again, harmlessly). */
+ * look may have come after it: it is handed over again, harmlessly, once more at most). */
 static int read_prefs(sqlite3 *db, int64_t since_ms, struct outbox_prefs *out, int64_t *latest)
 {
     sqlite3_stmt *st;
@@ -314,7 +314,9 @@ static void poll(outbox_t *o)
     if (read_prefs(o->db, o->prefs_seen_ms, &ft->prefs, &latest) != 0) {
         WX_ERROR("notify: reading preferences in %s: %s", o->path, sqlite3_errmsg(o->db));
     }
-    o->prefs_seen_ms = latest;
+    /* Past the latest seen, once the clock is: a change in that same millisecond would have
+     * been read already, and a later one has a later time. */
+    o->prefs_seen_ms = latest < wx_now_ms() ? latest + 1 : latest;
     if (ft->todo.n == 0 && ft->prefs.n == 0) {
         free(ft);
         return;
@@ -388,28 +390,34 @@ static int read_start(sqlite3 *db, uint64_t *watermark, struct outbox_todo *pend
                       struct outbox_prefs *prefs, int64_t *prefs_ms)
 {
     sqlite3_stmt *st;
+    /* One transaction: a replay flagged by a tool meanwhile is either read here or left
+     * flagged for the first poll, never cleared unread. */
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return -1;
     if (sqlite3_prepare_v2(db, "SELECT seq FROM watermark WHERE id = 1", -1, &st, NULL) !=
-        SQLITE_OK)
+        SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
+    }
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
     *watermark = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     char sql[3][256];
-    /* Pending sends past the watermark are derived again with their rows; only those before
-     * it are reloaded. Replays flagged while no server ran are simply pending now. */
-    snprintf(sql[0], sizeof sql[0],
-             "SELECT " COLUMNS " FROM sends WHERE state = 0 AND seq <= %llu ORDER BY seq, channel",
-             (unsigned long long)*watermark);
+    /* Every pending send is reloaded (a fallback SMS or a replay could not be derived again
+     * from its row); every send recorded past the watermark, pending or not, is left out when
+     * its row is derived again. Replays flagged while no server ran are simply pending now. */
+    snprintf(sql[0], sizeof sql[0], "%s",
+             "SELECT " COLUMNS " FROM sends WHERE state = 0 ORDER BY seq, channel");
     snprintf(sql[1], sizeof sql[1],
-             "SELECT " COLUMNS " FROM sends WHERE seq > %llu AND state <> 0 "
-             "ORDER BY seq, channel, recipient",
+             "SELECT " COLUMNS " FROM sends WHERE seq > %llu ORDER BY seq, channel, recipient",
              (unsigned long long)*watermark);
     snprintf(sql[2], sizeof sql[2], "%s",
              "SELECT " COLUMNS " FROM sends WHERE watch = 1 ORDER BY seq, channel");
     if (rc != 0 || select_rows(db, sql[0], pending) != 0 || select_rows(db, sql[1], beyond) != 0 ||
         sqlite3_exec(db, "UPDATE sends SET replay = 0 WHERE replay = 1", NULL, NULL, NULL) !=
             SQLITE_OK ||
-        select_rows(db, sql[2], watched) != 0 || read_prefs(db, 0, prefs, prefs_ms) != 0) {
+        select_rows(db, sql[2], watched) != 0 || read_prefs(db, 0, prefs, prefs_ms) != 0 ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
     return 0;

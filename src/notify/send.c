@@ -40,7 +40,7 @@ unsigned disp_jitter(unsigned ms)
     return ms / 2 + r % (ms / 2 + 1);
 }
 
-void disp_make_ref(char *out, size_t cap, uint64_t seq, uint8_t channel)
+static void make_ref(char *out, size_t cap, uint64_t seq, uint8_t channel)
 {
     snprintf(out, cap, "%llu-%s", (unsigned long long)seq, wx_send_channel_name(channel));
 }
@@ -90,6 +90,7 @@ static struct job *job_new(struct wx_notify *n, const struct wx_alert *a, unsign
 
 static void send_init(struct send *s, uint8_t channel, const char *to, int64_t now)
 {
+    s->holder = false; /* the spare slot may hold a copy of a send dropped before */
     s->row.channel = channel;
     s->row.state = WX_SEND_PENDING;
     s->row.first_ms = now;
@@ -98,10 +99,6 @@ static void send_init(struct send *s, uint8_t channel, const char *to, int64_t n
     s->row.to[len] = '\0';
 }
 
-/*
- * The sends of a new alert: a WeChat message to every recipient, and the SMS when the policy
- * wants one at once. NULL when there is nobody to tell.
- */
 /* Orders a send against an outbox row by (seq, channel, recipient), as the outbox sorts. */
 static int row_cmp(const void *key, const void *elem)
 {
@@ -114,7 +111,7 @@ static int row_cmp(const void *key, const void *elem)
 /*
  * After a restart, a row past the watermark is derived again although some of its sends were
  * accepted (or refused) before the stop: those are taken out of the job, so they do not go
- * twice. NULL when none is left. The list is dropped once the catch-up is past it.
+ * twice. NULL when none is left. (The catch-up drops the list once it is past it.)
  */
 static struct job *drop_recorded(struct wx_notify *n, struct job *j)
 {
@@ -131,12 +128,15 @@ static struct job *drop_recorded(struct wx_notify *n, struct job *j)
     }
     j->nsends = j->unsettled = j->unrecorded = kept;
     if (j->holder_wechat == 0) j->watch = false;
-    if (j->a.seq >= b->rows[b->n - 1].seq) outbox_todo_free(b);
     if (kept > 0) return j;
     disp_job_free(n, j);
     return NULL;
 }
 
+/*
+ * The sends of a new alert: a WeChat message to every recipient, and the SMS when the policy
+ * wants one at once. NULL when there is nobody to tell.
+ */
 struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms)
 {
     const wx_engine_t *e = wx_hub_engine(n->hub);
@@ -195,7 +195,8 @@ static int keep_row(void *ctx, const struct wx_journal_row *row)
     return 0;
 }
 
-/* Reads journal row seq back and makes its alert. 1, or 0/-1 when it has none now. */
+/* Reads journal row seq back and makes its alert. 1; 0 or -1 when it has none now (see
+ * disp_alert_of_row); -2 when the row cannot be read. */
 static int alert_of_seq(struct wx_notify *n, uint64_t seq, struct wx_alert *a)
 {
     struct row_read rr = {0};
@@ -203,7 +204,7 @@ static int alert_of_seq(struct wx_notify *n, uint64_t seq, struct wx_alert *a)
     if (wx_journal_reader_scan(n->reader, seq - 1, seq, keep_row, &rr, err, sizeof err) != 0 ||
         !rr.found) {
         WX_ERROR("notify: journal row %llu cannot be read back", (unsigned long long)seq);
-        return -1;
+        return -2;
     }
     return disp_alert_of_row(n, &rr.cmd, &rr.res, seq, rr.at_ms, a);
 }
@@ -212,7 +213,9 @@ static int alert_of_seq(struct wx_notify *n, uint64_t seq, struct wx_alert *a)
 struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *rows, size_t count)
 {
     struct wx_alert a;
-    if (alert_of_seq(n, rows[0].seq, &a) != 1) {
+    int rc = alert_of_seq(n, rows[0].seq, &a);
+    if (rc == -2) return NULL; /* left pending: the next start tries again */
+    if (rc != 1) {
         for (size_t i = 0; i < count; i++) {
             struct wx_send_row r = rows[i];
             r.state = WX_SEND_FAILED;
@@ -362,12 +365,19 @@ static void try_again(struct wx_notify *n, struct send *s, int code, const char 
     disp_heap_push(n, s);
 }
 
+/* A stopping hub waits for the calls in flight: the last one to return lets it go. */
+static void call_returned(struct wx_notify *n)
+{
+    n->inflight--;
+    if (n->closing && n->inflight == 0) wx_hub_settle(n->hub);
+}
+
 static void on_wechat(const struct wx_wechat_api_result *r, void *arg)
 {
     struct send *s = arg;
     struct wx_notify *n = s->job->n;
     s->in_flight = false;
-    n->inflight--;
+    call_returned(n);
     if (r->cls == WX_WECHAT_API_OK) {
         accepted(n, s, r->msgid);
     } else if (r->cls == WX_WECHAT_API_PERMANENT) {
@@ -383,7 +393,7 @@ static void on_sms(enum sms_result r, int status, const char *error, void *arg)
     struct send *s = arg;
     struct wx_notify *n = s->job->n;
     s->in_flight = false;
-    n->inflight--;
+    call_returned(n);
     if (r == SMS_OK) {
         accepted(n, s, 0);
     } else if (r == SMS_PERMANENT) {
@@ -513,7 +523,7 @@ static void send_start(struct wx_notify *n, struct send *s)
 {
     struct job *j = s->job;
     char ref[REF_MAX];
-    disp_make_ref(ref, sizeof ref, s->row.seq, s->row.channel);
+    make_ref(ref, sizeof ref, s->row.seq, s->row.channel);
     s->in_flight = true;
     n->inflight++;
     s->row.attempts++;

@@ -3,11 +3,11 @@
  *
  * Gateways differ in their field names, so the body is a template from configuration (sms.body)
  * with {mobile}, {text} and {ref} inside JSON strings; the values go in JSON-escaped. {ref} is
- * the send's idempotency reference (journal seq, channel, recipient), for gateways that drop
- * repeats. The answer's status decides: 2xx accepted; 400, 413 and 422 refused for good (the
- * number or the text is wrong, and will stay wrong); anything else, including 401/403/404 from
- * a gateway set up wrong, is worth trying again, so such sends end up in the dead-letter list,
- * from where staff replay them once the gateway is fixed.
+ * the send's idempotency reference ("<journal seq>-sms": an alert has one SMS recipient, the
+ * holder), for gateways that drop repeats. The answer's status decides: 2xx accepted; 400, 413 and
+ * 422 refused for good (the number or the text is wrong, and will stay wrong); anything else,
+ * including 401/403/404 from a gateway set up wrong, is worth trying again, so such sends end up in
+ * the dead-letter list, from where staff replay them once the gateway is fixed.
  */
 #include "notify/notify_int.h"
 
