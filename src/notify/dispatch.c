@@ -8,9 +8,10 @@
  * watermark), after a gap, or while too many alerts were held -- are read back from the journal
  * in chunks ("catch-up") until the cursor meets the live feed again.
  *
- * How they go out. One queue per card keeps a card's alerts in order: its head alert's sends
- * go out together (to every recipient, and the SMS), and the next alert of the card starts
- * once all of them are settled (accepted, refused, or dead). Across cards up to max_inflight
+ * How they go out. One queue per card and channel keeps a card's alerts in order: the head
+ * alert's WeChat messages go out together (to every recipient), and the card's next WeChat
+ * alert starts once all of them are settled (accepted, refused, or dead); its SMS go the same
+ * way in a queue of their own, so a failing SMS gateway does not hold WeChat back. Across cards up to max_inflight
  * calls run at once. A retryable failure waits 1, 2, 4 ... 60 s (with jitter) and tries again
  * until the send is max_age old; then it is dead, listed for staff, replayable.
  *
@@ -123,15 +124,17 @@ static void on_decided(void *arg, const struct wx_cmd *cmd, const struct wx_resu
     }
     n->live_last = res->seq;
     struct wx_alert a;
-    struct job *j = NULL;
+    struct job *jobs[2];
+    size_t njobs = 0;
     /* With neither WeChat nor an SMS gateway there is nobody to tell: the hot path pays
      * nothing, and the watermark still moves on, so channels set up later do not announce
      * the past. */
     bool channels = n->api != NULL || n->sms != NULL;
     if (channels && disp_alert_of_row(n, cmd, res, res->seq, cmd->time_ms, &a) == 1) {
-        j = disp_job_for_alert(n, &a, wx_now_ms());
+        njobs = disp_jobs_for_alert(n, &a, wx_now_ms(), jobs);
     }
-    if (j != NULL) append_unsettled(n, j);
+    for (size_t i = 0; i < njobs; i++)
+        append_unsettled(n, jobs[i]);
     if (n->cursor + 1 == res->seq) n->cursor = res->seq;
     if (n->jobs > n->opt.queue_max) live_off(n);
 }
@@ -162,8 +165,10 @@ static int catch_row(void *ctx, const struct wx_journal_row *row)
     } else if (wx_row_decode(row->body, row->len, &cmd, &res) != 0) {
         WX_ERROR("notify: journal row %llu does not decode", (unsigned long long)row->seq);
     } else if (!res.repeat && disp_alert_of_row(n, &cmd, &res, row->seq, row->at_ms, &a) == 1) {
-        struct job *j = disp_job_for_alert(n, &a, row->at_ms);
-        if (j != NULL) disp_job_release(n, j);
+        struct job *jobs[2];
+        size_t njobs = disp_jobs_for_alert(n, &a, row->at_ms, jobs);
+        for (size_t i = 0; i < njobs; i++)
+            disp_job_release(n, jobs[i]);
     }
     n->cursor = row->seq;
     return 0;
@@ -211,13 +216,15 @@ static void on_durable(void *arg, uint64_t seq)
     disp_pump(n);
 }
 
-/* Sends found pending at start, or replayed by staff: one job per journal row. */
+/* Sends found pending at start, or replayed by staff: one job per journal row and channel
+ * (the rows come sorted by seq, then channel). */
 static void on_replay(void *arg, struct outbox_todo *todo)
 {
     struct wx_notify *n = arg;
     for (size_t i = 0; i < todo->n;) {
         size_t k = i + 1;
-        while (k < todo->n && todo->rows[k].seq == todo->rows[i].seq)
+        while (k < todo->n && todo->rows[k].seq == todo->rows[i].seq &&
+               todo->rows[k].channel == todo->rows[i].channel)
             k++;
         struct job *j = disp_job_for_rows(n, &todo->rows[i], k - i);
         if (j != NULL) disp_card_enqueue(n, j);

@@ -48,6 +48,7 @@ struct send {
 struct job {
     struct wx_notify *n;
     struct wx_alert a;
+    uint8_t lane;                      /* enum lane: the card queue it waits in */
     struct job *next;                  /* waiting for durability, then in its card's queue */
     struct job *prev_open, *next_open; /* in the list of jobs with sends not yet recorded */
     bool open;
@@ -62,8 +63,13 @@ struct job {
     struct send sends[]; /* nsends, plus one slot for a fallback SMS */
 };
 
+/* One lane of a card: its WeChat messages, or its SMS. Each goes in order on its own, so an
+ * SMS retrying against a failing gateway does not hold the card's WeChat messages. */
+enum lane { LANE_WECHAT = 0, LANE_SMS = 1 };
+
 struct cardq {
     uint32_t card_id;
+    uint8_t lane;
     struct cardq *next_bucket;
     struct job *head, *tail;
 };
@@ -146,7 +152,8 @@ struct wx_notify {
 void disp_record(struct wx_notify *n, struct send *s);
 unsigned disp_jitter(unsigned ms);
 void disp_job_free(struct wx_notify *n, struct job *j);
-struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms);
+size_t disp_jobs_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms,
+                           struct job *out[2]);
 struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *rows, size_t count);
 int disp_alert_of_row(struct wx_notify *n, const struct wx_cmd *cmd, const struct wx_result *res,
                       uint64_t seq, int64_t at_ms, struct wx_alert *a);

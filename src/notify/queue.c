@@ -1,6 +1,6 @@
 /*
- * queue.c - where the dispatcher's sends wait: one queue per card (a card's alerts go in
- * order), the ready list (sends free to go as soon as a slot is), the retry heap (sends
+ * queue.c - where the dispatcher's sends wait: one queue per card and channel (a card's
+ * WeChat messages go in order, and so do its SMS), the ready list (sends free to go as soon as a slot is), the retry heap (sends
  * waiting for their next try), and the watches on WeChat's delivery reports that decide
  * whether an SMS must follow.
  */
@@ -20,15 +20,15 @@
 
 /* ---- per-card queues ---------------------------------------------------------------------- */
 
-static size_t card_bucket(const struct wx_notify *n, uint32_t card_id)
+static size_t card_bucket(const struct wx_notify *n, uint32_t card_id, uint8_t lane)
 {
-    return (size_t)((card_id * 0x9E3779B1u) & (n->nbuckets - 1));
+    return (size_t)(((card_id * 2u + lane) * 0x9E3779B1u) & (n->nbuckets - 1));
 }
 
-static struct cardq **card_slot(struct wx_notify *n, uint32_t card_id)
+static struct cardq **card_slot(struct wx_notify *n, uint32_t card_id, uint8_t lane)
 {
-    struct cardq **p = &n->buckets[card_bucket(n, card_id)];
-    while (*p != NULL && (*p)->card_id != card_id)
+    struct cardq **p = &n->buckets[card_bucket(n, card_id, lane)];
+    while (*p != NULL && ((*p)->card_id != card_id || (*p)->lane != lane))
         p = &(*p)->next_bucket;
     return p;
 }
@@ -42,7 +42,7 @@ static void cards_grow(struct wx_notify *n)
     for (size_t i = 0; i < old; i++) {
         for (struct cardq *q = ob[i], *next; q != NULL; q = next) {
             next = q->next_bucket;
-            struct cardq **slot = &n->buckets[card_bucket(n, q->card_id)];
+            struct cardq **slot = &n->buckets[card_bucket(n, q->card_id, q->lane)];
             q->next_bucket = *slot;
             *slot = q;
         }
@@ -76,10 +76,11 @@ static void job_start(struct wx_notify *n, struct job *j)
 void disp_card_enqueue(struct wx_notify *n, struct job *j)
 {
     if (n->ncards >= n->nbuckets) cards_grow(n);
-    struct cardq **slot = card_slot(n, j->a.card_id);
+    struct cardq **slot = card_slot(n, j->a.card_id, j->lane);
     if (*slot == NULL) {
         struct cardq *q = wx_calloc(1, sizeof *q);
         q->card_id = j->a.card_id;
+        q->lane = j->lane;
         *slot = q;
         n->ncards++;
     }
@@ -97,7 +98,7 @@ void disp_card_enqueue(struct wx_notify *n, struct job *j)
 /* The card's head job is done: the next one starts. */
 void disp_card_advance(struct wx_notify *n, struct job *j)
 {
-    struct cardq **slot = card_slot(n, j->a.card_id);
+    struct cardq **slot = card_slot(n, j->a.card_id, j->lane);
     struct cardq *q = *slot;
     assert(q != NULL && q->head == j);
     q->head = j->next;

@@ -134,10 +134,12 @@ static struct job *drop_recorded(struct wx_notify *n, struct job *j)
 }
 
 /*
- * The sends of a new alert: a WeChat message to every recipient, and the SMS when the policy
- * wants one at once. NULL when there is nobody to tell.
+ * The jobs of a new alert, into out: a WeChat message to every recipient (one job, the
+ * card's WeChat lane), and the SMS when the policy wants one at once (another job, its SMS
+ * lane). Returns how many: 0 when there is nobody to tell.
  */
-struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms)
+size_t disp_jobs_for_alert(struct wx_notify *n, const struct wx_alert *a, int64_t decided_ms,
+                           struct job *out[2])
 {
     const wx_engine_t *e = wx_hub_engine(n->hub);
     struct wx_follower_view f[WX_ALERT_RECIPIENTS_MAX];
@@ -146,23 +148,40 @@ struct job *disp_job_for_alert(struct wx_notify *n, const struct wx_alert *a, in
     char mobile[WX_MOBILE_MAX + 1];
     bool reachable = sms_reachable(n, a, mobile);
     bool sms_now = reachable && wx_alert_sms_wanted(&n->opt.policy, a, holders);
-    unsigned nsends = (unsigned)nf + (sms_now ? 1 : 0);
-    n->stats.alerts++;
-    if (nsends == 0) return NULL;
-    struct job *j = job_new(n, a, nsends);
-    j->decided_ms = decided_ms;
-    j->sms_base = sms_now;
-    snprintf(j->mobile, sizeof j->mobile, "%s", mobile);
     int64_t now = wx_now_ms();
-    for (size_t i = 0; i < nf; i++) {
-        send_init(&j->sends[i], WX_SEND_WECHAT, f[i].openid, now);
-        j->sends[i].holder = f[i].customer_id == a->customer_id;
-        j->holder_wechat += j->sends[i].holder;
+    size_t count = 0;
+    n->stats.alerts++;
+    if (nf > 0) {
+        struct job *j = job_new(n, a, (unsigned)nf);
+        j->lane = LANE_WECHAT;
+        j->decided_ms = decided_ms;
+        snprintf(j->mobile, sizeof j->mobile, "%s", mobile); /* for a fallback SMS */
+        for (size_t i = 0; i < nf; i++) {
+            send_init(&j->sends[i], WX_SEND_WECHAT, f[i].openid, now);
+            j->sends[i].holder = f[i].customer_id == a->customer_id;
+            j->holder_wechat += j->sends[i].holder;
+        }
+        j->watch = !sms_now && reachable && j->holder_wechat > 0;
+        out[count++] = j;
     }
-    if (sms_now) send_init(&j->sends[nf], WX_SEND_SMS, mobile, now);
-    j->watch = !sms_now && reachable && j->holder_wechat > 0;
-    if (n->recorded_beyond.n > 0) j = drop_recorded(n, j);
-    return j;
+    if (sms_now) {
+        struct job *j = job_new(n, a, 1);
+        j->lane = LANE_SMS;
+        j->decided_ms = decided_ms;
+        j->sms_base = true;
+        snprintf(j->mobile, sizeof j->mobile, "%s", mobile);
+        send_init(&j->sends[0], WX_SEND_SMS, mobile, now);
+        out[count++] = j;
+    }
+    if (n->recorded_beyond.n > 0) {
+        size_t kept = 0;
+        for (size_t i = 0; i < count; i++) {
+            struct job *j = drop_recorded(n, out[i]);
+            if (j != NULL) out[kept++] = j;
+        }
+        count = kept;
+    }
+    return count;
 }
 
 /* The alert of journal row (cmd, res) at seq, when it has one. */
@@ -209,7 +228,8 @@ static int alert_of_seq(struct wx_notify *n, uint64_t seq, struct wx_alert *a)
     return disp_alert_of_row(n, &rr.cmd, &rr.res, seq, rr.at_ms, a);
 }
 
-/* A job for sends the outbox already holds (pending at a restart, or replayed by staff). */
+/* A job for sends the outbox already holds (pending at a restart, or replayed by staff), all
+ * of one journal row and one channel. */
 struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *rows, size_t count)
 {
     struct wx_alert a;
@@ -228,6 +248,7 @@ struct job *disp_job_for_rows(struct wx_notify *n, const struct wx_send_row *row
     }
     const wx_engine_t *e = wx_hub_engine(n->hub);
     struct job *j = job_new(n, &a, (unsigned)count);
+    j->lane = rows[0].channel == WX_SEND_SMS ? LANE_SMS : LANE_WECHAT;
     j->decided_ms = a.at_ms;
     j->unrecorded = 0; /* the outbox holds every one of them */
     bool reachable = sms_reachable(n, &a, j->mobile);
@@ -257,6 +278,7 @@ void disp_sms_fallback(struct wx_notify *n, uint64_t seq, const char *why)
     char mobile[WX_MOBILE_MAX + 1];
     if (alert_of_seq(n, seq, &a) != 1 || !sms_reachable(n, &a, mobile)) return;
     struct job *j = job_new(n, &a, 1);
+    j->lane = LANE_SMS;
     j->decided_ms = wx_now_ms();
     j->sms_base = true;
     snprintf(j->mobile, sizeof j->mobile, "%s", mobile);

@@ -615,6 +615,26 @@ static void test_undelivered_falls_back_to_sms(void **state)
     wait_state(seq, WX_SEND_WECHAT, WX_SEND_UNDELIVERED);
 }
 
+/* A card's SMS retrying against a failing gateway does not hold its next WeChat alert. */
+static void test_sms_outage_does_not_hold_wechat(void **state)
+{
+    (void)state;
+    fault("{\"kind\":\"http500\",\"count\":1000,\"endpoint\":\"sms\"}");
+    uint64_t big = purchase(fx.ref_a, 45600);  /* WeChat and SMS */
+    uint64_t small = purchase(fx.ref_a, 1300); /* WeChat only */
+    char r1[32], r2[32], sref[32];
+    ref_of(r1, sizeof r1, big, "wechat");
+    ref_of(r2, sizeof r2, small, "wechat");
+    ref_of(sref, sizeof sref, big, "sms");
+    int64_t t0 = wx_now_ms(), at2 = 0;
+    assert_true(wait_seen(r1, WX_SANDBOX_MSG_TEMPLATE, NULL));
+    assert_true(wait_seen(r2, WX_SANDBOX_MSG_TEMPLATE, &at2));
+    assert_true(at2 - t0 < 1000);
+    assert_int_equal(seen_count(sref, WX_SANDBOX_MSG_SMS, NULL), 0);
+    fault("{\"kind\":\"none\"}");
+    assert_true(wait_seen(sref, WX_SANDBOX_MSG_SMS, NULL));
+}
+
 /* A follower who chose English reads English; staff set it beside the running server. */
 static void test_follower_reads_english(void **state)
 {
@@ -814,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_no_answer_is_retried_once),
         cmocka_unit_test(test_sms_gateway_errors_are_retried),
         cmocka_unit_test(test_card_order),
+        cmocka_unit_test(test_sms_outage_does_not_hold_wechat),
         cmocka_unit_test(test_follower_reads_english),
     };
     const struct CMUnitTest unreported[] = {
