@@ -43,7 +43,7 @@ static void print_row(void *ctx, const struct wx_send_row *r)
 
 static int parse_state(const char *name)
 {
-    for (int s = 0; s <= WX_SEND_UNDELIVERED; s++) {
+    for (int s = 0; s < WX_SEND_STATES; s++) {
         if (strcmp(name, wx_send_state_name((uint8_t)s)) == 0) return s;
     }
     return -2;
@@ -96,14 +96,14 @@ bad:
 
 static int status(const struct wx_cli *cli)
 {
-    uint64_t counts[6], watermark;
+    uint64_t counts[WX_SEND_STATES], watermark;
     char err[512];
     if (wx_outbox_counts(cli->db_path, counts, &watermark, err, sizeof err) != 0) {
         fprintf(stderr, "wxbank alerts: %s\n", err);
         return WX_EXIT_FAIL;
     }
     printf("journal rows looked at: up to %llu\n", (unsigned long long)watermark);
-    for (int s = 0; s <= WX_SEND_UNDELIVERED; s++) {
+    for (int s = 0; s < WX_SEND_STATES; s++) {
         printf("%-12s %llu\n", wx_send_state_name((uint8_t)s), (unsigned long long)counts[s]);
     }
     return WX_EXIT_OK;

@@ -258,6 +258,7 @@ enum wx_send_state {
     WX_SEND_DEAD = 4,        /* retries ran out (alerts.max_age_s): the dead-letter list */
     WX_SEND_UNDELIVERED = 5, /* accepted but not reported delivered in time: SMS went instead */
 };
+#define WX_SEND_STATES 6 /* how many states there are */
 
 const char *wx_send_channel_name(uint8_t channel); /* "wechat", "sms" */
 const char *wx_send_state_name(uint8_t state);     /* "pending", "accepted", ... */
@@ -290,8 +291,8 @@ int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t lim
 
 /* Counts sends by state (counts has one slot per enum wx_send_state) and reads the watermark.
  * 0, or -1 with a message in err. */
-int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermark, char *err,
-                     size_t errlen);
+int wx_outbox_counts(const char *db_path, uint64_t counts[WX_SEND_STATES], uint64_t *watermark,
+                     char *err, size_t errlen);
 
 /* Puts dead sends back in the queue: those of journal row seq, or every dead one when seq is
  * 0. A running server picks them up within a few seconds; a stopped one at its next start.

@@ -578,11 +578,11 @@ int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t lim
     return rc;
 }
 
-int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermark, char *err,
-                     size_t errlen)
+int wx_outbox_counts(const char *db_path, uint64_t counts[WX_SEND_STATES], uint64_t *watermark,
+                     char *err, size_t errlen)
 {
     sqlite3 *db;
-    memset(counts, 0, 6 * sizeof counts[0]);
+    memset(counts, 0, WX_SEND_STATES * sizeof counts[0]);
     *watermark = 0;
     if (open_db(db_path, OPEN_EXISTING, 0, &db, err, errlen) != 0) return -1;
     if (db == NULL) return 0;
@@ -598,7 +598,7 @@ int wx_outbox_counts(const char *db_path, uint64_t counts[6], uint64_t *watermar
             uint64_t v = (uint64_t)sqlite3_column_int64(st, 1);
             if (s == -1) {
                 *watermark = v;
-            } else if (s >= 0 && s < 6) {
+            } else if (s >= 0 && s < WX_SEND_STATES) {
                 counts[s] = v;
             }
         }

@@ -75,7 +75,7 @@ static json_t *live_figures(const wx_notify_t *n)
 
 static void alerts_status(struct wx_ops *o, wx_http_req_t *req)
 {
-    uint64_t counts[6], watermark;
+    uint64_t counts[WX_SEND_STATES], watermark;
     char err[512];
     if (wx_outbox_counts(o->db_path, counts, &watermark, err, sizeof err) != 0) {
         WX_ERROR("ops: %s", err);
@@ -83,7 +83,7 @@ static void alerts_status(struct wx_ops *o, wx_http_req_t *req)
         return;
     }
     json_t *sends = json_object();
-    for (int s = 0; s <= WX_SEND_UNDELIVERED; s++) {
+    for (int s = 0; s < WX_SEND_STATES; s++) {
         json_object_set_new(sends, wx_send_state_name((uint8_t)s),
                             json_integer((json_int_t)counts[s]));
     }
@@ -122,7 +122,7 @@ static int query_state(const char *query)
     char name[16];
     int n = query != NULL ? wx_http_query_param(query, "state", name, sizeof name) : -1;
     if (n == -1) return -1;
-    for (int s = 0; n > 0 && s <= WX_SEND_UNDELIVERED; s++) {
+    for (int s = 0; n > 0 && s < WX_SEND_STATES; s++) {
         if (strcmp(name, wx_send_state_name((uint8_t)s)) == 0) return s;
     }
     return -2;
