@@ -572,31 +572,48 @@ static void sandbox_start(const char *mode, const char *timeout_ms, const char *
     char hook_url[64], line[512];
     snprintf(hook_url, sizeof hook_url, "http://127.0.0.1:%d/wechat", hook.port);
     assert_int_equal(pipe(out), 0);
+    /* Everything the child needs is made before fork: the parent has threads (the fake
+     * webhook), and a child that allocates can hang on a lock one of them held. */
+    char log[PATH_MAX + 32], vars[12][512];
+    snprintf(log, sizeof log, "%s/sandbox.log", workdir);
+    const char *settings[][2] = {{"WXBANK_WECHAT_APPID", APPID},
+                                 {"WXBANK_WECHAT_SECRET", SECRET},
+                                 {"WXBANK_WECHAT_TOKEN", TOKEN},
+                                 {"WXBANK_WECHAT_AES_KEY", AES_KEY},
+                                 {"WXBANK_SANDBOX_ACCOUNT", ACCOUNT},
+                                 {"WXBANK_SANDBOX_LISTEN", "127.0.0.1:0"},
+                                 {"WXBANK_SANDBOX_WEBHOOK_URL", hook_url},
+                                 {"WXBANK_SANDBOX_MODE", mode},
+                                 {"WXBANK_SANDBOX_WEBHOOK_TIMEOUT_MS", timeout_ms},
+                                 {"WXBANK_LOG_LEVEL", "info"},
+                                 {"WXBANK_DB_URL", "sqlite:sandbox-unused.db"}};
+    size_t nsettings = sizeof settings / sizeof settings[0];
+    char *envp[256];
+    size_t ne = 0;
+    /* The first of a name counts: a test's extra settings come before the defaults. */
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && ne < 200; i++)
+        envp[ne++] = (char *)extra[i];
+    for (size_t i = 0; i < nsettings; i++) {
+        snprintf(vars[i], sizeof vars[i], "%s=%s", settings[i][0], settings[i][1]);
+        envp[ne++] = vars[i];
+    }
+    for (char **e = environ; *e != NULL && ne < 255; e++) {
+        bool ours = strncmp(*e, "WXBANK_", 7) == 0 && strncmp(*e, "WXBANK_BIN=", 11) != 0;
+        if (!ours) envp[ne++] = *e;
+    }
+    envp[ne] = NULL;
+    const char *bin = getenv("WXBANK_BIN");
+    char *const argv_cards[] = {"wxbank", "sandbox", "--cards", (char *)cards, NULL};
+    char *const argv_plain[] = {"wxbank", "sandbox", NULL};
     sandbox_pid = fork();
     assert_true(sandbox_pid >= 0);
     if (sandbox_pid == 0) {
-        char log[PATH_MAX + 32];
-        snprintf(log, sizeof log, "%s/sandbox.log", workdir);
-        FILE *l = fopen(log, "a");
-        if (l == NULL || chdir(workdir) != 0) _exit(127);
+        int l = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (l < 0 || chdir(workdir) != 0) _exit(127);
         dup2(out[1], 1);
-        dup2(fileno(l), 2);
+        dup2(l, 2);
         close(out[0]);
-        setenv("WXBANK_WECHAT_APPID", APPID, 1);
-        setenv("WXBANK_WECHAT_SECRET", SECRET, 1);
-        setenv("WXBANK_WECHAT_TOKEN", TOKEN, 1);
-        setenv("WXBANK_WECHAT_AES_KEY", AES_KEY, 1);
-        setenv("WXBANK_SANDBOX_ACCOUNT", ACCOUNT, 1);
-        setenv("WXBANK_SANDBOX_LISTEN", "127.0.0.1:0", 1);
-        setenv("WXBANK_SANDBOX_WEBHOOK_URL", hook_url, 1);
-        setenv("WXBANK_SANDBOX_MODE", mode, 1);
-        setenv("WXBANK_SANDBOX_WEBHOOK_TIMEOUT_MS", timeout_ms, 1);
-        setenv("WXBANK_LOG_LEVEL", "info", 1);
-        setenv("WXBANK_DB_URL", "sqlite:sandbox-unused.db", 1);
-        for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-            putenv((char *)extra[i]);
-        execl(getenv("WXBANK_BIN"), "wxbank", "sandbox", cards != NULL ? "--cards" : NULL, cards,
-              (char *)NULL);
+        execve(bin, cards != NULL ? argv_cards : argv_plain, envp);
         _exit(127);
     }
     close(out[1]);
