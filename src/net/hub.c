@@ -206,6 +206,16 @@ void wx_hub_post(wx_hub_t *h, struct wx_hub_task *t)
     wx_inbox_post(&h->inbox, t);
 }
 
+void wx_hub_post_now(wx_hub_t *h, struct wx_hub_task *t)
+{
+    if (wx_hub_in_loop(h)) {
+        t->next = NULL;
+        t->run(t, false);
+        return;
+    }
+    wx_inbox_post_now(&h->inbox, t);
+}
+
 bool wx_hub_in_loop(const wx_hub_t *h)
 {
     return atomic_load(&h->running) && pthread_equal(pthread_self(), h->thread) != 0;

@@ -87,6 +87,10 @@ struct wx_hub_task {
  * it runs, t runs at once. */
 void wx_hub_post(wx_hub_t *h, struct wx_hub_task *t);
 
+/* As wx_hub_post, but from another loop's thread the wake-up is not deferred to the end of
+ * that loop's turn (see wx_wake_batch): for a caller that waits for t before it returns. */
+void wx_hub_post_now(wx_hub_t *h, struct wx_hub_task *t);
+
 /* True on the thread that runs the loop, while it runs. */
 bool wx_hub_in_loop(const wx_hub_t *h);
 

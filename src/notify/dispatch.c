@@ -311,6 +311,8 @@ void wx_notify_free(wx_notify_t *n)
     free(n->heap);
     free(n->buckets);
     free(n->wbuckets);
+    free(n->early);
+    free(n->early_buckets);
     free(n);
 }
 

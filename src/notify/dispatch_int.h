@@ -5,8 +5,8 @@
  *   dispatch.c  from the journal to the card queues (live feed, catch-up, durability), the
  *               outbox batches, start and stop
  *   send.c      alerts' jobs and their sends: what goes to whom, results, retries, fallback
- *   queue.c     where sends wait: per-card queues, the ready list, the retry heap, and the
- *               watches on WeChat's delivery reports
+ *   queue.c     where sends wait: per-card queues, the ready list, the retry heap
+ *   report.c    WeChat's delivery reports: the watches that decide whether an SMS follows
  */
 #ifndef WX_NOTIFY_DISPATCH_INT_H
 #define WX_NOTIFY_DISPATCH_INT_H
@@ -28,6 +28,7 @@
 #define RETRY_MAX_MS     60000 /* longest wait between two tries */
 #define TEMPLATE_MAX_MAP 16    /* data keys of the template */
 #define REF_MAX          32    /* "<seq>-wechat" */
+#define EARLY_BITS       16    /* delivery reports kept before their watch begins: 65,536 */
 
 struct job;
 struct lang_pref;
@@ -99,6 +100,15 @@ struct watch {
     struct watch_item items[]; /* n */
 };
 
+/* A delivery report that came before its message was watched (report.c). */
+struct early_report {
+    uint64_t msgid;   /* 0: a free slot */
+    uint64_t to_hash; /* of the follower's OpenID */
+    int64_t at_ms;
+    uint32_t next; /* in its bucket */
+    char status[20];
+};
+
 struct tfield {
     char key[32];
     size_t offset; /* in struct wx_alert_fields */
@@ -142,6 +152,9 @@ struct wx_notify {
     struct watch *watch_head, *watch_tail;
     struct watch_ref **wbuckets;
     size_t nwbuckets, nwatch_refs;
+    struct early_report *early; /* a ring of 1 << EARLY_BITS, allocated at the first one */
+    uint32_t *early_buckets;
+    uint32_t early_next;
 
     struct event *batch_ev, *retry_ev, *watch_ev, *catch_up_ev;
     bool closing;

@@ -165,7 +165,7 @@ void sb_custom_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const cha
             sb_api_error(sb, req, ep, code, msg);
         } else {
             sb_chat_post(sb, f, line);
-            sb_observe(sb, WX_SANDBOX_MSG_CUSTOM, f->openid, "", custom_text(o), false);
+            sb_observe(sb, WX_SANDBOX_MSG_CUSTOM, f->openid, "", custom_text(o), false, 0);
             sb_api_ok(req, NULL);
         }
     }

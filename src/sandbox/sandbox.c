@@ -123,12 +123,17 @@ const char *sb_json_str(const json_t *o, const char *key)
 }
 
 void sb_observe(struct wx_sandbox *sb, enum wx_sandbox_msg_kind kind, const char *to,
-                const char *ref, const char *text, bool repeat)
+                const char *ref, const char *text, bool repeat, uint64_t msgid)
 {
     if (sb->observer == NULL) return;
     assert(to != NULL && ref != NULL && text != NULL);
-    struct wx_sandbox_msg m = {
-        .kind = kind, .to = to, .ref = ref, .text = text, .repeat = repeat, .at_ms = wx_now_ms()};
+    struct wx_sandbox_msg m = {.kind = kind,
+                               .to = to,
+                               .ref = ref,
+                               .text = text,
+                               .repeat = repeat,
+                               .msgid = msgid,
+                               .at_ms = wx_now_ms()};
     sb->observer(&m, sb->observer_arg);
 }
 

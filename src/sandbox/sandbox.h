@@ -185,6 +185,7 @@ struct wx_sandbox_msg {
     const char *text; /* custom text (a news title; "" for an image) or SMS text; for templates
                          the rows the phone shows joined as "key=value\n" (no first, remark) */
     bool repeat;      /* template: absorbed repeat of client_msg_id; SMS: ref seen before */
+    uint64_t msgid;   /* template: the msgid answered (and reported on); else 0 */
     int64_t at_ms;    /* arrival, wx_now_ms() */
 };
 

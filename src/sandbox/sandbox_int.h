@@ -358,7 +358,7 @@ const char *sb_json_str(const json_t *o, const char *key);
 
 /* Tells the observer, if any, of an accepted message (see wx_sandbox_set_observer). */
 void sb_observe(struct wx_sandbox *sb, enum wx_sandbox_msg_kind kind, const char *to,
-                const char *ref, const char *text, bool repeat);
+                const char *ref, const char *text, bool repeat, uint64_t msgid);
 
 /* ---- followers.c ----------------------------------------------------------------------------- */
 

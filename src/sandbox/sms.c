@@ -256,7 +256,7 @@ static void sms_accept(struct wx_sandbox *sb, wx_http_req_t *req, const char *mo
     sb->stats.sms_sent++;
     if (repeat) sb->stats.sms_duplicates++;
     sms_keep(sb, sms_line(sb, id, masked, text, ref, repeat, auth));
-    sb_observe(sb, WX_SANDBOX_MSG_SMS, mobile, ref, text, repeat);
+    sb_observe(sb, WX_SANDBOX_MSG_SMS, mobile, ref, text, repeat, 0);
     WX_DEBUG("sandbox: SMS %s to %s%s", id, masked, repeat ? ", a ref seen before" : "");
     char answer[64];
     int n = snprintf(answer, sizeof answer, "{\"code\":0,\"message\":\"ok\",\"id\":\"%s\"}", id);

@@ -203,7 +203,8 @@ static void template_accept(struct wx_sandbox *sb, wx_http_req_t *req, struct sb
         sb_template_finish_later(sb, f->openid, msgid);
     }
     if (sb->observer != NULL) {
-        sb_observe(sb, WX_SANDBOX_MSG_TEMPLATE, f->openid, t->cmid, rows_text(sb, t), repeat);
+        sb_observe(sb, WX_SANDBOX_MSG_TEMPLATE, f->openid, t->cmid, rows_text(sb, t), repeat,
+                   msgid);
     }
     char answer[80];
     int n = snprintf(answer, sizeof answer, "{\"errcode\":0,\"errmsg\":\"ok\",\"msgid\":%lld}",

@@ -75,6 +75,7 @@ struct loop {
 struct fixture {
     char dir[64], db[128];
     unsigned template_finish_ms;
+    bool report_early; /* the bank hears each template's report before its answer */
     struct loop sbl, bank;
     wx_http_t *sb_http, *bank_http;
     wx_sandbox_t *sb;
@@ -96,10 +97,20 @@ static struct fixture fx;
 
 /* ---- the sandbox's side ------------------------------------------------------------------- */
 
+/* A delivery report heard on the bank's loop, as its webhook would pass it on. */
+struct report {
+    const char *openid;
+    uint64_t msgid;
+};
+
+static void on_bank(void (*fn)(void *arg), void *arg);
+static void run_report(void *arg);
+
 static void observe(const struct wx_sandbox_msg *m, void *arg)
 {
     struct fixture *f = arg;
     pthread_mutex_lock(&f->mu);
+    bool report_now = f->report_early && m->kind == WX_SANDBOX_MSG_TEMPLATE && !m->repeat;
     if (f->nseen < MSGS_MAX) {
         struct seen *s = &f->seen[f->nseen++];
         s->kind = m->kind;
@@ -110,6 +121,11 @@ static void observe(const struct wx_sandbox_msg *m, void *arg)
         s->at_ms = m->at_ms;
     }
     pthread_mutex_unlock(&f->mu);
+    if (report_now) {
+        /* Heard by the bank before the platform's answer is even written. */
+        struct report r = {.openid = m->to, .msgid = m->msgid};
+        on_bank(run_report, &r);
+    }
 }
 
 /* How many messages of kind with ref arrived (absorbed repeats not counted), and when the
@@ -246,39 +262,63 @@ static void loop_join(struct loop *l)
     l->running = false;
 }
 
-/* A command decided on the bank's loop, as the ISO 8583 host would submit it. */
-struct submit_task {
+/* Runs fn(arg) on the bank's loop and waits for it. */
+struct bank_task {
     struct wx_hub_task task;
-    const struct wx_cmd *cmd;
-    struct wx_result res;
+    void (*fn)(void *arg);
+    void *arg;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
 };
 
-static void run_submit(struct wx_hub_task *t, bool cancelled)
+static void run_bank_task(struct wx_hub_task *t, bool cancelled)
 {
-    struct submit_task *s = (struct submit_task *)t;
-    if (!cancelled) wx_hub_submit(fx.bank.hub, s->cmd, &s->res);
-    pthread_mutex_lock(&s->mu);
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    struct bank_task *b = (struct bank_task *)t;
+    if (!cancelled) b->fn(b->arg);
+    pthread_mutex_lock(&b->mu);
+    b->done = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void on_bank(void (*fn)(void *arg), void *arg)
+{
+    struct bank_task b = {.task.run = run_bank_task, .fn = fn, .arg = arg};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    wx_hub_post_now(fx.bank.hub, &b.task); /* the sandbox's loop waits here too */
+    pthread_mutex_lock(&b.mu);
+    while (!b.done)
+        pthread_cond_wait(&b.cv, &b.mu);
+    pthread_mutex_unlock(&b.mu);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+}
+
+/* A command decided on the bank's loop, as the ISO 8583 host would submit it. */
+struct submission {
+    const struct wx_cmd *cmd;
+    struct wx_result res;
+};
+
+static void run_submit(void *arg)
+{
+    struct submission *s = arg;
+    wx_hub_submit(fx.bank.hub, s->cmd, &s->res);
 }
 
 static struct wx_result submit(const struct wx_cmd *cmd)
 {
-    struct submit_task s = {.task.run = run_submit, .cmd = cmd};
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    wx_hub_post(fx.bank.hub, &s.task);
-    pthread_mutex_lock(&s.mu);
-    while (!s.done)
-        pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.cv);
+    struct submission s = {.cmd = cmd};
+    on_bank(run_submit, &s);
     return s.res;
+}
+
+static void run_report(void *arg)
+{
+    const struct report *r = arg;
+    wx_notify_template_finished(fx.notify, r->openid, r->msgid, "success");
 }
 
 /* A POS purchase of `fen` on a card; returns the alert's journal seq. */
@@ -739,6 +779,27 @@ static void test_card_order(void **state)
     fault("{\"kind\":\"none\"}");
 }
 
+/* A delivery report heard before the platform's answer to its send is read: the watch that
+ * begins with the answer still hears it, and no SMS follows. */
+static void test_early_report_is_kept(void **state)
+{
+    (void)state;
+    pthread_mutex_lock(&fx.mu);
+    fx.report_early = true;
+    pthread_mutex_unlock(&fx.mu);
+    uint64_t seq = purchase(fx.ref_a, 2100);
+    char wref[32], sref[32];
+    ref_of(wref, sizeof wref, seq, "wechat");
+    ref_of(sref, sizeof sref, seq, "sms");
+    assert_true(wait_seen(wref, WX_SANDBOX_MSG_TEMPLATE, NULL));
+    pthread_mutex_lock(&fx.mu);
+    fx.report_early = false;
+    pthread_mutex_unlock(&fx.mu);
+    wait_state(seq, WX_SEND_WECHAT, WX_SEND_DELIVERED);
+    usleep((FALLBACK_MS + 300) * 1000);
+    assert_int_equal(seen_count(sref, WX_SANDBOX_MSG_SMS, NULL), 0);
+}
+
 /* Retries run out: the send is dead, listed, and a replay through the ops API sends it once
  * the platform is back. */
 static void test_dead_letter_and_replay(void **state)
@@ -839,6 +900,7 @@ int main(void)
     };
     const struct CMUnitTest unreported[] = {
         cmocka_unit_test(test_undelivered_falls_back_to_sms),
+        cmocka_unit_test(test_early_report_is_kept),
         cmocka_unit_test(test_dead_letter_and_replay),
         cmocka_unit_test(test_ops_api_refusals),
         cmocka_unit_test(test_restart_resends_pending),
