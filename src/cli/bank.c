@@ -78,6 +78,7 @@ static int start_ops(struct wx_bank *b, const struct wx_config *cfg, char *err, 
 
 void wx_bank_stop(struct wx_bank *b)
 {
+    wx_ops_stop(b->ops);         /* its worker answers on the listener */
     wx_http_free(b->http);       /* first: the webhook's first stage runs on its threads */
     wx_metrics_free(b->metrics); /* its route was on the listener; it reads what follows */
     wx_ops_free(b->ops);

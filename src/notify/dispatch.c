@@ -11,9 +11,9 @@
  * How they go out. One queue per card and channel keeps a card's alerts in order: the head
  * alert's WeChat messages go out together (to every recipient), and the card's next WeChat
  * alert starts once all of them are settled (accepted, refused, or dead); its SMS go the same
- * way in a queue of their own, so a failing SMS gateway does not hold WeChat back. Across cards up to max_inflight
- * calls run at once. A retryable failure waits 1, 2, 4 ... 60 s (with jitter) and tries again
- * until the send is max_age old; then it is dead, listed for staff, replayable.
+ * way in a queue of their own, so a failing SMS gateway does not hold WeChat back. Across cards up
+ * to max_inflight calls run at once. A retryable failure waits 1, 2, 4 ... 60 s (with jitter) and
+ * tries again until the send is max_age old; then it is dead, listed for staff, replayable.
  *
  * SMS by policy. wx_alert_sms_wanted decides at once. When it says no, the holder's WeChat
  * sends are watched after they are accepted: a failure report or no "success" report within
@@ -242,6 +242,7 @@ static void on_replay(void *arg, struct outbox_todo *todo)
  */
 static void record_batch(struct wx_notify *n)
 {
+    outbox_set_room(n->outbox, n->jobs < n->opt.queue_max ? n->opt.queue_max - n->jobs : 0);
     uint64_t mark = n->durable < n->cursor ? n->durable : n->cursor;
     if (n->open_head != NULL && n->open_head->a.seq - 1 < mark) mark = n->open_head->a.seq - 1;
     if (mark > n->committed_mark || n->pending_rows) {

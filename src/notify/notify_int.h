@@ -61,6 +61,10 @@ void outbox_prefs_free(struct outbox_prefs *p);
 /* Queues a send's state for the next batch (the loop's thread). */
 void outbox_put(outbox_t *o, const struct wx_send_row *row);
 
+/* How many more alerts the loop takes on now (any thread): replays are handed over no faster
+ * than that. Until it is first set, none are. */
+void outbox_set_room(outbox_t *o, size_t alerts);
+
 /* Hands the queued rows, and the watermark they complete, to the recording thread. */
 void outbox_commit(outbox_t *o, uint64_t watermark);
 

@@ -30,13 +30,13 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define POLL_MS         1000                  /* replay flags are looked for this often */
-#define PRUNE_EVERY_MS  (3600 * 1000LL)       /* finished rows are pruned this often */
-#define KEEP_MS         (30 * 86400 * 1000LL) /* finished rows are kept this long */
-#define REPLAY_MAX      10000                 /* replays handed over at once */
-#define REPLAY_MAX_TEXT "10000"
-#define RETRY_PAUSE_MS  1000       /* after a failed batch */
-#define HANDED_WARN     (1u << 20) /* rows waiting: the disk is far behind */
+#define POLL_MS        1000                  /* replay flags are looked for this often */
+#define PRUNE_EVERY_MS (3600 * 1000LL)       /* finished rows are pruned this often */
+#define KEEP_MS        (30 * 86400 * 1000LL) /* finished rows are kept this long */
+#define REPLAY_MAX     10000                 /* replays handed over at once, at most */
+#define REPLAY_MIN     16   /* ... and at least, when any room is left (a row has <= 11 sends) */
+#define RETRY_PAUSE_MS 1000 /* after a failed batch */
+#define HANDED_WARN    (1u << 20) /* rows waiting: the disk is far behind */
 
 static const char *const SCHEMA =
     "PRAGMA journal_mode=WAL;"
@@ -82,6 +82,7 @@ struct outbox {
     bool stopping;        /* under mu */
     int64_t last_prune_ms;
     atomic_uint_least64_t recorded;
+    atomic_size_t room; /* alerts the loop takes on: replays beyond wait flagged */
     char path[4096];
 };
 
@@ -274,16 +275,20 @@ static int read_prefs(sqlite3 *db, int64_t since_ms, struct outbox_prefs *out, i
 static void poll_replays(outbox_t *o, struct outbox_todo *todo)
 {
     memset(todo, 0, sizeof *todo);
+    /* No more than the loop has room for: `replay --all` after a long outage must not swamp
+     * it (the rest wait flagged for the next looks). */
+    size_t room = atomic_load_explicit(&o->room, memory_order_relaxed);
+    if (room == 0) return;
+    size_t limit = room < REPLAY_MIN ? REPLAY_MIN : room > REPLAY_MAX ? REPLAY_MAX : room;
+    char select[256];
+    snprintf(select, sizeof select,
+             "SELECT " COLUMNS " FROM sends WHERE replay = 1 ORDER BY seq, channel LIMIT %zu",
+             limit);
     if (sqlite3_exec(o->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return;
-    if (select_rows(o->db,
-                    "SELECT " COLUMNS " FROM sends WHERE replay = 1 ORDER BY seq, channel "
-                    "LIMIT " REPLAY_MAX_TEXT,
-                    todo) != 0) {
-        goto fail;
-    }
-    /* A full batch may end inside a seq: that seq's rows wait for the next poll (unless one
+    if (select_rows(o->db, select, todo) != 0) goto fail;
+    /* A full batch may end inside a seq: that seq's rows wait for the next look (unless one
      * seq fills the whole batch, which cannot happen: a row has at most 11 sends). */
-    if (todo->n == REPLAY_MAX && todo->rows[todo->n - 1].seq != todo->rows[0].seq) {
+    if (todo->n == limit && todo->rows[todo->n - 1].seq != todo->rows[0].seq) {
         uint64_t last = todo->rows[todo->n - 1].seq;
         while (todo->rows[todo->n - 1].seq == last)
             todo->n--;
@@ -301,6 +306,11 @@ fail:
     WX_ERROR("notify: reading replays in %s: %s", o->path, sqlite3_errmsg(o->db));
     sqlite3_exec(o->db, "ROLLBACK", NULL, NULL, NULL);
     outbox_todo_free(todo);
+}
+
+void outbox_set_room(outbox_t *o, size_t alerts)
+{
+    atomic_store_explicit(&o->room, alerts, memory_order_relaxed);
 }
 
 /* Looks for what staff or the chat asked for since the last look; hands it to the loop. */
@@ -557,11 +567,16 @@ int wx_outbox_list(const char *db_path, int state, uint64_t from_seq, size_t lim
     if (db == NULL) return 0;
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT " COLUMNS " FROM sends WHERE (?1 < 0 OR state = ?1) "
-                           "AND seq >= ?2 ORDER BY seq, channel, recipient LIMIT ?3",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int(st, 1, state);
+    /* The state is written into the statement: only then may SQLite use the small partial
+     * indexes on pending and dead sends instead of walking every send kept. */
+    assert(state < WX_SEND_STATES);
+    char sql[320], where[24] = "";
+    if (state >= 0) snprintf(where, sizeof where, "state = %d AND", state);
+    snprintf(sql, sizeof sql,
+             "SELECT " COLUMNS " FROM sends WHERE %s seq >= ?2 ORDER BY seq, channel, recipient "
+             "LIMIT ?3",
+             where);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 2, (sqlite3_int64)from_seq);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)(limit > INT64_MAX ? INT64_MAX : limit));
         int step;

@@ -1,8 +1,15 @@
 /*
  * ops.c - the ops HTTP API: a bearer token, then JSON over the alerts' outbox.
+ *
+ * The loop checks the token and the call, reads the dispatcher's live figures (which are the
+ * loop's), and hands the call to a worker thread: the outbox's SQLite statements (a count
+ * over every send kept, a write that may wait for the recorder's lock) never stall the loop
+ * that answers the card switch. The worker answers the request itself. At most
+ * CALLS_WAITING_MAX calls wait for it; more are refused with 503.
  */
 #include "ops/ops.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +20,35 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-#define TOKEN_MAX 256
+#define TOKEN_MAX         256
+#define CALLS_WAITING_MAX 16
+
+enum call_kind { CALL_STATUS, CALL_SENDS, CALL_REPLAY };
+
+/* A checked call for the worker. */
+struct call {
+    struct call *next;
+    wx_http_req_t *req;
+    enum call_kind kind;
+    int state;     /* sends: -1 for any */
+    uint64_t from; /* sends */
+    size_t limit;  /* sends */
+    uint64_t seq;  /* replay: 0 for every dead send */
+    json_t *live;  /* status: the dispatcher's figures, or NULL */
+};
 
 struct wx_ops {
     char token[TOKEN_MAX + 1];
     size_t token_len;
     char db_path[4096];
     wx_notify_t *notify;
+
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct call *head, *tail; /* waiting for the worker */
+    unsigned waiting;
+    bool stopping, stopped;
 };
 
 /* ---- answers ------------------------------------------------------------------------------ */
@@ -73,13 +102,13 @@ static json_t *live_figures(const wx_notify_t *n)
                      "derived_seq", (json_int_t)st.derived_seq);
 }
 
-static void alerts_status(struct wx_ops *o, wx_http_req_t *req)
+static void alerts_status(struct wx_ops *o, struct call *c)
 {
     uint64_t counts[WX_SEND_STATES], watermark;
     char err[512];
     if (wx_outbox_counts(o->db_path, counts, &watermark, err, sizeof err) != 0) {
         WX_ERROR("ops: %s", err);
-        send_problem(req, 500, "the outbox cannot be read");
+        send_problem(c->req, 500, "the outbox cannot be read");
         return;
     }
     json_t *sends = json_object();
@@ -88,8 +117,11 @@ static void alerts_status(struct wx_ops *o, wx_http_req_t *req)
                             json_integer((json_int_t)counts[s]));
     }
     json_t *doc = json_pack("{s:I,s:o}", "watermark", (json_int_t)watermark, "sends", sends);
-    if (o->notify != NULL) json_object_set_new(doc, "live", live_figures(o->notify));
-    send_json(req, 200, doc);
+    if (c->live != NULL) {
+        json_object_set_new(doc, "live", c->live);
+        c->live = NULL;
+    }
+    send_json(c->req, 200, doc);
 }
 
 /* ---- GET /api/v1/alerts/sends ---------------------------------------------------------------- */
@@ -128,7 +160,7 @@ static int query_state(const char *query)
     return -2;
 }
 
-static void alerts_sends(struct wx_ops *o, wx_http_req_t *req)
+static bool check_sends(wx_http_req_t *req, struct call *c)
 {
     const char *query = wx_http_query(req);
     int state = query_state(query);
@@ -138,23 +170,31 @@ static void alerts_sends(struct wx_ops *o, wx_http_req_t *req)
         send_problem(req, 400,
                      "state: pending, accepted, delivered, failed, dead or undelivered; from: a "
                      "journal seq; limit: 1 to 1000");
-        return;
+        return false;
     }
+    c->state = state;
+    c->from = (uint64_t)from;
+    c->limit = (size_t)limit;
+    return true;
+}
+
+static void alerts_sends(struct wx_ops *o, struct call *c)
+{
     json_t *list = json_array();
     char err[512];
-    if (wx_outbox_list(o->db_path, state, (uint64_t)from, (size_t)limit, add_send, list, err,
-                       sizeof err) != 0) {
+    if (wx_outbox_list(o->db_path, c->state, c->from, c->limit, add_send, list, err, sizeof err) !=
+        0) {
         WX_ERROR("ops: %s", err);
         json_decref(list);
-        send_problem(req, 500, "the outbox cannot be read");
+        send_problem(c->req, 500, "the outbox cannot be read");
         return;
     }
-    send_json(req, 200, json_pack("{s:o}", "sends", list));
+    send_json(c->req, 200, json_pack("{s:o}", "sends", list));
 }
 
 /* ---- POST /api/v1/alerts/replay ------------------------------------------------------------- */
 
-static void alerts_replay(struct wx_ops *o, wx_http_req_t *req)
+static bool check_replay(wx_http_req_t *req, struct call *c)
 {
     size_t len;
     const uint8_t *body = wx_http_body(req, &len);
@@ -166,21 +206,84 @@ static void alerts_replay(struct wx_ops *o, wx_http_req_t *req)
     bool all = json_is_true(json_object_get(doc, "all"));
     bool ok = json_is_object(doc) && (all != (seq != NULL)) &&
               (seq == NULL || (json_is_integer(seq) && json_integer_value(seq) > 0));
-    uint64_t which = ok && seq != NULL ? (uint64_t)json_integer_value(seq) : 0;
+    c->seq = ok && seq != NULL ? (uint64_t)json_integer_value(seq) : 0;
     json_decref(doc);
-    if (!ok) {
-        send_problem(req, 400, "a JSON object: {\"seq\": N} or {\"all\": true}");
-        return;
-    }
+    if (!ok) send_problem(req, 400, "a JSON object: {\"seq\": N} or {\"all\": true}");
+    return ok;
+}
+
+static void alerts_replay(struct wx_ops *o, struct call *c)
+{
     char err[512];
-    long n = wx_outbox_replay(o->db_path, which, err, sizeof err);
+    long n = wx_outbox_replay(o->db_path, c->seq, err, sizeof err);
     if (n < 0) {
         WX_ERROR("ops: %s", err);
-        send_problem(req, 500, "the outbox cannot be written");
+        send_problem(c->req, 500, "the outbox cannot be written");
         return;
     }
-    WX_INFO("ops: %ld dead alert sends replayed (%s)", n, all ? "all" : "one row");
-    send_json(req, 200, json_pack("{s:I}", "replayed", (json_int_t)n));
+    WX_INFO("ops: %ld dead alert sends replayed (%s)", n, c->seq == 0 ? "all" : "one row");
+    send_json(c->req, 200, json_pack("{s:I}", "replayed", (json_int_t)n));
+}
+
+/* ---- the worker ------------------------------------------------------------------------------ */
+
+static void call_free(struct call *c)
+{
+    json_decref(c->live);
+    free(c);
+}
+
+static void *worker_main(void *arg)
+{
+    struct wx_ops *o = arg;
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        while (o->head == NULL && !o->stopping)
+            pthread_cond_wait(&o->cv, &o->mu);
+        struct call *c = o->head;
+        if (c == NULL) break; /* stopping, nothing waits */
+        o->head = c->next;
+        if (o->head == NULL) o->tail = NULL;
+        o->waiting--;
+        bool stopping = o->stopping;
+        pthread_mutex_unlock(&o->mu);
+        if (stopping) {
+            send_problem(c->req, 503, "the server is stopping");
+        } else if (c->kind == CALL_STATUS) {
+            alerts_status(o, c);
+        } else if (c->kind == CALL_SENDS) {
+            alerts_sends(o, c);
+        } else {
+            alerts_replay(o, c);
+        }
+        call_free(c);
+        pthread_mutex_lock(&o->mu);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+/* Queues a checked call for the worker, or refuses it when too many wait. */
+static void hand_over(struct wx_ops *o, struct call *c)
+{
+    pthread_mutex_lock(&o->mu);
+    bool room = o->waiting < CALLS_WAITING_MAX && !o->stopping;
+    if (room) {
+        if (o->tail != NULL) {
+            o->tail->next = c;
+        } else {
+            o->head = c;
+        }
+        o->tail = c;
+        o->waiting++;
+        pthread_cond_signal(&o->cv);
+    }
+    pthread_mutex_unlock(&o->mu);
+    if (!room) {
+        wx_http_add_header(c->req, "Retry-After", "1");
+        send_problem(c->req, 503, "too many ops calls at once; try again");
+        call_free(c);
+    }
 }
 
 /* ---- the router ------------------------------------------------------------------------------ */
@@ -196,17 +299,29 @@ static void on_request(wx_http_req_t *req, void *arg)
     const char *path = wx_http_path(req);
     enum wx_http_method m = wx_http_method(req);
     bool get = m == WX_HTTP_GET || m == WX_HTTP_HEAD;
+    struct call *c = wx_calloc(1, sizeof *c);
+    c->req = req;
+    bool ok = false;
     if (strcmp(path, "/api/v1/alerts") == 0 && get) {
-        alerts_status(o, req);
+        c->kind = CALL_STATUS;
+        c->live = o->notify != NULL ? live_figures(o->notify) : NULL;
+        ok = true;
     } else if (strcmp(path, "/api/v1/alerts/sends") == 0 && get) {
-        alerts_sends(o, req);
+        c->kind = CALL_SENDS;
+        ok = check_sends(req, c);
     } else if (strcmp(path, "/api/v1/alerts/replay") == 0 && m == WX_HTTP_POST) {
-        alerts_replay(o, req);
+        c->kind = CALL_REPLAY;
+        ok = check_replay(req, c);
     } else if (strcmp(path, "/api/v1/alerts") == 0 || strcmp(path, "/api/v1/alerts/sends") == 0 ||
                strcmp(path, "/api/v1/alerts/replay") == 0) {
         send_problem(req, 405, "method not allowed");
     } else {
         send_problem(req, 404, "no such ops call");
+    }
+    if (ok) {
+        hand_over(o, c);
+    } else {
+        call_free(c);
     }
 }
 
@@ -224,13 +339,30 @@ wx_ops_t *wx_ops_start(wx_http_t *http, const char *token, const char *db_path, 
     o->token_len = len;
     snprintf(o->db_path, sizeof o->db_path, "%s", db_path);
     o->notify = notify;
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
+    if (pthread_create(&o->worker, NULL, worker_main, o) != 0) WX_FATAL("ops: no worker thread");
     wx_http_route(http, "/api/v1", true, on_request, o);
     return o;
+}
+
+void wx_ops_stop(wx_ops_t *o)
+{
+    if (o == NULL || o->stopped) return;
+    pthread_mutex_lock(&o->mu);
+    o->stopping = true;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    pthread_join(o->worker, NULL);
+    o->stopped = true;
 }
 
 void wx_ops_free(wx_ops_t *o)
 {
     if (o == NULL) return;
+    wx_ops_stop(o);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
     wx_wipe(o->token, sizeof o->token);
     free(o);
 }

@@ -12,8 +12,9 @@
  *                                             "attempts", "errcode", "error", "updated_ms"}]}
  *   POST /api/v1/alerts/replay  {"seq": N} or {"all": true}      {"replayed": n}
  *
- * Mobile numbers are masked in answers (138****8000), as in `wxbank alerts`. Everything runs
- * on the hub's loop; the outbox calls are small, bounded SQLite statements.
+ * Mobile numbers are masked in answers (138****8000), as in `wxbank alerts`. The token and
+ * the call are checked on the hub's loop; the outbox is read and written on a worker thread
+ * of the API's own, which answers. At most 16 calls wait for it; more get 503.
  */
 #ifndef WX_OPS_OPS_H
 #define WX_OPS_OPS_H
@@ -35,7 +36,12 @@ typedef struct wx_ops wx_ops_t;
 wx_ops_t *wx_ops_start(wx_http_t *http, const char *token, const char *db_path, wx_notify_t *notify,
                        char *err, size_t errlen);
 
-/* After wx_http_free (the route is the listener's until then). NULL is ignored. */
+/* After wx_hub_run, before wx_http_free: the call in hand is finished, those waiting are
+ * answered 503, and the worker stops. NULL is ignored. */
+void wx_ops_stop(wx_ops_t *o);
+
+/* After wx_http_free (the route is the listener's until then); stops first if need be. NULL
+ * is ignored. */
 void wx_ops_free(wx_ops_t *o);
 
 #endif

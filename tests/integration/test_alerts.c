@@ -490,6 +490,7 @@ static void bank_start(void)
 static void bank_stop(void)
 {
     loop_join(&fx.bank);
+    wx_ops_stop(fx.ops);
     wx_http_free(fx.bank_http);
     wx_ops_free(fx.ops);
     wx_webhook_free(fx.webhook);
