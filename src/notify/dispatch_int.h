@@ -179,6 +179,8 @@ void disp_free_langs(struct wx_notify *n);
 void disp_ready_push(struct wx_notify *n, struct send *s);
 void disp_card_enqueue(struct wx_notify *n, struct job *j);
 void disp_card_advance(struct wx_notify *n, struct job *j);
+/* j, its card's head, has a send waiting for a retry: the jobs behind it are recorded. */
+void disp_card_hold(struct wx_notify *n, struct job *j);
 void disp_heap_push(struct wx_notify *n, struct send *s);
 void disp_on_retry(evutil_socket_t fd, short what, void *arg);
 void disp_watch_begin(struct wx_notify *n, uint64_t seq, const struct wx_send_row *rows,

@@ -71,6 +71,25 @@ static void job_start(struct wx_notify *n, struct job *j)
     }
 }
 
+/* Records j's sends as pending: held behind a retrying job, it then no longer keeps the
+ * outbox's watermark back (which would lengthen a restart's catch-up, and in a long outage
+ * hold every card's alerts in memory). A restart reloads it with the other pending sends, in
+ * order. Only while the platform fails: each such send is written twice. */
+static void record_held(struct wx_notify *n, struct job *j)
+{
+    for (unsigned i = 0; i < j->nsends && j->unrecorded > 0; i++) {
+        if (!j->sends[i].recorded) disp_record(n, &j->sends[i]);
+    }
+}
+
+static bool waits_retry(const struct job *j)
+{
+    for (unsigned i = 0; i < j->nsends; i++) {
+        if (j->sends[i].heap_ix != SIZE_MAX) return true;
+    }
+    return false;
+}
+
 /* A job joins its card's queue; it starts at once when the card has nothing in flight. */
 void disp_card_enqueue(struct wx_notify *n, struct job *j)
 {
@@ -88,10 +107,19 @@ void disp_card_enqueue(struct wx_notify *n, struct job *j)
     if (q->tail != NULL) {
         q->tail->next = j;
         q->tail = j;
+        if (waits_retry(q->head)) record_held(n, j);
         return;
     }
     q->head = q->tail = j;
     job_start(n, j);
+}
+
+void disp_card_hold(struct wx_notify *n, struct job *j)
+{
+    struct cardq *q = *card_slot(n, j->a.card_id, j->lane);
+    assert(q != NULL && q->head == j);
+    for (struct job *h = j->next; h != NULL; h = h->next)
+        record_held(n, h);
 }
 
 /* The card's head job is done: the next one starts. */

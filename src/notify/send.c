@@ -385,6 +385,7 @@ static void try_again(struct wx_notify *n, struct send *s, int code, const char 
     if (!s->recorded) disp_record(n, s);
     s->due_ms = now + wait;
     disp_heap_push(n, s);
+    disp_card_hold(n, s->job);
 }
 
 /* A stopping hub waits for the calls in flight: the last one to return lets it go. */

@@ -880,6 +880,43 @@ static void test_restart_resends_pending(void **state)
     assert_int_equal(seen_count(wref, WX_SANDBOX_MSG_TEMPLATE, NULL), 1);
 }
 
+static uint64_t watermark(void)
+{
+    uint64_t counts[WX_SEND_STATES], mark;
+    char err[256];
+    assert_int_equal(wx_outbox_counts(fx.db, counts, &mark, err, sizeof err), 0);
+    return mark;
+}
+
+/* A card's alerts held behind its retrying send are recorded pending, so the outbox's
+ * watermark passes them; after a restart each goes once, in order. */
+static void test_held_alerts_pass_the_watermark(void **state)
+{
+    (void)state;
+    fault("{\"kind\":\"timeout\",\"count\":1000,\"endpoint\":\"template_send\"}");
+    uint64_t seq[3] = {purchase(fx.ref_a, 3200), purchase(fx.ref_a, 3300),
+                       purchase(fx.ref_a, 3400)};
+    wait_state(seq[0], WX_SEND_WECHAT, WX_SEND_PENDING);
+    wait_state(seq[2], WX_SEND_WECHAT, WX_SEND_PENDING);
+    int64_t until = wx_now_ms() + WAIT_MS;
+    while (watermark() < seq[2] && wx_now_ms() < until)
+        usleep(10000);
+    assert_true(watermark() >= seq[2]);
+    bank_stop();
+    fault("{\"kind\":\"none\"}");
+    bank_listen();
+    bank_start();
+    int64_t at[3];
+    for (int i = 0; i < 3; i++) {
+        char wref[32];
+        ref_of(wref, sizeof wref, seq[i], "wechat");
+        assert_true(wait_seen(wref, WX_SANDBOX_MSG_TEMPLATE, &at[i]));
+        wait_state(seq[i], WX_SEND_WECHAT, WX_SEND_ACCEPTED);
+        assert_int_equal(seen_count(wref, WX_SANDBOX_MSG_TEMPLATE, NULL), 1);
+    }
+    assert_true(at[0] <= at[1] && at[1] <= at[2]);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -905,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_and_replay),
         cmocka_unit_test(test_ops_api_refusals),
         cmocka_unit_test(test_restart_resends_pending),
+        cmocka_unit_test(test_held_alerts_pass_the_watermark),
     };
     int failed = cmocka_run_group_tests_name("reported", reported, setup_reported, teardown);
     failed += cmocka_run_group_tests_name("unreported", unreported, setup_unreported, teardown);
