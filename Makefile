@@ -5,7 +5,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 ONLY ?=
 
-.PHONY: all deps build build-asan run test test-normal test-asan bench fuzz format clean
+.PHONY: all deps build build-asan run test test-normal test-asan bench fuzz nlu-eval format clean
 
 all: build
 
@@ -45,6 +45,10 @@ test-asan: build-asan
 bench: build
 	@scripts/peers
 	@bench/run $(ONLY)
+
+# The chat assistant on held-out utterances: accuracy, precision and recall, confusions.
+nlu-eval: build
+	@build/nlu_eval tests/nlu/eval.tsv data/nlu/train.tsv
 
 fuzz: deps
 	@scripts/fuzz-smoke

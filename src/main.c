@@ -27,6 +27,7 @@ static const struct subcommand subcommands[] = {
      "followers [--customer ID]    WeChat followers bound to customers"},
     {"alerts", wx_cmd_alerts,
      "alerts status|list|dead|replay|lang ...   alert sends, dead letters, languages"},
+    {"chat", wx_cmd_chat, "chat parse \"TEXT\"            what the chat assistant understands"},
     {"seed", wx_cmd_seed, "seed --cards N [--pans FILE] synthetic cardholders"},
     {"serve", wx_cmd_serve,
      "serve                        the bank: ISO 8583 host, WeChat webhook, until SIGINT/SIGTERM"},

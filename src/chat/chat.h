@@ -49,6 +49,93 @@ struct wx_chat_reply {
     char text[WX_CHAT_TEXT_MAX];
 };
 
+/* ============================================================================================
+ * Understanding (nlu.c): what a message asks for, and the details it gives
+ * ========================================================================================= */
+
+/* The intents, X(ID, "name"); the names are what `wxbank chat parse` prints. */
+#define WX_CHAT_INTENTS(X)                                                                         \
+    X(UNKNOWN, "unknown")                                                                          \
+    X(GREETING, "greeting")                                                                        \
+    X(HELP, "help")                                                                                \
+    X(BIND, "bind")                                                                                \
+    X(UNBIND, "unbind")                                                                            \
+    X(BALANCE, "balance")                                                                          \
+    X(BILL, "bill")                                                                                \
+    X(UNBILLED, "unbilled")                                                                        \
+    X(TRANSACTIONS, "transactions")                                                                \
+    X(SPENDING_SUMMARY, "spending_summary")                                                        \
+    X(POINTS, "points")                                                                            \
+    X(REPAYMENT, "repayment")                                                                      \
+    X(INSTALLMENT, "installment")                                                                  \
+    X(LIMIT_INCREASE, "limit_increase")                                                            \
+    X(CARD_LOCK, "card_lock")                                                                      \
+    X(CARD_UNLOCK, "card_unlock")                                                                  \
+    X(REPORT_LOST, "report_lost")                                                                  \
+    X(CARD_ACTIVATE, "card_activate")                                                              \
+    X(SECURITY_GUARD, "security_guard")                                                            \
+    X(ALERT_SETTINGS, "alert_settings")                                                            \
+    X(FAQ, "faq")                                                                                  \
+    X(HUMAN_AGENT, "human_agent")                                                                  \
+    X(COMPLAINT, "complaint")                                                                      \
+    X(THANKS, "thanks")                                                                            \
+    X(GOODBYE, "goodbye")
+
+#define WX_CHAT_INTENT_ENUM(id, name) WX_INTENT_##id,
+enum wx_chat_intent { WX_CHAT_INTENTS(WX_CHAT_INTENT_ENUM) WX_INTENT_COUNT };
+#undef WX_CHAT_INTENT_ENUM
+
+enum wx_chat_answer { WX_ANSWER_NONE = 0, WX_ANSWER_YES, WX_ANSWER_NO, WX_ANSWER_CANCEL };
+enum wx_chat_limit_kind { WX_LIMIT_NONE = 0, WX_LIMIT_TEMPORARY, WX_LIMIT_PERMANENT };
+enum wx_chat_lang { WX_CHAT_ZH = 0, WX_CHAT_EN = 1 };
+
+#define WX_CHAT_SLOT_TEXT_MAX 31 /* a merchant's or category's name */
+
+/* What a message gives. Absent: amount_fen -1, periods 0, dates INT32_MIN, last4 -1. */
+struct wx_chat_slots {
+    int64_t amount_fen; /* ¥1,234.56, 1234.56元, 一千二百三十四块五, 1.2万, 3k */
+    int periods;        /* 12期, 十二期, 分6个月, 12 months */
+    int32_t date_from, date_to; /* days since 1970-01-01, local dates, both included */
+    int card_last4;             /* 尾号1234, ending 1234 */
+    enum wx_chat_answer answer; /* the whole message is yes, no or cancel */
+    enum wx_chat_limit_kind limit_kind;
+    int choice; /* the whole message picks a numbered choice: 1..9; 0 */
+    char merchant[WX_CHAT_SLOT_TEXT_MAX + 1]; /* canonical: 星巴克 for starbucks too */
+    char category[WX_CHAT_SLOT_TEXT_MAX + 1]; /* dining, groceries, fuel, online, travel, ... */
+    enum wx_chat_lang lang;                   /* the message's own language */
+    int lang_named; /* a language asked for (英文, chinese): wx_chat_lang; -1 */
+};
+
+struct wx_chat_parse {
+    enum wx_chat_intent intent;
+    float confidence;                 /* 0..1: 1 for a rule, else the classifier's probability */
+    enum wx_chat_intent runner_up[2]; /* the next likeliest, for a clarifying question */
+    struct wx_chat_slots slots;
+};
+
+/*
+ * Understands text (len bytes of anything: invalid UTF-8 is read as spaces; past
+ * WX_CHAT_PARSE_MAX bytes it is cut). now_ms and tz_offset_minutes place 今天, 上个月, ... on
+ * the calendar. Pure: no state, no allocation.
+ */
+#define WX_CHAT_PARSE_MAX 600
+void wx_chat_parse(const char *text, size_t len, int64_t now_ms, int tz_offset_minutes,
+                   struct wx_chat_parse *out);
+
+/* "balance", ...; "unknown" for anything out of range. */
+const char *wx_chat_intent_name(enum wx_chat_intent intent);
+
+/* The intent named name, or -1. */
+int wx_chat_intent_of(const char *name);
+
+/*
+ * The parse as one JSON object: {"intent": ID, "confidence": 0.97, "slots": {...}} with the
+ * slots present only (amount_fen, periods, date_from, date_to, card_last4, answer,
+ * limit_kind, merchant, category, choice, lang, language). Returns its length, or -1 when it
+ * does not fit in cap.
+ */
+int wx_chat_parse_json(const struct wx_chat_parse *p, char *out, size_t cap);
+
 /* Decides the reply to one input. Reads the engine; never changes it. */
 void wx_chat_respond(const wx_engine_t *e, const struct wx_chat_input *in,
                      struct wx_chat_reply *out);

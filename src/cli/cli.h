@@ -66,4 +66,7 @@ int wx_cmd_followers(int argc, char **argv);
 /* Alert sends, the dead-letter list and its replay (cmd_alerts.c). */
 int wx_cmd_alerts(int argc, char **argv);
 
+/* The chat assistant without WeChat (cmd_chat.c). */
+int wx_cmd_chat(int argc, char **argv);
+
 #endif

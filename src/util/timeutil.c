@@ -30,6 +30,17 @@ int64_t wx_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* From http://howardhinnant.github.io/date_algorithms.html#days_from_civil. */
+int64_t wx_days_from_civil(int y, int m, int d)
+{
+    int64_t yy = (int64_t)y - (m <= 2);
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
 /* From http://howardhinnant.github.io/date_algorithms.html#civil_from_days. */
 void wx_civil_from_days(int64_t days, int *y, int *m, int *d)
 {

@@ -24,6 +24,9 @@ int64_t wx_mono_us(void);
 /* Days since 1970-01-01 (negative before) to a proleptic Gregorian date (Hinnant). */
 void wx_civil_from_days(int64_t days, int *y, int *m, int *d);
 
+/* The reverse: days since 1970-01-01 of y-m-d (m 1..12, d 1..31). */
+int64_t wx_days_from_civil(int y, int m, int d);
+
 /* The UTC year % 100 * 100 + month of epoch ms: 2026-11-27 gives 2611 (card expiry form). */
 int wx_yymm_of_ms(int64_t ms);
 

@@ -315,6 +315,30 @@ static void test_alerts_commands(void **state)
     assert_int_equal(r.status, 2);
 }
 
+/* The chat assistant's understanding, as one JSON object, with no configuration needed. */
+static void test_chat_parse(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "chat parse --today 2026-11-27 '帮我查下上个月要还多少'");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "{\"intent\":\"bill\""));
+    assert_non_null(strstr(r.out, "\"date_from\":\"2026-10-01\",\"date_to\":\"2026-10-31\""));
+    wxbank(&r, "chat parse '3000分12期'");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"amount_fen\":300000,\"periods\":12"));
+    wxbank(&r, "chat parse --today 2026-13-01 hello");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--today"));
+    wxbank(&r, "chat parse");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "chat parse \"$(head -c 700 /dev/zero | tr '\\0' a)\"");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "at most 600"));
+    wxbank(&r, "chat frobnicate");
+    assert_int_equal(r.status, 2);
+}
+
 static void test_seed_pans_file(void **state)
 {
     (void)state;
@@ -385,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_followers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_pans_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_runs_and_verifies, setup, teardown),

@@ -28,6 +28,14 @@ static void test_civil_from_days(void **state)
     assert_true(y == 2026 && m == 11 && d == 27);
     wx_civil_from_days(-719468, &y, &m, &d); /* 0000-03-01 */
     assert_true(y == 0 && m == 3 && d == 1);
+    assert_int_equal(wx_days_from_civil(1970, 1, 1), 0);
+    assert_int_equal(wx_days_from_civil(2000, 2, 29), 11016);
+    assert_int_equal(wx_days_from_civil(2026, 11, 27), 20784);
+    assert_int_equal(wx_days_from_civil(0, 3, 1), -719468);
+    for (int64_t days = -800000; days < 800000; days += 997) { /* the two agree */
+        wx_civil_from_days(days, &y, &m, &d);
+        assert_int_equal(wx_days_from_civil(y, m, d), days);
+    }
 }
 
 static void test_time_format(void **state)
