@@ -86,4 +86,26 @@ void nlu_classify(const struct nlu_model *m, const uint64_t *f, size_t n,
 /* The slots of t; today is the local date (days since 1970-01-01). */
 void nlu_slots(const struct nlu_text *t, int32_t today, struct wx_chat_slots *out);
 
+/* ---- the FAQ (faq.c; its entries from data/faq/faq.tsv, compiled in at build time) -------- */
+
+struct nlu_faq_hit {
+    unsigned entry; /* 0 .. nlu_faq_count() - 1 */
+    float score;    /* BM25 */
+};
+
+/* How many entries the knowledge base holds. */
+size_t nlu_faq_count(void);
+
+/*
+ * The entries that best answer t, best first, by BM25 over the character bigrams and words
+ * of each entry's questions; only those whose score passes the FAQ's own threshold. Returns
+ * how many (at most cap). Thread-safe; builds its index on first use.
+ */
+size_t nlu_faq_search(const struct nlu_text *t, struct nlu_faq_hit *out, size_t cap);
+
+/* An entry's id ("annual_fee") and its answer in lang, as in the file ("\n" made a line
+ * break; placeholders such as {installment_rates} left for the caller). */
+const char *nlu_faq_id(unsigned entry);
+const char *nlu_faq_answer(unsigned entry, enum wx_chat_lang lang);
+
 #endif
