@@ -1,13 +1,17 @@
 /*
- * chat.h - the conversation with a cardholder: what the bank says back to a message.
+ * chat.h - the conversation with a cardholder: what the bank understands of a message, and
+ * what it says back.
  *
- * Adapters (the WeChat webhook today) turn what a follower sent into a wx_chat_input and
- * send back the wx_chat_reply, in the channel's own format. The conversation reads the
- * engine (balance, credit) and changes nothing: anything that changes money, limits or card
- * state is a command the adapter submits, or a hand-off to the secure web pages.
+ * Understanding (wx_chat_parse) is pure: text in, an intent with its confidence and the
+ * slots (amounts, periods, dates, ...) out. The conversation (wx_chat_respond) keeps a
+ * dialogue per follower, for five idle minutes: numbered choices, confirmations, cancel at
+ * any step, context carried from one question to the next.
  *
- * This is the seam the chat assistant fills: today it understands help, the menu and, for a
- * follower bound to a customer, balance and available credit, in Chinese and English.
+ * Adapters (the WeChat webhook, `wxbank chat say`) turn what a follower sent into a
+ * wx_chat_input and send back the wx_chat_reply in the channel's own format. The
+ * conversation reads the engine and changes nothing: what changes card state (a lock, after
+ * the cardholder confirms) is a command in the reply that the adapter submits; what changes
+ * money, limits or controls is handed to the secure web pages.
  */
 #ifndef WX_CHAT_CHAT_H
 #define WX_CHAT_CHAT_H
@@ -17,37 +21,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
-
-#define WX_CHAT_TEXT_MAX 2048 /* bytes of a reply; WeChat shows 2048 characters at most */
-
-/* Menu keys the bank's menu (data/menu.json) sends with a CLICK. */
-#define WX_CHAT_KEY_BALANCE "BALANCE"
-#define WX_CHAT_KEY_HELP    "HELP"
-
-enum wx_chat_input_kind {
-    WX_CHAT_IN_TEXT = 0,   /* typed text, or a voice message's recognition */
-    WX_CHAT_IN_MENU = 1,   /* a menu button: text is its key */
-    WX_CHAT_IN_FOLLOW = 2, /* the follower just followed the account */
-    WX_CHAT_IN_OTHER = 3,  /* an image, a location, a link: nothing to understand yet */
-};
-
-struct wx_chat_input {
-    enum wx_chat_input_kind kind;
-    const char *text;     /* UTF-8, NUL-terminated; may be empty */
-    uint32_t customer_id; /* the customer the follower is bound to; 0 when not bound */
-    int64_t now_ms;
-};
-
-enum wx_chat_reply_kind {
-    WX_CHAT_REPLY_NONE = 0, /* nothing to say ("success" on WeChat) */
-    WX_CHAT_REPLY_TEXT = 1,
-};
-
-struct wx_chat_reply {
-    enum wx_chat_reply_kind kind;
-    bool reads_state; /* shows the ledger's state: may leave only once that is durable */
-    char text[WX_CHAT_TEXT_MAX];
-};
+#include "util/config.h"
 
 /* ============================================================================================
  * Understanding (nlu.c): what a message asks for, and the details it gives
@@ -136,8 +110,84 @@ int wx_chat_intent_of(const char *name);
  */
 int wx_chat_parse_json(const struct wx_chat_parse *p, char *out, size_t cap);
 
-/* Decides the reply to one input. Reads the engine; never changes it. */
-void wx_chat_respond(const wx_engine_t *e, const struct wx_chat_input *in,
+/* ============================================================================================
+ * The conversation (chat.c, answer.c, dialog.c, quote.c)
+ * ========================================================================================= */
+
+#define WX_CHAT_TEXT_MAX      2048   /* bytes of a reply; WeChat shows 2048 characters at most */
+#define WX_CHAT_PERIODS_MAX   8      /* installment period counts offered */
+#define WX_CHAT_DIALOGUES_MAX 100000 /* followers in a dialogue at once; the oldest goes */
+
+/* Menu keys the bank's menu (data/menu.json) sends with a CLICK. */
+#define WX_CHAT_KEY_BALANCE "BALANCE"
+#define WX_CHAT_KEY_HELP    "HELP"
+
+typedef struct wx_chat wx_chat_t;
+
+struct wx_chat_options {
+    int tz_offset_minutes; /* dates: 今天, 上个月, due dates */
+    unsigned idle_s;       /* chat.idle_s: a dialogue idle this long is forgotten */
+    float clarify_below;   /* chat.clarify_below: a clarifying question under this confidence */
+    size_t dialogues_max;  /* at once; <= WX_CHAT_DIALOGUES_MAX */
+    unsigned nperiods;     /* chat.installment_rates: the period counts offered... */
+    unsigned periods[WX_CHAT_PERIODS_MAX];
+    unsigned fee_bp[WX_CHAT_PERIODS_MAX]; /* ...and each one's fee per period, basis points */
+};
+
+/* From chat.*; -1 with a message naming the key when one is malformed. */
+int wx_chat_options_from_config(const wx_config_t *cfg, struct wx_chat_options *opt, char *err,
+                                size_t errlen);
+/* The defaults, as the configuration's. */
+void wx_chat_options_default(struct wx_chat_options *opt);
+
+wx_chat_t *wx_chat_new(const struct wx_chat_options *opt);
+void wx_chat_free(wx_chat_t *c);
+
+enum wx_chat_input_kind {
+    WX_CHAT_IN_TEXT = 0,   /* typed text, or a voice message's recognition */
+    WX_CHAT_IN_MENU = 1,   /* a menu button: text is its key */
+    WX_CHAT_IN_FOLLOW = 2, /* the follower just followed the account */
+    WX_CHAT_IN_OTHER = 3,  /* an image, a location, a link: nothing to understand yet */
+};
+
+struct wx_chat_input {
+    enum wx_chat_input_kind kind;
+    const char *text;     /* UTF-8, NUL-terminated; may be empty */
+    const char *openid;   /* the follower: whose dialogue it is */
+    uint32_t customer_id; /* the customer the follower is bound to; 0 when not bound */
+    int64_t now_ms;
+};
+
+enum wx_chat_reply_kind {
+    WX_CHAT_REPLY_NONE = 0,     /* nothing to say ("success" on WeChat) */
+    WX_CHAT_REPLY_TEXT = 1,     /* text */
+    WX_CHAT_REPLY_TRANSFER = 2, /* hand the conversation to the human agents; text is a note */
+};
+
+struct wx_chat_reply {
+    enum wx_chat_reply_kind kind;
+    bool reads_state; /* shows the ledger's state: may leave only once that is durable */
+    bool has_cmd;     /* cmd must be submitted, then wx_chat_command_done gives the words */
+    struct wx_cmd cmd;
+    char text[WX_CHAT_TEXT_MAX];
+};
+
+struct wx_chat_stats {
+    uint64_t turns;
+    uint64_t clarified; /* turns answered with a clarifying question */
+    uint64_t unknown;   /* turns not understood */
+    uint64_t dialogues; /* followers in a dialogue now */
+};
+
+/* Decides the reply to one input, continuing the follower's dialogue. Reads the engine,
+ * never changes it. Runs on one thread at a time (the hub's loop). */
+void wx_chat_respond(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
                      struct wx_chat_reply *out);
+
+/* After the adapter submitted out->cmd: out's text becomes what came of it. */
+void wx_chat_command_done(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
+                          const struct wx_result *res, struct wx_chat_reply *out);
+
+void wx_chat_stats(const wx_chat_t *c, struct wx_chat_stats *out);
 
 #endif

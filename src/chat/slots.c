@@ -418,12 +418,14 @@ static size_t place_number(struct scan *s, const struct number *num)
     /* 3笔, 2次: counts fill no slot; 2025年 neither */
     static const char *const COUNT[] = {"笔", "次", "张",   "条",   "个",    "年", "号",
                                         "日", "点", "分钟", "小时", "times", NULL};
-    static const char *const MULT[] = {"万", "w", "千", "k", "百", NULL};
-    static const int64_t MULT_BY[] = {10000, 10000, 1000, 1000, 100};
+    static const char *const MULT[] = {"万", "w", "千", "k", "百", "亿", NULL};
+    static const int64_t MULT_BY[] = {10000, 10000, 1000, 1000, 100, 100000000};
     size_t mlen = num->arabic ? after_any(s, j, MULT, &which) : 0;
     if (mlen > 0 && which <= 3 && which % 2 == 1 && j < s->n && s->cp[j] == ' ') mlen = 0;
     if (mlen == 0 && after_any(s, j, COUNT, NULL) > 0) return j - i;
-    int64_t milli = num->milli * (mlen > 0 ? MULT_BY[which] : 1);
+    int64_t by = mlen > 0 ? MULT_BY[which] : 1;
+    if (num->milli > INT64_MAX / by) return j - i; /* no amount is that large */
+    int64_t milli = num->milli * by;
     size_t end = j + (mlen > 0 ? mlen + (s->cp[j] == ' ') : 0);
     size_t ulen = after_any(s, end, AMOUNT_UNIT, NULL);
     bool yen =

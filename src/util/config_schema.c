@@ -171,6 +171,14 @@ const struct cfg_key wx_cfg_schema[] = {
     SECRET("ops.token", NULL,
            "bearer token of the ops HTTP API under /api/v1, 16 characters or more (secret; "
            "@FILE reads a file); empty: no ops API"),
+    INT("chat.idle_s", "300", 60, 3600,
+        "a follower's dialogue (choices, confirmations, context) is forgotten after this "
+        "long without a message"),
+    INT("chat.clarify_below", "55", 0, 100,
+        "below this confidence (percent) the assistant asks a clarifying question"),
+    STR("chat.installment_rates", "3:0.75,6:0.70,12:0.66,24:0.65",
+        "installment period counts offered, each with its fee per period in percent of the "
+        "principal"),
     CHECKED("sms.url", "", check_url_or_empty, "SMS gateway URL (empty: no SMS)"),
     SECRET("sms.auth_header", NULL,
            "header sent to the SMS gateway, \"Name: value\" (secret; @FILE reads a file)"),

@@ -59,6 +59,7 @@ struct inbound;
 struct reply_seed {
     int64_t create_time; /* the reply's CreateTime */
     bool aes;            /* sealed, as the first copy was */
+    bool transfer;       /* hand over to the human agents (the text is then a note) */
     uint8_t random[WX_WECHAT_RANDOM_LEN];
     uint8_t nonce_random[8]; /* for a nonce of our own, when the request's cannot be used */
     char timestamp[24], nonce[72];
@@ -128,6 +129,7 @@ struct wx_webhook {
     struct job *jobs, **jobs_tail; /* FIFO: seqs never decrease */
     unsigned njobs;
     struct wx_webhook_stats stats;
+    wx_chat_t *chat;                /* the conversation: a dialogue per follower */
     wx_webhook_report_fn on_report; /* TEMPLATESENDJOBFINISH goes here; may be NULL */
     void *report_arg;
     /* random bytes for the encrypted replies, drawn RANDOM_POOL at a time (one RAND_bytes
@@ -159,7 +161,7 @@ int wx_webhook_options_from_config(const struct wx_config *cfg, struct wx_webhoo
         snprintf(err, errlen, "wechat.appid: required with wechat.aes_key (safe mode)");
         return -1;
     }
-    return 0;
+    return wx_chat_options_from_config(cfg, &opt->chat, err, errlen);
 }
 
 /* ---- query -------------------------------------------------------------------------- */
@@ -480,10 +482,11 @@ static void on_durable(void *arg, uint64_t durable)
 
 /* Remembers the reply and sends it now, or once seq is durable. */
 static void answer(struct wx_webhook *w, struct inbound *in, uint32_t slot, uint64_t seq,
-                   const char *text, size_t len)
+                   const char *text, size_t len, bool transfer)
 {
     struct reply_seed seed;
     make_seed(w, in, &seed);
+    seed.transfer = transfer;
     if (wx_hub_is_durable(w->hub, seq)) {
         remember(w, slot, &seed, text, len);
         send_reply(in, &seed, text, len);
@@ -556,8 +559,11 @@ static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
     const wx_engine_t *e = wx_hub_engine(w->hub);
     struct wx_follower_view f;
     uint32_t customer = wx_engine_follower(e, m->from_user, &f) == 0 ? f.customer_id : 0;
-    struct wx_chat_input in = {
-        .kind = WX_CHAT_IN_TEXT, .text = "", .customer_id = customer, .now_ms = wx_now_ms()};
+    struct wx_chat_input in = {.kind = WX_CHAT_IN_TEXT,
+                               .text = "",
+                               .openid = m->from_user,
+                               .customer_id = customer,
+                               .now_ms = wx_now_ms()};
     memset(r, 0, sizeof *r);
     switch (m->msg_type) {
     case WX_WECHAT_MSG_TEXT:
@@ -588,7 +594,14 @@ static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
         in.kind = WX_CHAT_IN_OTHER;
         break;
     }
-    wx_chat_respond(e, &in, r);
+    wx_chat_respond(w->chat, e, &in, r);
+    if (r->has_cmd) {
+        /* The cardholder confirmed a protective step (a card lock): the ledger decides it,
+         * and the answer says what came of it once that is durable. */
+        struct wx_result res;
+        wx_hub_submit(w->hub, &r->cmd, &res);
+        wx_chat_command_done(w->chat, e, &in, &res, r);
+    }
     /* Every answer depends on ledger state: at least on whether the follower is bound. */
     return wx_hub_read_seq(w->hub);
 }
@@ -635,9 +648,9 @@ static void decide(struct wx_webhook *w, struct inbound *in)
     }
     struct wx_chat_reply r;
     uint64_t seq = process(w, m, &r);
-    const char *text = r.kind == WX_CHAT_REPLY_TEXT ? r.text : "";
+    const char *text = r.kind != WX_CHAT_REPLY_NONE ? r.text : "";
     w->stats.processed++;
-    answer(w, in, slot, seq, text, strlen(text));
+    answer(w, in, slot, seq, text, strlen(text), r.kind == WX_CHAT_REPLY_TRANSFER);
 }
 
 /* POST, first stage (an I/O thread): one message, checked, decrypted and parsed. */
@@ -709,8 +722,10 @@ static int build_reply(struct stage *st, const struct inbound *in, const char **
     const struct reply_seed *seed = &in->seed;
     *body = "";
     if (in->reply_len == 0) return 0;
-    int n =
-        wx_wechat_reply_text(&in->msg, seed->create_time, in->reply, st->reply, sizeof st->reply);
+    int n = seed->transfer ? wx_wechat_reply_transfer_customer_service(&in->msg, seed->create_time,
+                                                                       st->reply, sizeof st->reply)
+                           : wx_wechat_reply_text(&in->msg, seed->create_time, in->reply, st->reply,
+                                                  sizeof st->reply);
     if (n < 0) return -1;
     if (!seed->aes) {
         *body = st->reply;
@@ -840,6 +855,9 @@ wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *
         w->stages[i] = stage_new(w);
     pthread_mutex_init(&w->spare_lock, NULL);
     w->dedup = wx_dedup_new(opt->dedup_entries, WX_WECHAT_DEDUP_BYTES, opt->dedup_ttl_s);
+    struct wx_chat_options chat = opt->chat;
+    if (chat.nperiods == 0) wx_chat_options_default(&chat);
+    w->chat = wx_chat_new(&chat);
     w->jobs_tail = &w->jobs;
     wx_http_route_threaded(http, "/wechat", false, on_request, w);
     struct wx_hub_adapter a = {
@@ -857,6 +875,7 @@ void wx_webhook_free(wx_webhook_t *w)
         job_free(j);
     }
     wx_dedup_free(w->dedup);
+    wx_chat_free(w->chat);
     for (unsigned i = 0; i < w->nstages; i++)
         stage_free(w->stages[i]);
     free(w->stages);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat/chat.h"
 #include "fetch/fetch.h"
 #include "util/limits.h"
 
@@ -363,15 +364,16 @@ typedef struct wx_webhook wx_webhook_t;
 typedef struct wx_wechat_api wx_wechat_api_t;
 
 struct wx_webhook_options {
-    const char *token;          /* wechat.token: signs every request */
-    const char *appid;          /* wechat.appid: inside every encrypted message */
-    const char *aes_key;        /* wechat.aes_key; "" = plain mode only */
-    const char *account;        /* wechat.account (gh_...); "" = not checked */
-    unsigned timestamp_skew_s;  /* wechat.timestamp_skew_s; 0 = not checked */
-    uint32_t dedup_entries;     /* wechat.dedup_entries */
-    unsigned dedup_ttl_s;       /* wechat.dedup_ttl_s */
-    unsigned reply_deadline_ms; /* wechat.reply_deadline_ms: later answers go as messages */
-    bool encrypted_only;        /* wechat.mode compat or safe: plain messages are refused */
+    const char *token;           /* wechat.token: signs every request */
+    const char *appid;           /* wechat.appid: inside every encrypted message */
+    const char *aes_key;         /* wechat.aes_key; "" = plain mode only */
+    const char *account;         /* wechat.account (gh_...); "" = not checked */
+    unsigned timestamp_skew_s;   /* wechat.timestamp_skew_s; 0 = not checked */
+    uint32_t dedup_entries;      /* wechat.dedup_entries */
+    unsigned dedup_ttl_s;        /* wechat.dedup_ttl_s */
+    unsigned reply_deadline_ms;  /* wechat.reply_deadline_ms: later answers go as messages */
+    bool encrypted_only;         /* wechat.mode compat or safe: plain messages are refused */
+    struct wx_chat_options chat; /* chat.*: the conversation; all zero: the defaults */
 };
 
 struct wx_webhook_stats {

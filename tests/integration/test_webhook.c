@@ -63,15 +63,15 @@
 #define XML_MAX      (WX_WECHAT_BODY_MAX + 1024)
 #define PURCHASE_FEN 12345 /* 123.45, the card purchase of the retry test */
 
-/* What the bank says (src/chat/chat.c). */
+/* What the bank says (src/chat/answer.c). */
 #define ZH_AVAILABLE "可用额度：¥"
 #define EN_AVAILABLE "Available: CNY "
 #define ZH_NOT_BOUND "您的微信尚未绑定信用卡"
-#define EN_NOT_BOUND "This WeChat account is not bound to a card yet"
+#define EN_NOT_BOUND "This WeChat is not bound to a card yet"
 #define ZH_WELCOME   "欢迎关注"
-#define ZH_HELP      "您可以这样问我"
-#define EN_HELP      "I can help with"
-#define ZH_SORRY     "抱歉，我还没听懂"
+#define ZH_HELP      "您可以直接用文字问我"
+#define EN_HELP      "Just ask in your own words"
+#define ZH_SORRY     "抱歉，我没太听懂"
 
 static char workdir[PATH_MAX];
 static pid_t server_pid = -1;
@@ -1328,6 +1328,45 @@ static void test_retry_processed_once(void **state)
     }
 }
 
+/* A dialogue over the webhook: a card lock the cardholder confirms is decided by the ledger
+ * (a retry of the confirmation is answered from memory, not locked twice), and a request for
+ * a person is handed to the customer-service system. */
+static void test_chat_lock_and_transfer(void **state)
+{
+    (void)state;
+    static char xml[XML_MAX], confirm_q[512];
+    static char first[RESP_MAX];
+    struct resp *r = resp_new();
+    char want[64];
+    snprintf(want, sizeof want, "确认锁定尾号%s", card_pan + strlen(card_pan) - 4);
+
+    text_message(xml, sizeof xml, BOUND, "锁卡");
+    post_plain(BOUND, xml, r);
+    assert_contains(text_reply(r, BOUND), want);
+
+    struct params p;
+    text_message(xml, sizeof xml, BOUND, "确认");
+    fresh_params(&p);
+    plain_query(confirm_q, sizeof confirm_q, &p, BOUND);
+    http("POST", confirm_q, xml, strlen(xml), r);
+    assert_contains(text_reply(r, BOUND), "已锁定");
+    size_t first_len = r->len;
+    memcpy(first, r->body, r->len);
+    http("POST", confirm_q, xml, strlen(xml), r); /* the platform's retry */
+    assert_int_equal(r->len, first_len);
+    assert_memory_equal(r->body, first, first_len);
+
+    text_message(xml, sizeof xml, BOUND, "锁卡");
+    post_plain(BOUND, xml, r);
+    assert_contains(text_reply(r, BOUND), "没有可锁定的卡片");
+
+    text_message(xml, sizeof xml, BOUND, "转人工");
+    post_plain(BOUND, xml, r);
+    assert_int_equal(r->status, 200);
+    assert_contains(r->body, "<MsgType><![CDATA[transfer_customer_service]]></MsgType>");
+    assert_contains(r->body, "<ToUserName><![CDATA[" BOUND "]]></ToUserName>");
+}
+
 /* An unfollow sent twice (a retry: the same bytes) is answered "success" twice and
  * processed once. A second processing would find BOUND unbound already and change nothing,
  * so "once" shows here only as one unfollow in the log; test_retry_processed_once is the
@@ -1442,6 +1481,7 @@ int main(void)
         T(test_refused_xml),
         T(test_refused_requests),
         T(test_retry_processed_once),
+        T(test_chat_lock_and_transfer),
         T(test_unsubscribe_retry_processed_once),
         cmocka_unit_test_setup_teardown(test_two_unsubscribes_same_second, setup_twins, teardown),
         cmocka_unit_test_setup_teardown(test_safe_mode_refuses_plain, setup_safe_only, teardown),

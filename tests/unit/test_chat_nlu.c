@@ -76,6 +76,8 @@ static void test_amounts(void **state)
     amount_is("3000分6期每期多少", 300000);
     amount_is("i paid 500 yuan", 50000);
     amount_is("转了 ¥ 88", 8800);
+    amount_is("20亿", 200000000000);
+    amount_is("99999999999999999亿", -1); /* too large to be one */
     /* numbers that are not amounts */
     amount_is("12期", -1);
     amount_is("尾号1234", -1);
