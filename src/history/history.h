@@ -13,6 +13,7 @@
 #ifndef WX_HISTORY_HISTORY_H
 #define WX_HISTORY_HISTORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ struct wx_history_item {
     uint32_t card_id;  /* 0 for account-level postings (repayment, fee, interest) */
     int64_t amount;    /* fen */
     int64_t available; /* available credit after it */
+    int64_t posted;    /* what it added to the balance owed (a repayment: negative; a hold: 0) */
     char merchant[WX_MERCHANT_NAME_MAX + 1];
     char city[WX_MERCHANT_CITY_MAX + 1];
 };
@@ -45,5 +47,41 @@ int wx_history_catch_up(const char *db_path, uint64_t *upto, char *err, size_t e
  */
 int wx_history_recent(const char *db_path, uint32_t card_id, uint32_t account_id,
                       struct wx_history_item *out, size_t cap, size_t *n, char *err, size_t errlen);
+
+/* ---- queries through a reader that stays open ------------------------------------------- */
+
+/*
+ * A read connection to <db_path>.history (created if need be), for a caller that asks many
+ * questions; it does not catch up (wx_history_catch_up, or a thread that does, keeps the
+ * projection current). One thread at a time. NULL with a message in err.
+ */
+typedef struct wx_history_reader wx_history_reader_t;
+wx_history_reader_t *wx_history_reader_open(const char *db_path, char *err, size_t errlen);
+void wx_history_reader_close(wx_history_reader_t *r);
+
+struct wx_history_query {
+    uint32_t account_id;
+    uint32_t card_id;        /* one card and the account's own postings; 0: the whole account */
+    int64_t from_ms, to_ms;  /* [from_ms, to_ms), UTC epoch ms */
+    const char *merchant;    /* a part of the merchant's name; NULL or "": any */
+    uint16_t mcc_lo, mcc_hi; /* merchant category codes, both included; 0, 0: any */
+    bool posted_only;        /* only items that changed the balance owed */
+};
+
+struct wx_history_totals {
+    uint64_t count; /* items matching, all of them (not only those returned) */
+    int64_t posted; /* the sum of their posted amounts */
+};
+
+/* The newest `cap` items matching q, newest first, and the totals of all that match.
+ * Returns 0, or -1 with a message in err. */
+int wx_history_list(wx_history_reader_t *r, const struct wx_history_query *q,
+                    struct wx_history_item *out, size_t cap, struct wx_history_totals *totals,
+                    size_t *n, char *err, size_t errlen);
+
+/* The balance the account owed just before until_ms, as the projection knows it (a
+ * statement's balance is this at the statement's cut-off). */
+int wx_history_owed_before(wx_history_reader_t *r, uint32_t account_id, int64_t until_ms,
+                           int64_t *owed, char *err, size_t errlen);
 
 #endif
