@@ -158,7 +158,7 @@ static uint32_t pick_card(struct turn *t, unsigned wanted, const char *none_zh, 
     return 0;
 }
 
-static bool card_of(const struct turn *t, uint32_t card_id, struct wx_card_view *out)
+bool answer_card_of(const struct turn *t, uint32_t card_id, struct wx_card_view *out)
 {
     struct wx_card_view cards[CARDS_SHOWN];
     size_t n = wx_engine_customer_cards(t->e, t->in->customer_id, cards, CARDS_SHOWN);
@@ -303,7 +303,7 @@ static void ask_lock(struct turn *t, bool lost)
     }
     if (id == 0) return;
     struct wx_card_view card;
-    if (!card_of(t, id, &card)) return;
+    if (!answer_card_of(t, id, &card)) return;
     t->d->card_id = id;
     if (lost) {
         SAY(t, "很抱歉听到这个消息。为防止盗刷，建议先立即锁卡。\n",
@@ -400,14 +400,14 @@ static bool needs_binding(enum wx_chat_intent intent)
     }
 }
 
-/* Statements, history and points come from the journal's history projection, which the
- * conversation does not read yet: said plainly, with what can be seen now. */
+/* Statements, transactions and points: which card's account, then the history's read. */
 static void from_history(struct turn *t, enum wx_chat_intent intent)
 {
-    SAY(t, "%s暂时还不能在这里查看，即将开放。现在可以回复“额度”查看可用额度和当前欠款。",
-        "%s cannot be shown here yet; it opens soon. Reply \"balance\" to see your available "
-        "credit and what you owe now.",
-        intent_label(intent, t->lang));
+    unsigned any = 1u << WX_CARD_NOT_ACTIVATED | 1u << WX_CARD_ACTIVE | 1u << WX_CARD_LOCKED |
+                   1u << WX_CARD_LOST | 1u << WX_CARD_STOLEN | 1u << WX_CARD_CLOSED;
+    uint32_t id =
+        pick_card(t, any, "您名下暂无信用卡账户。", "You have no credit card account with us yet.");
+    if (id != 0) answer_history_ask(t, intent, id);
 }
 
 void answer_intent(struct turn *t, enum wx_chat_intent intent)
@@ -545,7 +545,7 @@ void answer_clarify(struct turn *t, const enum wx_chat_intent *choices, unsigned
 void answer_lock_done(struct turn *t, const struct wx_result *res)
 {
     struct wx_card_view card;
-    unsigned last4 = card_of(t, t->d->card_id, &card) ? card.last4 : 0;
+    unsigned last4 = answer_card_of(t, t->d->card_id, &card) ? card.last4 : 0;
     if (res->reason == WX_APPROVED) {
         SAY(t, "尾号%04u的信用卡已锁定，该卡的交易将被拒绝。解锁请在安全页面办理。",
             "The card ending %04u is locked: its transactions will be declined. Unlock it on "

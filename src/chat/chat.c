@@ -233,8 +233,10 @@ static bool follow_up(const struct turn *t)
     bool detail = s->date_from != INT32_MIN || s->card_last4 >= 0 || s->amount_fen >= 0 ||
                   s->periods > 0 || s->merchant[0] != '\0' || s->category[0] != '\0';
     if (!detail || !carries(t->d->intent)) return false;
-    if (t->p.intent == t->d->intent) return true; /* "3000分12期", then "那分6期呢" */
+    /* "那分6期呢" after a quote is the same question with one detail changed; "这个月消费
+     * 分析" after "在星巴克花了多少" is a new question of the same kind. */
     bool marked = has_any(t->in->text, FOLLOW_UP_ZH) || has_any(t->in->text, FOLLOW_UP_EN);
+    if (t->p.intent == t->d->intent) return marked;
     return marked || t->p.confidence < t->c->opt.clarify_below;
 }
 
@@ -346,17 +348,26 @@ void wx_chat_respond(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_in
     understand(&t);
 }
 
+void answer_turn_resume(struct wx_chat *c, const wx_engine_t *e, const struct wx_chat_input *in,
+                        struct wx_chat_reply *out, struct turn *t)
+{
+    static _Thread_local struct dialog scratch;
+    memset(t, 0, sizeof *t);
+    *t = (struct turn){.c = c, .e = e, .in = in, .out = out, .d = &scratch};
+    memset(&scratch, 0, sizeof scratch);
+    dialog_reset(&scratch);
+    if (in->openid != NULL && in->openid[0] != '\0' && strlen(in->openid) <= WX_OPENID_MAX) {
+        t->d = dialog_get(c, in->openid, in->now_ms);
+    }
+    t->lang = t->d->lang;
+    t->slots = t->d->slots;
+}
+
 void wx_chat_command_done(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
                           const struct wx_result *res, struct wx_chat_reply *out)
 {
-    struct dialog scratch;
-    memset(&scratch, 0, sizeof scratch);
-    dialog_reset(&scratch);
-    struct turn t = {.c = c, .e = e, .in = in, .out = out, .d = &scratch};
-    if (in->openid != NULL && in->openid[0] != '\0' && strlen(in->openid) <= WX_OPENID_MAX) {
-        t.d = dialog_get(c, in->openid, in->now_ms);
-    }
-    t.lang = t.d->lang;
+    struct turn t;
+    answer_turn_resume(c, e, in, out, &t);
     if (out->cmd.kind == WX_CMD_CARD_STATUS) t.d->card_id = out->cmd.card_status.card_id;
     out->text[0] = '\0';
     out->has_cmd = false;

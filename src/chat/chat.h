@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
+#include "history/history.h"
 #include "util/config.h"
 
 /* ============================================================================================
@@ -164,11 +165,38 @@ enum wx_chat_reply_kind {
     WX_CHAT_REPLY_TRANSFER = 2, /* hand the conversation to the human agents; text is a note */
 };
 
+/* What an answer needs from the history projection (statements, transactions, points),
+ * filled on the loop from the engine and the slots. */
+struct wx_chat_history_ask {
+    enum wx_chat_intent intent;   /* bill, unbilled, transactions, spending_summary, points */
+    uint32_t account_id, card_id; /* card_id 0: the whole account */
+    int64_t from_ms, to_ms;       /* the items to read */
+    int64_t cut_ms;               /* bill: the statement's cut-off (end of statement day) */
+    int32_t statement_day;        /* bill: the statement's date, days since 1970-01-01 */
+    int32_t from_day, to_day;     /* the period as asked, local dates (shown) */
+    unsigned last4;               /* the card's, when one card was asked about */
+};
+
+#define WX_CHAT_ITEMS_MAX 1000 /* history items read for one answer */
+
+/* What the projection said (wx_chat_history_read). */
+struct wx_chat_history_found {
+    int status;                      /* 0, or -1: the projection could not be read */
+    int64_t owed_cut;                /* bill: balance owed at the cut-off (the statement balance) */
+    int64_t paid;                    /* bill: repaid since the cut-off */
+    struct wx_history_totals totals; /* all the items of the period */
+    size_t n;                        /* items read, newest first */
+    struct wx_history_item items[WX_CHAT_ITEMS_MAX];
+};
+
 struct wx_chat_reply {
     enum wx_chat_reply_kind kind;
-    bool reads_state; /* shows the ledger's state: may leave only once that is durable */
-    bool has_cmd;     /* cmd must be submitted, then wx_chat_command_done gives the words */
+    bool reads_state;   /* shows the ledger's state: may leave only once that is durable */
+    bool has_cmd;       /* cmd must be submitted, then wx_chat_command_done gives the words */
+    bool needs_history; /* ask must be read (wx_chat_history_read, off the loop), then
+                           wx_chat_history_answer gives the words */
     struct wx_cmd cmd;
+    struct wx_chat_history_ask ask;
     char text[WX_CHAT_TEXT_MAX];
 };
 
@@ -187,6 +215,15 @@ void wx_chat_respond(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_in
 /* After the adapter submitted out->cmd: out's text becomes what came of it. */
 void wx_chat_command_done(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
                           const struct wx_result *res, struct wx_chat_reply *out);
+
+/* Any thread (the history service's in a server): reads what ask needs into found. */
+void wx_chat_history_read(wx_history_reader_t *r, const struct wx_chat_history_ask *ask,
+                          struct wx_chat_history_found *found);
+
+/* After the read: out's text becomes the answer, in the dialogue's language. */
+void wx_chat_history_answer(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
+                            const struct wx_chat_history_ask *ask,
+                            const struct wx_chat_history_found *found, struct wx_chat_reply *out);
 
 void wx_chat_stats(const wx_chat_t *c, struct wx_chat_stats *out);
 

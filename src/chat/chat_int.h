@@ -81,6 +81,13 @@ void answer_help(struct turn *t);
 void answer_clarify(struct turn *t, const enum wx_chat_intent *choices, unsigned n);
 void answer_continue(struct turn *t);     /* a stage that got what it waited for */
 void answer_lock_command(struct turn *t); /* the cardholder said yes: the command */
+bool answer_card_of(const struct turn *t, uint32_t card_id, struct wx_card_view *out);
+/* Rebuilds a turn for the follower's dialogue, to word a result that came later. */
+void answer_turn_resume(struct wx_chat *c, const wx_engine_t *e, const struct wx_chat_input *in,
+                        struct wx_chat_reply *out, struct turn *t);
+
+/* statement.c: a question for the history projection, from the engine and the slots */
+void answer_history_ask(struct turn *t, enum wx_chat_intent intent, uint32_t card_id);
 void answer_lock_done(struct turn *t, const struct wx_result *res);
 const char *intent_label(enum wx_chat_intent intent, enum wx_chat_lang lang);
 

@@ -13,6 +13,7 @@
 #ifndef WX_CHAT_NLU_INT_H
 #define WX_CHAT_NLU_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,10 @@ void nlu_classify(const struct nlu_model *m, const uint64_t *f, size_t n,
 
 /* The slots of t; today is the local date (days since 1970-01-01). */
 void nlu_slots(const struct nlu_text *t, int32_t today, struct wx_chat_slots *out);
+
+/* Whether a merchant's name (as a statement shows it, any case) is the merchant a slot
+ * names (its canonical name, 星巴克), under that or any of its other names (Starbucks). */
+bool nlu_merchant_matches(const char *canonical, const char *name);
 
 /* ---- the FAQ (faq.c; its entries from data/faq/faq.tsv, compiled in at build time) -------- */
 

@@ -370,7 +370,10 @@ static uint32_t utf8_next(const unsigned char **p, const unsigned char *end)
         *p = s + 1;
         return c;
     }
-    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    size_t n = c >= 0xF0 && c <= 0xF4   ? 4
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xC2 && c < 0xE0  ? 2
+                                        : 0;
     if (n == 0 || (size_t)(end - s) < n) {
         *p = s + 1;
         return 0;

@@ -718,3 +718,15 @@ void nlu_slots(const struct nlu_text *t, int32_t today, struct wx_chat_slots *ou
         out->lang_named = WX_CHAT_ZH;
     }
 }
+
+bool nlu_merchant_matches(const char *canonical, const char *name)
+{
+    if (canonical[0] == '\0') return true;
+    if (strcasestr(name, canonical) != NULL) return true;
+    for (size_t k = 0; k < sizeof MERCHANTS / sizeof MERCHANTS[0]; k++) {
+        if (strcmp(MERCHANTS[k].name, canonical) == 0 && strcasestr(name, MERCHANTS[k].word)) {
+            return true;
+        }
+    }
+    return false;
+}

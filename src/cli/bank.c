@@ -106,6 +106,7 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
         fprintf(stderr, "wxbank: %s\n", err);
         return WX_EXIT_USAGE;
     }
+    wh_opt.history_db = cli->db_path; /* the chat's statements and transactions */
     b->hub = wx_hub_new(cli->ledger, cli->keys, err, sizeof err);
     if (b->hub == NULL) goto fail;
     b->iso = wx_iso_server_start(b->hub, &iso_opt, err, sizeof err);

@@ -79,6 +79,21 @@ static int chat_parse(int argc, char **argv)
     return WX_EXIT_OK;
 }
 
+/* The history projection, caught up, for an answer that reads it. */
+static void read_history(struct wx_cli *cli, const struct wx_chat_history_ask *ask,
+                         struct wx_chat_history_found *found)
+{
+    char err[512];
+    wx_history_reader_t *r = wx_history_reader_open(cli->db_path, err, sizeof err);
+    if (r != NULL && wx_history_reader_catch_up(r, cli->db_path, err, sizeof err) != 0) {
+        wx_history_reader_close(r);
+        r = NULL;
+    }
+    if (r == NULL) fprintf(stderr, "wxbank chat say: %s\n", err);
+    wx_chat_history_read(r, ask, found); /* NULL: found says it could not be read */
+    wx_history_reader_close(r);
+}
+
 /* One turn, printed; a confirmed card lock goes to the ledger. */
 static void say_turn(struct wx_cli *cli, wx_chat_t *chat, const char *openid, const char *text)
 {
@@ -96,6 +111,11 @@ static void say_turn(struct wx_cli *cli, wx_chat_t *chat, const char *openid, co
         struct wx_result res;
         wx_cli_submit(cli, &r.cmd, &res);
         wx_chat_command_done(chat, e, &in, &res, &r);
+    }
+    if (r.needs_history) {
+        static struct wx_chat_history_found found; /* 200 KiB */
+        read_history(cli, &r.ask, &found);
+        wx_chat_history_answer(chat, e, &in, &r.ask, &found, &r);
     }
     printf("> %s\n", text);
     if (r.kind == WX_CHAT_REPLY_TRANSFER) printf("[handed to the human agents] ");

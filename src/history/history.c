@@ -149,15 +149,19 @@ static int64_t posted_by(struct projector *p, const struct wx_cmd *cmd, const st
 {
     if (res->reason != WX_APPROVED) return 0;
     switch (cmd->kind) {
-    case WX_CMD_AUTHORIZE: return cmd->auth.capture ? res->amount : 0;
+    case WX_CMD_AUTHORIZE:
+        return cmd->auth.capture ? res->amount : 0;
     case WX_CMD_CAPTURE:
     case WX_CMD_FEE:
-    case WX_CMD_INTEREST: return res->amount;
+    case WX_CMD_INTEREST:
+        return res->amount;
     case WX_CMD_REFUND:
-    case WX_CMD_REPAYMENT: return -res->amount;
+    case WX_CMD_REPAYMENT:
+        return -res->amount;
     case WX_CMD_REVERSAL:
         return original_posted(p, cmd->follow.orig_key, cmd->follow.orig_len) ? -res->amount : 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -323,15 +327,16 @@ wx_history_reader_t *wx_history_reader_open(const char *db_path, char *err, size
      * postings, or every card; a time range; a part of the merchant's name; an MCC range. */
 #define WHERE                                                                                      \
     " WHERE account_id = ?1 AND (?2 = 0 OR card_id = ?2 OR card_id = 0)"                           \
-    " AND at_ms >= ?3 AND at_ms < ?4 AND (?5 = '' OR instr(merchant, ?5) > 0)"                    \
-    " AND (?6 = 0 OR mcc BETWEEN ?6 AND ?7) AND (?8 = 0 OR posted <> 0)"
+    " AND at_ms >= ?3 AND at_ms < ?4 AND (?5 = '' OR instr(merchant, ?5) > 0)"                     \
+    " AND (?6 = 0 OR mcc BETWEEN ?6 AND ?7) AND (?8 = 0 OR posted <> 0)"                           \
+    " AND (?10 = 0 OR ((1 << kind) & ?10) <> 0)"
     if (open_history(db_path, &r->db, err, errlen) != 0) {
         free(r);
         return NULL;
     }
-    if (sqlite3_prepare_v3(r->db, "SELECT " ITEM_COLUMNS " FROM card_txn" WHERE
-                           " ORDER BY seq DESC LIMIT ?9", -1, SQLITE_PREPARE_PERSISTENT, &r->list,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v3(
+            r->db, "SELECT " ITEM_COLUMNS " FROM card_txn" WHERE " ORDER BY seq DESC LIMIT ?9", -1,
+            SQLITE_PREPARE_PERSISTENT, &r->list, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(r->db, "SELECT count(*), coalesce(sum(posted), 0) FROM card_txn" WHERE,
                            -1, SQLITE_PREPARE_PERSISTENT, &r->sum, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(r->db,
@@ -367,6 +372,7 @@ static void bind_query(sqlite3_stmt *st, const struct wx_history_query *q)
     sqlite3_bind_int(st, 6, q->mcc_lo);
     sqlite3_bind_int(st, 7, q->mcc_hi);
     sqlite3_bind_int(st, 8, q->posted_only ? 1 : 0);
+    sqlite3_bind_int64(st, 10, q->kinds);
 }
 
 int wx_history_list(wx_history_reader_t *r, const struct wx_history_query *q,
@@ -408,4 +414,10 @@ int wx_history_owed_before(wx_history_reader_t *r, uint32_t account_id, int64_t 
     if (rc == SQLITE_ROW) return 0;
     snprintf(err, errlen, "history: %s", sqlite3_errmsg(r->db));
     return -1;
+}
+
+int wx_history_reader_catch_up(wx_history_reader_t *r, const char *db_path, char *err,
+                               size_t errlen)
+{
+    return catch_up_db(r->db, db_path, NULL, err, errlen);
 }

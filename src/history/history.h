@@ -66,6 +66,7 @@ struct wx_history_query {
     const char *merchant;    /* a part of the merchant's name; NULL or "": any */
     uint16_t mcc_lo, mcc_hi; /* merchant category codes, both included; 0, 0: any */
     bool posted_only;        /* only items that changed the balance owed */
+    uint32_t kinds;          /* a bit per enum wx_cmd_kind (1u << WX_CMD_REFUND); 0: any */
 };
 
 struct wx_history_totals {
@@ -83,5 +84,37 @@ int wx_history_list(wx_history_reader_t *r, const struct wx_history_query *q,
  * statement's balance is this at the statement's cut-off). */
 int wx_history_owed_before(wx_history_reader_t *r, uint32_t account_id, int64_t until_ms,
                            int64_t *owed, char *err, size_t errlen);
+
+/* Brings the projection a reader reads up to the journal's last row (as
+ * wx_history_catch_up, on the reader's connection). */
+int wx_history_reader_catch_up(wx_history_reader_t *r, const char *db_path, char *err,
+                               size_t errlen);
+
+/* ---- a thread that follows the journal and answers questions (service.c) ---------------- */
+
+/*
+ * For a server: one thread keeps <db_path>.history caught up (every_ms, and before each
+ * batch of questions, so an answer includes every decision made before it was asked) and
+ * runs the questions its callers hand it, one at a time, so their SQLite reads never stall
+ * the caller's loop.
+ */
+typedef struct wx_history_service wx_history_service_t;
+
+struct wx_history_job {
+    struct wx_history_job *next;
+    /* On the service's thread: r reads the caught-up projection. cancelled (r NULL) when the
+     * service stops before running it: run must then only release what it holds. The job
+     * stays the caller's memory until run is called; run hands the result back itself (a hub
+     * task). */
+    void (*run)(wx_history_reader_t *r, struct wx_history_job *job, bool cancelled);
+};
+
+/* Starts the thread. NULL with a message in err when the projection cannot be opened. */
+wx_history_service_t *wx_history_service_start(const char *db_path, unsigned every_ms, char *err,
+                                               size_t errlen);
+/* Any thread: queues job. */
+void wx_history_service_ask(wx_history_service_t *s, struct wx_history_job *job);
+/* Stops the thread; jobs not run yet are run cancelled. NULL is ignored. */
+void wx_history_service_stop(wx_history_service_t *s);
 
 #endif

@@ -39,9 +39,9 @@
 #define WX_RECORDS_MAX   1000000000u
 
 /* Journal: one encoded decision row, and one group commit. */
-#define WX_ROW_MAX         512
-#define WX_BATCH_ROWS_MAX  16384
-#define WX_BATCH_BYTES_MAX (8u << 20)
+#define WX_ROW_MAX           512
+#define WX_BATCH_ROWS_MAX    16384
+#define WX_BATCH_BYTES_MAX   (8u << 20)
 #define WX_COMMIT_GAP_MAX_US 100000 /* least time between commits: at most 100 ms */
 
 /* Store: the meta key/value table (settings that live with the data). */
@@ -71,21 +71,23 @@
 #define WX_ISO_INBUF_MAX       (64u << 10)  /* bytes read ahead of processing */
 
 /* WeChat channel (src/wechat): what the platform, a follower or the sandbox may push. */
-#define WX_OPENID_MAX             64          /* an OpenID is 28 characters today */
-#define WX_FOLLOWERS_PER_CUSTOMER 5           /* WeChat accounts bound to one customer */
-#define WX_WECHAT_BODY_MAX        (64u << 10) /* a webhook POST body */
-#define WX_WECHAT_FIELD_MAX       8192        /* one XML field (Content: 2048 characters) */
-#define WX_WECHAT_XML_DEPTH_MAX   4           /* <xml><Articles><item><Title> */
-#define WX_WECHAT_QUERY_MAX       2048        /* the webhook's query string */
-#define WX_WECHAT_REPLY_MAX       (16u << 10) /* a passive reply, before encryption */
-#define WX_WECHAT_NEWS_MAX        8           /* articles in one news reply */
-#define WX_WECHAT_DEDUP_BYTES     (64u << 20) /* replies remembered for the platform's retries */
-#define WX_WECHAT_DEDUP_MAX       (1u << 22)  /* largest wechat.dedup_entries */
-#define WX_WECHAT_JOBS_MAX        4096        /* answers waiting for the journal at once */
+#define WX_OPENID_MAX               64          /* an OpenID is 28 characters today */
+#define WX_FOLLOWERS_PER_CUSTOMER   5           /* WeChat accounts bound to one customer */
+#define WX_WECHAT_BODY_MAX          (64u << 10) /* a webhook POST body */
+#define WX_WECHAT_FIELD_MAX         8192        /* one XML field (Content: 2048 characters) */
+#define WX_WECHAT_XML_DEPTH_MAX     4           /* <xml><Articles><item><Title> */
+#define WX_WECHAT_QUERY_MAX         2048        /* the webhook's query string */
+#define WX_WECHAT_REPLY_MAX         (16u << 10) /* a passive reply, before encryption */
+#define WX_WECHAT_NEWS_MAX          8           /* articles in one news reply */
+#define WX_WECHAT_DEDUP_BYTES       (64u << 20) /* replies remembered for the platform's retries */
+#define WX_WECHAT_DEDUP_MAX         (1u << 22)  /* largest wechat.dedup_entries */
+#define WX_WECHAT_JOBS_MAX          4096        /* answers waiting for the journal at once */
+#define WX_WECHAT_HISTORY_WAITS_MAX 64          /* answers waiting for the history at once */
+#define WX_WECHAT_HISTORY_EVERY_MS  200         /* the history projection follows this often */
 
 /* HTTP (src/net): the shared listener for the webhook, ops API, metrics and sandbox. */
-#define WX_HTTP_HEADERS_MAX     (16u << 10) /* all request headers together */
-#define WX_HTTP_BODY_MAX        (1u << 20)  /* any request body (routes set lower limits) */
+#define WX_HTTP_HEADERS_MAX (16u << 10) /* all request headers together */
+#define WX_HTTP_BODY_MAX    (1u << 20)  /* any request body (routes set lower limits) */
 
 /* Outbound HTTP (src/fetch). */
 #define WX_FETCH_RESPONSE_MAX (4u << 20) /* largest response body kept */

@@ -129,7 +129,10 @@ struct wx_webhook {
     struct job *jobs, **jobs_tail; /* FIFO: seqs never decrease */
     unsigned njobs;
     struct wx_webhook_stats stats;
-    wx_chat_t *chat;                /* the conversation: a dialogue per follower */
+    wx_chat_t *chat;               /* the conversation: a dialogue per follower */
+    wx_history_service_t *history; /* reads statements and transactions; NULL: none */
+    struct history_wait *waits;    /* answers waiting for it */
+    unsigned nwaits;
     wx_webhook_report_fn on_report; /* TEMPLATESENDJOBFINISH goes here; may be NULL */
     void *report_arg;
     /* random bytes for the encrypted replies, drawn RANDOM_POOL at a time (one RAND_bytes
@@ -520,7 +523,9 @@ static void join_pending(struct wx_webhook *w, struct inbound *in, uint32_t slot
             return;
         }
     }
-    refuse_inbound(w, in, 503, "busy"); /* cannot happen: a pending slot always has its job */
+    /* The first copy's answer is being read from the history (milliseconds; the platform
+     * retries only after 5 s): this copy may come again. */
+    refuse_inbound(w, in, 503, "busy");
 }
 
 /* An unfollow: the platform's rules say the follower's data goes, so the binding goes.
@@ -606,6 +611,86 @@ static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
     return wx_hub_read_seq(w->hub);
 }
 
+/* ---- answers that read the history (statements, transactions, points) ---------------- */
+
+/* An answer waiting for the history service: the projection is read on its thread, the
+ * words are made back on the loop. */
+struct history_wait {
+    struct wx_history_job job; /* on the service's thread */
+    struct wx_hub_task done;   /* then back on the loop */
+    struct wx_webhook *w;
+    struct history_wait *prev, *next; /* w->waits */
+    struct inbound *in;
+    uint32_t slot;
+    uint64_t seq; /* the state the answer shows */
+    struct wx_chat_input input;
+    struct wx_chat_reply reply;
+    struct wx_chat_history_found found;
+};
+
+static void wait_unlink(struct wx_webhook *w, struct history_wait *hw)
+{
+    if (hw->prev != NULL) hw->prev->next = hw->next;
+    if (hw->next != NULL) hw->next->prev = hw->prev;
+    if (w->waits == hw) w->waits = hw->next;
+    w->nwaits--;
+}
+
+/* Back on the loop (cancelled when the hub has stopped: the request is only let go). */
+static void on_history_done(struct wx_hub_task *t, bool cancelled)
+{
+    struct history_wait *hw =
+        (struct history_wait *)((char *)t - offsetof(struct history_wait, done));
+    struct wx_webhook *w = hw->w;
+    wait_unlink(w, hw);
+    if (cancelled) {
+        wx_dedup_forget(w->dedup, hw->slot);
+        inbound_put(hw->in);
+    } else {
+        wx_chat_history_answer(w->chat, wx_hub_engine(w->hub), &hw->input, &hw->reply.ask,
+                               &hw->found, &hw->reply);
+        answer(w, hw->in, hw->slot, hw->seq, hw->reply.text, strlen(hw->reply.text), false);
+    }
+    free(hw);
+}
+
+/* On the history service's thread. A cancelled wait is left to wx_webhook_free. */
+static void on_history_job(wx_history_reader_t *r, struct wx_history_job *job, bool cancelled)
+{
+    struct history_wait *hw = (struct history_wait *)job;
+    if (cancelled) return;
+    wx_chat_history_read(r, &hw->reply.ask, &hw->found);
+    hw->done.run = on_history_done;
+    wx_hub_post(hw->w->hub, &hw->done);
+}
+
+/* Hands the reply's history question to the service; false when the webhook has none or
+ * too many wait (the reply's own words, "try again shortly", then go as they are). */
+static bool wait_for_history(struct wx_webhook *w, struct inbound *in, uint32_t slot, uint64_t seq,
+                             const struct wx_chat_reply *r)
+{
+    if (w->history == NULL || w->nwaits >= WX_WECHAT_HISTORY_WAITS_MAX) return false;
+    struct history_wait *hw = wx_calloc(1, sizeof *hw);
+    hw->w = w;
+    hw->in = in;
+    hw->slot = slot;
+    hw->seq = seq;
+    hw->reply = *r;
+    const struct wx_wechat_msg *m = &in->msg;
+    hw->input = (struct wx_chat_input){.kind = WX_CHAT_IN_TEXT,
+                                       .text = m->msg_type == WX_WECHAT_MSG_VOICE ? m->recognition
+                                                                                  : m->content,
+                                       .openid = m->from_user,
+                                       .now_ms = wx_now_ms()};
+    hw->next = w->waits;
+    if (w->waits != NULL) w->waits->prev = hw;
+    w->waits = hw;
+    w->nwaits++;
+    hw->job.run = on_history_job;
+    wx_history_service_ask(w->history, &hw->job);
+    return true;
+}
+
 /* POST, second stage (the hub's loop): what the message means. Takes in over. */
 static void decide(struct wx_webhook *w, struct inbound *in)
 {
@@ -646,10 +731,11 @@ static void decide(struct wx_webhook *w, struct inbound *in)
         refuse_inbound(w, in, 503, "too many answers waiting for the journal");
         return;
     }
-    struct wx_chat_reply r;
+    static struct wx_chat_reply r; /* the loop's: 3 KiB */
     uint64_t seq = process(w, m, &r);
     const char *text = r.kind != WX_CHAT_REPLY_NONE ? r.text : "";
     w->stats.processed++;
+    if (r.needs_history && wait_for_history(w, in, slot, seq, &r)) return;
     answer(w, in, slot, seq, text, strlen(text), r.kind == WX_CHAT_REPLY_TRANSFER);
 }
 
@@ -799,7 +885,7 @@ static void on_stop(void *arg)
 static bool is_busy(void *arg)
 {
     const struct wx_webhook *w = arg;
-    return w->jobs != NULL;
+    return w->jobs != NULL || w->waits != NULL;
 }
 
 static struct stage *stage_new(const struct wx_webhook *w)
@@ -859,6 +945,14 @@ wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *
     if (chat.nperiods == 0) wx_chat_options_default(&chat);
     w->chat = wx_chat_new(&chat);
     w->jobs_tail = &w->jobs;
+    if (opt->history_db != NULL && opt->history_db[0] != '\0') {
+        w->history =
+            wx_history_service_start(opt->history_db, WX_WECHAT_HISTORY_EVERY_MS, err, errlen);
+        if (w->history == NULL) {
+            wx_webhook_free(w);
+            return NULL;
+        }
+    }
     wx_http_route_threaded(http, "/wechat", false, on_request, w);
     struct wx_hub_adapter a = {
         .name = "wechat", .durable = on_durable, .stop = on_stop, .busy = is_busy, .arg = w};
@@ -869,6 +963,16 @@ wx_webhook_t *wx_webhook_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *
 void wx_webhook_free(wx_webhook_t *w)
 {
     if (w == NULL) return;
+    /* The service's last answers may be posted to the stopped hub: they are let go now, while
+     * what they point to still exists; those it cancelled are let go here. */
+    wx_history_service_stop(w->history);
+    wx_hub_discard_posted(w->hub);
+    while (w->waits != NULL) {
+        struct history_wait *hw = w->waits;
+        wait_unlink(w, hw);
+        inbound_put(hw->in);
+        free(hw);
+    }
     while (w->jobs != NULL) {
         struct job *j = w->jobs;
         w->jobs = j->next;

@@ -374,6 +374,8 @@ struct wx_webhook_options {
     unsigned reply_deadline_ms;  /* wechat.reply_deadline_ms: later answers go as messages */
     bool encrypted_only;         /* wechat.mode compat or safe: plain messages are refused */
     struct wx_chat_options chat; /* chat.*: the conversation; all zero: the defaults */
+    const char *history_db;      /* the journal's path: statements and transactions are read
+                                    from its history projection; NULL: not answered */
 };
 
 struct wx_webhook_stats {

@@ -1328,16 +1328,26 @@ static void test_retry_processed_once(void **state)
     }
 }
 
-/* A dialogue over the webhook: a card lock the cardholder confirms is decided by the ledger
- * (a retry of the confirmation is answered from memory, not locked twice), and a request for
- * a person is handed to the customer-service system. */
+/* A dialogue over the webhook: transactions read from the history projection off the loop
+ * (a purchase made a moment before is in them); a card lock the cardholder confirms is decided
+ * by the ledger (a retry of the confirmation is answered from memory, not locked twice); a
+ * request for a person is handed to the customer-service system. */
 static void test_chat_lock_and_transfer(void **state)
 {
     (void)state;
     static char xml[XML_MAX], confirm_q[512];
     static char first[RESP_MAX];
     struct resp *r = resp_new();
-    char want[64];
+    char want[64], args[256];
+    snprintf(args, sizeof args, "pos purchase --pan %s --expiry %s --amount 123.45 --host %s",
+             card_pan, card_expiry, iso_addr);
+    assert_int_equal(wxbank(args), 0);
+    text_message(xml, sizeof xml, BOUND, "最近的交易");
+    post_plain(BOUND, xml, r);
+    const char *text = text_reply(r, BOUND);
+    assert_contains(text, "消费");
+    assert_contains(text, "¥123.45");
+    assert_contains(text, "共1笔，入账消费¥123.45");
     snprintf(want, sizeof want, "确认锁定尾号%s", card_pan + strlen(card_pan) - 4);
 
     text_message(xml, sizeof xml, BOUND, "锁卡");

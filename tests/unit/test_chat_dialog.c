@@ -27,6 +27,7 @@
 
 #include "chat/chat.h"
 #include "chat/chat_int.h"
+#include "util/timeutil.h"
 #include "core/engine.h"
 #include "engine_cmds.h"
 
@@ -42,7 +43,7 @@
 #define ACK_ZH      "好的。还有什么可以帮您？"
 #define CANCELLED   "已取消"
 #define NOT_BOUND   "尚未绑定"
-#define NOT_OPEN_ZH "暂时还不能在这里查看"
+#define HISTORY_ZH  "暂时无法查询交易记录" /* the words until the history is read */
 #define TOO_LONG_ZH "您的消息太长了"
 #define CLARIFY_ZH  "您是想："
 
@@ -269,11 +270,11 @@ static const struct intent_case INTENT_CASES[] = {
     {WX_INTENT_BIND, "绑定", "已绑定信用卡"},
     {WX_INTENT_UNBIND, "解绑", HANDOFF_ZH},
     {WX_INTENT_BALANCE, "额度", "可用额度：¥50,000.00"},
-    {WX_INTENT_BILL, "账单", "查询账单" NOT_OPEN_ZH},
-    {WX_INTENT_UNBILLED, "未出账单", "未出账单" NOT_OPEN_ZH},
-    {WX_INTENT_TRANSACTIONS, "交易明细", "交易明细" NOT_OPEN_ZH},
-    {WX_INTENT_SPENDING_SUMMARY, "消费统计", "消费统计" NOT_OPEN_ZH},
-    {WX_INTENT_POINTS, "积分", "查询积分" NOT_OPEN_ZH},
+    {WX_INTENT_BILL, "账单", HISTORY_ZH},
+    {WX_INTENT_UNBILLED, "未出账单", HISTORY_ZH},
+    {WX_INTENT_TRANSACTIONS, "交易明细", HISTORY_ZH},
+    {WX_INTENT_SPENDING_SUMMARY, "消费统计", HISTORY_ZH},
+    {WX_INTENT_POINTS, "积分", HISTORY_ZH},
     {WX_INTENT_REPAYMENT, "怎么还款", "您的账单日为每月5日"},
     {WX_INTENT_INSTALLMENT, "想分期", "请问您想分期的金额是多少"},
     {WX_INTENT_LIMIT_INCREASE, "提额", HANDOFF_ZH},
@@ -310,6 +311,13 @@ static void test_every_intent_answers_in_chinese(void **state)
         assert_false(r.has_cmd);
         assert_int_equal(r.kind, c->intent == WX_INTENT_HUMAN_AGENT ? WX_CHAT_REPLY_TRANSFER
                                                                     : WX_CHAT_REPLY_TEXT);
+        /* Statements, transactions and points are read off the loop: the reply asks. */
+        bool history = strcmp(c->want, HISTORY_ZH) == 0;
+        assert_int_equal(r.needs_history, history);
+        if (history) {
+            assert_int_equal(r.ask.intent, c->intent);
+            assert_int_equal(r.ask.account_id, 1);
+        }
         if (strstr(r.text, c->want) == NULL) {
             fail_msg("%s (\"%s\"): the answer lacks \"%s\":\n%s", wx_chat_intent_name(c->intent),
                      c->text, c->want, r.text);
@@ -843,10 +851,14 @@ static void test_follow_up_bill(void **state)
     struct wx_chat_parse p = parse("那上个月呢");
     assert_int_not_equal(p.intent, WX_INTENT_BILL); /* on its own it is something else */
     struct wx_chat_reply r = say_to(f, HOLDER, "账单");
-    assert_says(r, "查询账单" NOT_OPEN_ZH);
+    assert_true(r.needs_history);
+    assert_int_equal(r.ask.intent, WX_INTENT_BILL);
+    /* Today is 2026-11-27 and the statement day the 5th: the latest statement is Nov 5's. */
+    assert_int_equal(r.ask.statement_day, wx_days_from_civil(2026, 11, 5));
     r = say_to(f, HOLDER, "那上个月呢");
-    assert_text(r);
-    assert_says(r, "查询账单" NOT_OPEN_ZH);
+    assert_true(r.needs_history);
+    assert_int_equal(r.ask.intent, WX_INTENT_BILL);
+    assert_int_equal(r.ask.statement_day, wx_days_from_civil(2026, 10, 5));
     assert_not_says(r, intent_label(p.intent, 0));
 
     /* The card carried into a balance question. */
@@ -1045,9 +1057,106 @@ static void test_stats(void **state)
     assert_int_equal(st.dialogues, 1);
 }
 
+/* ---- answers from the history (statement.c) --------------------------------------------- */
+
+/* Words for what the history service found, as the webhook gets them. */
+static struct wx_chat_reply history_answer(struct fx *f, const char *openid, const char *text,
+                                           const struct wx_chat_history_found *found)
+{
+    struct wx_chat_reply r = say_to(f, openid, text);
+    assert_true(r.needs_history);
+    struct wx_chat_input in = {.kind = WX_CHAT_IN_TEXT,
+                               .text = text,
+                               .openid = openid,
+                               .customer_id = customer_of(f, openid),
+                               .now_ms = f->now};
+    wx_chat_history_answer(f->chat, f->e, &in, &r.ask, found, &r);
+    assert_false(r.needs_history);
+    return r;
+}
+
+static struct wx_history_item purchase_item(uint64_t seq, int64_t fen, uint16_t mcc,
+                                            const char *merchant)
+{
+    struct wx_history_item it = {.seq = seq,
+                                 .at_ms = 1795752000000ll - (int64_t)seq * 3600000,
+                                 .kind = WX_CMD_AUTHORIZE,
+                                 .reason = WX_APPROVED,
+                                 .channel = WX_CHANNEL_POS,
+                                 .mcc = mcc,
+                                 .card_id = 1,
+                                 .amount = fen,
+                                 .posted = fen};
+    snprintf(it.merchant, sizeof it.merchant, "%s", merchant);
+    return it;
+}
+
+/* A statement: its balance, the minimum (10 %, at least 50.00, at most the balance), the
+ * due date 20 days after the statement day, and what is left after repayments. */
+static void test_bill_words(void **state)
+{
+    struct fx *f = *state;
+    static struct wx_chat_history_found found;
+    memset(&found, 0, sizeof found);
+    found.owed_cut = 1234567;
+    found.paid = 200000;
+    struct wx_chat_reply r = history_answer(f, HOLDER, "这个月账单多少", &found);
+    assert_says(r, "2026年11月5日账单（尾号1234）");
+    assert_says(r, "本期应还：¥12,345.67");
+    assert_says(r, "最低还款：¥1,234.57");
+    assert_says(r, "到期还款日：2026年11月25日");
+    assert_says(r, "尚需还款：¥10,345.67");
+    found.owed_cut = 30000;
+    found.paid = 0;
+    r = history_answer(f, HOLDER, "最低还款多少", &found);
+    assert_says(r, "最低还款：¥50.00");
+    found.owed_cut = 2000;
+    r = history_answer(f, HOLDER, "what's my minimum payment", &found);
+    assert_says(r, "Minimum payment: CNY 20.00");
+    found.owed_cut = -500; /* a credit balance: nothing due */
+    r = history_answer(f, HOLDER, "账单", &found);
+    assert_says(r, "本期无需还款");
+    found.status = -1;
+    r = history_answer(f, HOLDER, "账单", &found);
+    assert_says(r, HISTORY_ZH);
+}
+
+/* Transactions listed newest first, filtered by merchant under any of its names; a summary
+ * by category; points a yuan each. */
+static void test_history_words(void **state)
+{
+    struct fx *f = *state;
+    static struct wx_chat_history_found found;
+    memset(&found, 0, sizeof found);
+    found.items[found.n++] = purchase_item(5, 3800, 5814, "STARBUCKS 静安店");
+    found.items[found.n++] = purchase_item(4, 45600, 5411, "盒马鲜生");
+    found.items[found.n++] = purchase_item(3, 2500, 5814, "星巴克咖啡");
+    struct wx_history_item declined = purchase_item(2, 999900, 5732, "Apple Store");
+    declined.reason = WX_R_INSUFFICIENT_CREDIT;
+    declined.posted = 0;
+    found.items[found.n++] = declined;
+    found.totals.count = found.n;
+    struct wx_chat_reply r = history_answer(f, HOLDER, "最近的交易", &found);
+    assert_says(r, "STARBUCKS 静安店 ¥38.00");
+    assert_says(r, "未成功 Apple Store ¥9,999.00（额度不足）");
+    assert_says(r, "共4笔，入账消费¥519.00");
+    r = history_answer(f, HOLDER, "上个月在星巴克的交易", &found);
+    assert_says(r, "共2笔，入账消费¥63.00");
+    assert_not_says(r, "盒马");
+    r = history_answer(f, HOLDER, "这个月消费分析", &found);
+    assert_says(r, "消费合计：¥519.00");
+    assert_says(r, "· 超市 ¥456.00（87%）");
+    assert_says(r, "· 餐饮 ¥63.00（12%）");
+    found.totals.posted = 123456;
+    r = history_answer(f, HOLDER, "我有多少积分", &found);
+    assert_says(r, "1234分");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bill_words, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_intent_answers_in_chinese, setup, teardown),
         cmocka_unit_test_setup_teardown(test_english_gets_english, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unbound_follower, setup, teardown),
