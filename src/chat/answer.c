@@ -139,7 +139,18 @@ static uint32_t pick_card(struct turn *t, unsigned wanted, const char *none_zh, 
     for (size_t i = 0; i < nfit; i++) { /* the card named now wins */
         if (fit[i].last4 == t->slots.card_last4) return fit[i].id;
     }
-    for (size_t i = 0; i < nfit && t->slots.card_last4 < 0; i++) {
+    if (t->slots.card_last4 >= 0) { /* named, but not one that fits: never another card */
+        for (size_t i = 0; i < n; i++) {
+            if (cards[i].last4 != t->slots.card_last4) continue;
+            SAY(t, "尾号%04d的卡目前%s，不能办理这项业务。",
+                "The card ending %04d is %s: that cannot be done with it.", t->slots.card_last4,
+                status_words(cards[i].status, t->lang));
+            return 0;
+        }
+        SAY(t, "您名下没有尾号%04d的卡。", "You have no card ending %04d.", t->slots.card_last4);
+        return 0;
+    }
+    for (size_t i = 0; i < nfit; i++) {
         if (fit[i].id == t->d->card_id) return fit[i].id;
     }
     if (nfit == 1) return fit[0].id;
@@ -235,13 +246,14 @@ static int rate_of(const struct wx_chat_options *o, unsigned periods)
     return -1;
 }
 
+/* Asks for the number of periods itself (not an index: "12" means 12 periods). */
 static void offer_periods(struct turn *t)
 {
     const struct wx_chat_options *o = &t->c->opt;
-    SAY(t, "请选择分期期数，回复数字：", "How many installments? Reply with the number:");
+    SAY(t, "请回复分期期数：", "How many installments? Reply with one of:");
     for (unsigned i = 0; i < o->nperiods; i++) {
-        SAY(t, "\n%u. %u期（每期手续费率%u.%02u%%）", "\n%u. %u installments (fee %u.%02u%% each)",
-            i + 1, o->periods[i], o->fee_bp[i] / 100, o->fee_bp[i] % 100);
+        SAY(t, "\n· %u期（每期手续费率%u.%02u%%）", "\n- %u (fee %u.%02u%% each)", o->periods[i],
+            o->fee_bp[i] / 100, o->fee_bp[i] % 100);
     }
     t->d->stage = STAGE_CHOOSE_PERIODS;
 }
@@ -329,8 +341,13 @@ void answer_lock_command(struct turn *t)
     struct wx_cmd *cmd = &t->out->cmd;
     memset(cmd, 0, sizeof *cmd);
     cmd->kind = WX_CMD_CARD_STATUS;
+    /* The message's own id makes the key: a channel's retry of the confirmation is the same
+     * command (the webhook also answers retries from memory). */
     char key[WX_KEY_MAX + 1];
-    int n = snprintf(key, sizeof key, "chat:lock:%u:%lld", t->d->card_id, (long long)t->in->now_ms);
+    int n = t->in->msg_id != 0 ? snprintf(key, sizeof key, "chat:lock:%u:m%llu", t->d->card_id,
+                                          (unsigned long long)t->in->msg_id)
+                               : snprintf(key, sizeof key, "chat:lock:%u:t%lld", t->d->card_id,
+                                          (long long)t->in->now_ms);
     cmd->key_len = (uint8_t)(n < WX_KEY_MAX ? n : WX_KEY_MAX);
     memcpy(cmd->key, key, cmd->key_len);
     cmd->time_ms = t->in->now_ms;

@@ -31,7 +31,7 @@ static int parse_rates(const char *text, struct wx_chat_options *o)
     while (*p != '\0') {
         char *end;
         long periods = strtol(p, &end, 10);
-        if (end == p || *end != ':' || periods < 2 || periods > 60) return -1;
+        if (end == p || *end != ':' || periods < 2 || periods > WX_CHAT_PERIODS_LIMIT) return -1;
         p = end + 1;
         long whole = strtol(p, &end, 10), cents = 0;
         if (end == p || whole < 0 || whole > 10) return -1;
@@ -137,6 +137,19 @@ static bool clearly_new(const struct turn *t)
            t->p.slots.answer == WX_ANSWER_NONE && t->p.slots.choice == 0;
 }
 
+/* The whole message as a small number ("12"), or -1. */
+static int bare_number(const char *text)
+{
+    while (*text == ' ')
+        text++;
+    int v = 0, digits = 0;
+    for (; *text >= '0' && *text <= '9' && digits < 3; text++, digits++)
+        v = v * 10 + (*text - '0');
+    while (*text == ' ')
+        text++;
+    return digits > 0 && *text == '\0' ? v : -1;
+}
+
 /* Continues the stage the dialogue waits in; false when the message is not for it. */
 static bool continue_stage(struct turn *t)
 {
@@ -160,15 +173,16 @@ static bool continue_stage(struct turn *t)
         d->stage = STAGE_NONE;
         answer_continue(t);
         return true;
-    case STAGE_CHOOSE_PERIODS:
-        if (s->choice >= 1 && (unsigned)s->choice <= t->c->opt.nperiods) {
-            t->slots.periods = (int)t->c->opt.periods[s->choice - 1];
-        } else if (s->periods == 0) {
-            return false;
-        }
+    case STAGE_CHOOSE_PERIODS: {
+        /* The question asked for the count itself: "12" is 12 periods, not 12.00. */
+        int n = s->periods > 0 ? s->periods : s->choice > 0 ? s->choice : bare_number(t->in->text);
+        if (n <= 0) return false;
+        t->slots.amount_fen = d->slots.amount_fen;
+        t->slots.periods = n;
         d->stage = STAGE_NONE;
         answer_continue(t);
         return true;
+    }
     case STAGE_ASK_AMOUNT:
         if (s->amount_fen <= 0) return false;
         d->stage = STAGE_NONE;
@@ -184,6 +198,7 @@ static bool continue_stage(struct turn *t)
         }
         d->stage = STAGE_NONE;
         if (s->answer != WX_ANSWER_YES) {
+            d->card_id = 0; /* the next question chooses again */
             SAY(t, "好的，已取消。", "OK, cancelled.");
             return true;
         }
@@ -208,7 +223,7 @@ static bool continue_stage(struct turn *t)
  */
 
 static const char *const FOLLOW_UP_ZH[] = {"呢", "那", "还有", "换成", NULL};
-static const char *const FOLLOW_UP_EN[] = {"what about", "how about", "and ", "instead", NULL};
+static const char *const FOLLOW_UP_EN[] = {"what about", "how about", "instead", NULL};
 
 static bool has_any(const char *text, const char *const *words)
 {
@@ -235,9 +250,11 @@ static bool follow_up(const struct turn *t)
     if (!detail || !carries(t->d->intent)) return false;
     /* "那分6期呢" after a quote is the same question with one detail changed; "这个月消费
      * 分析" after "在星巴克花了多少" is a new question of the same kind. */
-    bool marked = has_any(t->in->text, FOLLOW_UP_ZH) || has_any(t->in->text, FOLLOW_UP_EN);
-    if (t->p.intent == t->d->intent) return marked;
-    return marked || t->p.confidence < t->c->opt.clarify_below;
+    if (t->p.intent == t->d->intent) {
+        return has_any(t->in->text, FOLLOW_UP_ZH) || has_any(t->in->text, FOLLOW_UP_EN);
+    }
+    /* Another intent, confidently: a new question, whatever words it has. */
+    return t->p.confidence < t->c->opt.clarify_below;
 }
 
 static void menu(struct turn *t)
@@ -263,6 +280,22 @@ static void menu(struct turn *t)
     answer_intent(t, WX_INTENT_HELP);
 }
 
+/* A choice, a yes or a no, or digits say nothing of the language: the dialogue's stays. A
+ * language asked for ("in English") is kept, but for alert settings, where it is the
+ * alerts'. */
+static enum wx_chat_lang reply_lang(const struct turn *t)
+{
+    const struct wx_chat_slots *s = &t->p.slots;
+    if (s->lang_named >= 0 && t->p.intent != WX_INTENT_ALERT_SETTINGS) {
+        return (enum wx_chat_lang)s->lang_named;
+    }
+    bool words = false;
+    for (const unsigned char *p = (const unsigned char *)t->in->text; *p != '\0' && !words; p++)
+        words = *p >= 0xE0 || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z');
+    bool says_nothing = s->choice > 0 || s->answer != WX_ANSWER_NONE || !words;
+    return says_nothing && t->d->turns > 0 ? t->d->lang : s->lang;
+}
+
 static void understand(struct turn *t)
 {
     struct dialog *d = t->d;
@@ -273,8 +306,9 @@ static void understand(struct turn *t)
         return;
     }
     wx_chat_parse(t->in->text, len, t->in->now_ms, t->c->opt.tz_offset_minutes, &t->p);
-    t->lang = t->p.slots.lang;
+    t->lang = reply_lang(t);
     d->lang = t->lang;
+    d->turns++;
     if (t->p.slots.answer == WX_ANSWER_CANCEL && d->stage != STAGE_NONE) {
         dialog_reset(d);
         SAY(t, "好的，已取消。还有什么可以帮您？", "OK, cancelled. Anything else?");

@@ -93,7 +93,12 @@ struct wx_chat_parse {
  * WX_CHAT_PARSE_MAX bytes it is cut). now_ms and tz_offset_minutes place 今天, 上个月, ... on
  * the calendar. Pure: no state, no allocation.
  */
-#define WX_CHAT_PARSE_MAX 600
+#define WX_CHAT_PARSE_MAX       600             /* bytes of a message understood */
+#define WX_CHAT_NUMBER_MAX      1000000000000LL /* a number read (一万亿): more is no number */
+#define WX_CHAT_NUMBER_DIGITS   13              /* digits of an Arabic number's whole part */
+#define WX_CHAT_AMOUNT_MAX_YUAN 100000000000LL  /* the largest amount slot */
+#define WX_CHAT_PERIODS_LIMIT   60              /* the most installment periods */
+#define WX_CHAT_QUOTE_MAX_FEN   100000000000LL  /* the largest amount quoted: 1,000,000,000 */
 void wx_chat_parse(const char *text, size_t len, int64_t now_ms, int tz_offset_minutes,
                    struct wx_chat_parse *out);
 
@@ -155,6 +160,7 @@ struct wx_chat_input {
     enum wx_chat_input_kind kind;
     const char *text;     /* UTF-8, NUL-terminated; may be empty */
     const char *openid;   /* the follower: whose dialogue it is */
+    uint64_t msg_id;      /* the channel's id of the message (WeChat's MsgId); 0: none */
     uint32_t customer_id; /* the customer the follower is bound to; 0 when not bound */
     int64_t now_ms;
 };

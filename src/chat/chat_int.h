@@ -43,8 +43,9 @@ struct dialog {
     unsigned nchoices;
     uint32_t cards[CARDS_SHOWN]; /* numbered card choices */
     unsigned ncards;
-    uint32_t card_id; /* the card the dialogue is about; 0 none yet */
-    enum wx_chat_lang lang;
+    uint32_t card_id;       /* the card the dialogue is about; 0 none yet */
+    enum wx_chat_lang lang; /* of the last message that said which */
+    unsigned turns;         /* messages understood in it */
 };
 
 struct wx_chat {

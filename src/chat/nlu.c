@@ -76,13 +76,28 @@ static const struct rule WHOLE[] = {
     {"绑卡", WX_INTENT_BIND},        {"投诉", WX_INTENT_COMPLAINT},
 };
 
+/* "不要转人工", "don't unbind": a rule's words negated just before are not its intent. */
+static bool negated(const struct nlu_text *t, const char *at)
+{
+    static const char *const NEGATIONS[] = {"不要",  "不用",    "不想",   "别", "不",
+                                            "dont ", "do not ", "don t ", NULL};
+    size_t before = (size_t)(at - t->s);
+    if (before > 0 && at[-1] == ' ') before--;
+    for (size_t k = 0; NEGATIONS[k] != NULL; k++) {
+        size_t b = strlen(NEGATIONS[k]);
+        if (before >= b && memcmp(t->s + before - b, NEGATIONS[k], b) == 0) return true;
+    }
+    return false;
+}
+
 static int rule_of(const struct nlu_text *t)
 {
     for (size_t i = 0; i < sizeof WHOLE / sizeof WHOLE[0]; i++) {
         if (strcmp(t->s, WHOLE[i].text) == 0) return (int)WHOLE[i].intent;
     }
     for (size_t i = 0; i < sizeof CONTAINS / sizeof CONTAINS[0]; i++) {
-        if (strstr(t->s, CONTAINS[i].text) != NULL) return (int)CONTAINS[i].intent;
+        const char *at = strstr(t->s, CONTAINS[i].text);
+        if (at != NULL && !negated(t, at)) return (int)CONTAINS[i].intent;
     }
     return -1;
 }

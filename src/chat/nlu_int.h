@@ -56,6 +56,10 @@ struct nlu_text {
  */
 void nlu_normalize(const char *in, size_t len, struct nlu_text *out);
 
+/* The character at *p (NUL-terminated UTF-8), advancing past it; 0 for an invalid sequence
+ * (one byte skipped). */
+uint32_t nlu_utf8_next(const char **p);
+
 /* Appends the UTF-8 of cp to out (at most 4 bytes); returns the bytes written. */
 size_t nlu_utf8_put(uint32_t cp, char *out);
 

@@ -395,6 +395,14 @@ static uint32_t utf8_next(const unsigned char **p, const unsigned char *end)
     return cp;
 }
 
+uint32_t nlu_utf8_next(const char **p)
+{
+    const unsigned char *s = (const unsigned char *)*p;
+    uint32_t cp = utf8_next(&s, s + strnlen(*p, 4));
+    *p = (const char *)s;
+    return cp;
+}
+
 size_t nlu_utf8_put(uint32_t cp, char *out)
 {
     unsigned char *o = (unsigned char *)out;

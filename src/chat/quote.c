@@ -24,7 +24,10 @@ static double present_value(const struct quote *q, double rate)
 
 int quote_make(int64_t principal, unsigned periods, unsigned fee_bp, struct quote *q)
 {
-    if (principal <= 0 || principal > 100000000000ll || periods < 2 || periods > 60) return -1;
+    if (principal <= 0 || principal > WX_CHAT_QUOTE_MAX_FEN || periods < 2 ||
+        periods > WX_CHAT_PERIODS_LIMIT) {
+        return -1;
+    }
     q->principal = principal;
     q->periods = periods;
     q->principal_each = principal / periods;

@@ -20,8 +20,11 @@
 #define MILLI 1000 /* numbers are kept in thousandths: 1.234万 is exact */
 
 struct scan {
-    uint32_t cp[NLU_TEXT_MAX];
+    uint32_t cp[NLU_TEXT_MAX];      /* the normalized text's characters */
+    uint16_t off[NLU_TEXT_MAX + 1]; /* each one's byte offset in text; off[n] = len */
     size_t n;
+    const char *text; /* the normalized text (UTF-8, one space between words) */
+    size_t len;
     int32_t today;
     int year, month, day; /* today's */
     struct wx_chat_slots *out;
@@ -29,45 +32,31 @@ struct scan {
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-static uint32_t decode(const char **p)
+/* Words are matched as bytes: the normalized text and the words are both valid UTF-8, so a
+ * match that starts with a word's first byte starts on a character. */
+
+static size_t chars_in(const char *lit, size_t bytes)
 {
-    const unsigned char *s = (const unsigned char *)*p;
-    uint32_t cp;
-    size_t n;
-    if (s[0] < 0x80) {
-        cp = s[0], n = 1;
-    } else if (s[0] < 0xE0) {
-        cp = s[0] & 0x1Fu, n = 2;
-    } else if (s[0] < 0xF0) {
-        cp = s[0] & 0x0Fu, n = 3;
-    } else {
-        cp = s[0] & 0x07u, n = 4;
-    }
-    for (size_t i = 1; i < n; i++)
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    *p += n;
-    return cp;
+    size_t n = 0;
+    for (size_t k = 0; k < bytes; k++)
+        n += ((unsigned char)lit[k] & 0xC0) != 0x80;
+    return n;
 }
 
-/* How many characters of lit (UTF-8) match at i; 0 when it does not. */
+/* How many characters of lit match at character i; 0 when it does not. */
 static size_t at(const struct scan *s, size_t i, const char *lit)
 {
-    size_t k = 0;
-    while (*lit != '\0') {
-        if (i + k >= s->n || s->cp[i + k] != decode(&lit)) return 0;
-        k++;
-    }
-    return k;
+    size_t b = strlen(lit), o = i < s->n ? s->off[i] : s->len;
+    if (b == 0 || o + b > s->len || memcmp(s->text + o, lit, b) != 0) return 0;
+    return chars_in(lit, b);
 }
 
-/* True when lit (UTF-8) ends just before i, skipping one space. */
+/* True when lit ends just before character i, skipping one space. */
 static bool before(const struct scan *s, size_t i, const char *lit)
 {
-    size_t len = 0;
-    for (const char *p = lit; *p != '\0'; len++)
-        decode(&p);
     if (i > 0 && s->cp[i - 1] == ' ') i--;
-    return i >= len && at(s, i - len, lit) == len;
+    size_t b = strlen(lit), o = s->off[i];
+    return o >= b && memcmp(s->text + o - b, lit, b) == 0;
 }
 
 /* Any of lits ends just before i. */
@@ -93,38 +82,40 @@ static size_t after_any(const struct scan *s, size_t i, const char *const *lits,
     return 0;
 }
 
-static bool is_latin(uint32_t c)
+static bool is_latin_byte(char c)
 {
     return c >= 'a' && c <= 'z';
 }
 
-/* An English word matches at i only as a whole word. */
-static size_t word_at(const struct scan *s, size_t i, const char *word)
+/* The first place word occurs in the text (an English word: as a whole word), or NULL. */
+static const char *find_word(const struct scan *s, const char *word, bool english)
 {
-    size_t len = at(s, i, word);
-    if (len == 0) return 0;
-    if (i > 0 && is_latin(s->cp[i - 1])) return 0;
-    if (i + len < s->n && is_latin(s->cp[i + len])) return 0;
-    return len;
-}
-
-static bool has_word(const struct scan *s, const char *word)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        if (word_at(s, i, word) > 0) return true;
+    size_t b = strlen(word);
+    for (const char *p = strstr(s->text, word); p != NULL; p = strstr(p + 1, word)) {
+        if (!english) return p;
+        bool starts = p == s->text || !is_latin_byte(p[-1]);
+        if (starts && !is_latin_byte(p[b])) return p;
     }
-    return false;
+    return NULL;
 }
 
 static bool has(const struct scan *s, const char *lit)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        if (at(s, i, lit) > 0) return true;
-    }
-    return false;
+    return find_word(s, lit, false) != NULL;
+}
+
+static bool has_word(const struct scan *s, const char *word)
+{
+    return find_word(s, word, true) != NULL;
 }
 
 /* ---- numbers ------------------------------------------------------------------------------- */
+
+/* The character at *p of valid UTF-8 (the normalized text, or a literal here), advancing. */
+static uint32_t decode(const char **p)
+{
+    return nlu_utf8_next(p);
+}
 
 static int cn_digit(uint32_t c)
 {
@@ -170,7 +161,7 @@ static bool arabic_at(const struct scan *s, size_t i, struct number *num)
     size_t j = i;
     for (; j < s->n && ((s->cp[j] >= '0' && s->cp[j] <= '9') || s->cp[j] == ','); j++) {
         if (s->cp[j] == ',') continue;
-        if (digits < 13) whole = whole * 10 + (s->cp[j] - '0');
+        if (digits < WX_CHAT_NUMBER_DIGITS) whole = whole * 10 + (s->cp[j] - '0');
         digits++;
     }
     if (j + 1 < s->n && s->cp[j] == '.' && s->cp[j + 1] >= '0' && s->cp[j + 1] <= '9') {
@@ -190,33 +181,38 @@ static bool arabic_at(const struct scan *s, size_t i, struct number *num)
     return true;
 }
 
-/* 一千二百三十四, 十二, 两千五 (= 2500), 三万 at i. Starts with a digit or 十. */
+/* 一千二百三十四, 十二, 一千零五十, 两千五 (= 2500), 三万 at i. Starts with a digit or 十. */
 static bool chinese_at(const struct scan *s, size_t i, struct number *num)
 {
     if (cn_digit(s->cp[i]) < 0 && s->cp[i] != 0x5341) return false;
     int64_t total = 0, section = 0, digit = -1, last_unit = 0;
+    bool zero = false; /* a 零 since the last unit: the digit after it is ones */
     size_t j = i;
     for (; j < s->n; j++) {
         int d = cn_digit(s->cp[j]);
         int64_t u = cn_unit(s->cp[j]);
-        if (d >= 0) {
-            if (digit >= 0) break; /* 一二: not one number */
+        if (d >= 0 && digit >= 0) break; /* 一二: not one number */
+        if (d == 0) {
+            zero = true; /* 零 holds a place */
+        } else if (d > 0) {
             digit = d;
         } else if (u >= 10000) {
-            section += digit > 0 ? digit : 0;
-            total = (total + section) * u;
-            section = 0, digit = -1, last_unit = u;
+            int64_t v = total + section + (digit > 0 ? digit : 0);
+            if (v > WX_CHAT_NUMBER_MAX / u) return false;
+            total = v * u;
+            section = 0, digit = -1, last_unit = u, zero = false;
         } else if (u > 0) {
             section += (digit >= 0 ? digit : 1) * u;
-            digit = -1, last_unit = u;
+            digit = -1, last_unit = u, zero = false;
         } else {
             break;
         }
     }
-    /* A digit left after a unit is the next unit down: 两千五 = 2500, 一万二 = 12000. */
-    if (digit > 0) section += last_unit >= 10 ? digit * (last_unit / 10) : digit;
+    /* A digit left after a unit is the next unit down: 两千五 = 2500, 一万二 = 12000; after a
+     * 零 it is ones: 一千零五 = 1005. */
+    if (digit > 0) section += !zero && last_unit >= 10 ? digit * (last_unit / 10) : digit;
     total += section;
-    if (total > 1000000000000ll) return false;
+    if (total > WX_CHAT_NUMBER_MAX) return false;
     *num = (struct number){.from = i, .to = j, .milli = total * MILLI, .integer = true};
     return j > i;
 }
@@ -286,29 +282,30 @@ static void date_words(struct scan *s)
         {"yesterday", 0, -1, true}, {"last week", 2, -1, true}, {"this week", 2, 0, true},
         {"this year", 3, 0, true},  {"last year", 3, -1, true},
     };
-    for (size_t i = 0; i < s->n; i++) {
-        for (size_t k = 0; k < sizeof WORDS / sizeof WORDS[0]; k++) {
-            size_t len = WORDS[k].english ? word_at(s, i, WORDS[k].word) : at(s, i, WORDS[k].word);
-            if (len == 0) continue;
-            int off = WORDS[k].offset;
-            if (WORDS[k].kind == 0) {
-                set_range(s, s->today + off, s->today + off);
-            } else if (WORDS[k].kind == 1) {
-                if (off == 0) {
-                    set_range(s, wx_days_from_civil(s->year, s->month, 1), s->today);
-                } else {
-                    set_month(s, s->year, s->month + off);
-                }
-            } else if (WORDS[k].kind == 2) {
-                int64_t mon = monday(s) + 7 * off;
-                set_range(s, mon, off == 0 ? s->today : mon + 6);
-            } else {
-                int y = s->year + off;
-                set_range(s, wx_days_from_civil(y, 1, 1),
-                          off == 0 ? s->today : wx_days_from_civil(y, 12, 31));
-            }
-            return;
+    /* The word that comes first in the message; at one place, the longest (listed first). */
+    size_t best = SIZE_MAX;
+    const char *first = NULL;
+    for (size_t k = 0; k < sizeof WORDS / sizeof WORDS[0]; k++) {
+        const char *p = find_word(s, WORDS[k].word, WORDS[k].english);
+        if (p != NULL && (first == NULL || p < first)) first = p, best = k;
+    }
+    if (first == NULL) return;
+    int off = WORDS[best].offset;
+    if (WORDS[best].kind == 0) {
+        set_range(s, s->today + off, s->today + off);
+    } else if (WORDS[best].kind == 1) {
+        if (off == 0) {
+            set_range(s, wx_days_from_civil(s->year, s->month, 1), s->today);
+        } else {
+            set_month(s, s->year, s->month + off);
         }
+    } else if (WORDS[best].kind == 2) {
+        int64_t mon = monday(s) + 7 * off;
+        set_range(s, mon, off == 0 ? s->today : mon + 6);
+    } else {
+        int y = s->year + off;
+        set_range(s, wx_days_from_civil(y, 1, 1),
+                  off == 0 ? s->today : wx_days_from_civil(y, 12, 31));
     }
 }
 
@@ -320,16 +317,19 @@ static void english_months(struct scan *s)
                                          "september", "october",  "november", "december"};
     static const char *const SHORT[] = {"jan", "feb", "mar", "apr", "",    "jun",
                                         "jul", "aug", "sep", "oct", "nov", "dec"};
-    for (size_t i = 0; i < s->n; i++) {
-        for (int m = 0; m < 12; m++) {
-            bool found = word_at(s, i, MONTHS[m]) > 0 ||
-                         (SHORT[m][0] != '\0' && word_at(s, i, SHORT[m]) > 0);
-            if (!found) continue;
-            static const char *const LEAD[] = {"in", "for", "of", "during", NULL};
-            if (m == 4 && !before_any(s, i, LEAD)) continue;
-            set_named_month(s, m + 1);
-            return;
+    static const char *const LEAD[] = {"in ", "for ", "of ", "during ", NULL};
+    for (int m = 0; m < 12; m++) {
+        const char *p = find_word(s, MONTHS[m], true);
+        if (p == NULL && SHORT[m][0] != '\0') p = find_word(s, SHORT[m], true);
+        if (p == NULL) continue;
+        bool led = false;
+        for (size_t k = 0; LEAD[k] != NULL && !led; k++) {
+            size_t b = strlen(LEAD[k]);
+            led = (size_t)(p - s->text) >= b && memcmp(p - b, LEAD[k], b) == 0;
         }
+        if (m == 4 && !led) continue;
+        set_named_month(s, m + 1);
+        return;
     }
 }
 
@@ -342,8 +342,38 @@ static const char *const LAST4_LEAD[] = {
     "last 4",      "last four", "last digits", NULL};
 static const char *const RECENT[] = {"最近", "近",       "过去",   "前", "last",
                                      "past", "previous", "recent", NULL};
+/* After a number, words that make it a count or a time, not an amount: 3笔, 2025年. */
+static const char *const COUNT[] = {"笔", "次", "张",   "条",   "个",    "年", "号",
+                                    "日", "点", "分钟", "小时", "times", NULL};
 static const char *const AMOUNT_UNIT[] = {"块钱", "元",    "块",     "rmb", "cny",
                                           "yuan", "bucks", "人民币", NULL};
+
+/*
+ * The small number that ends an amount after a unit, worth `step` thousandths a unit: 1万2
+ * (step 1000 yuan), 两千五 is read by chinese_at; after 块, 5 or 五 is jiao (step 0.1) and
+ * two digits are fen (块50). Advances *end past it (and a 毛 or 角); 0 when there is none.
+ */
+static int64_t small_after(const struct scan *s, size_t *end, int64_t step)
+{
+    size_t e = *end;
+    struct number small;
+    if (step == 0 || e >= s->n) return 0;
+    bool arabic = s->cp[e] >= '1' && s->cp[e] <= '9';
+    if (!arabic && cn_digit(s->cp[e]) <= 0) return 0;
+    if (arabic ? !arabic_at(s, e, &small) : !chinese_at(s, e, &small)) return 0;
+    if (!small.integer || (arabic && small.digits > 2) || (!arabic && small.to != e + 1)) return 0;
+    if (small.to < s->n && cn_unit(s->cp[small.to]) != 0) return 0; /* 1万2千: its own unit */
+    if (after_any(s, small.to, COUNT, NULL) > 0) return 0;          /* 100块 2笔 */
+    int64_t v = small.milli / MILLI;
+    if (arabic && small.digits == 2) {
+        if (step != MILLI / 10) return 0; /* two digits are fen, after 块 only */
+        *end = small.to;
+        return v * (MILLI / 100);
+    }
+    *end = small.to;
+    if (*end < s->n && (s->cp[*end] == 0x6BDB || s->cp[*end] == 0x89D2)) (*end)++; /* 毛 角 */
+    return v * step;
+}
 
 /* Sets the slot a number fills by its neighbours; returns the characters used. */
 static size_t place_number(struct scan *s, const struct number *num)
@@ -370,7 +400,7 @@ static size_t place_number(struct scan *s, const struct number *num)
                     m += 12, y--;
                 set_range(s, wx_days_from_civil(y, m, 1), s->today);
             }
-        } else if (whole >= 1 && whole <= 60 && o->periods == 0) {
+        } else if (whole >= 1 && whole <= WX_CHAT_PERIODS_LIMIT && o->periods == 0) {
             o->periods = (int)whole;
         }
         return j - i + len;
@@ -416,8 +446,6 @@ static size_t place_number(struct scan *s, const struct number *num)
         return j + 1 - i;
     }
     /* 3笔, 2次: counts fill no slot; 2025年 neither */
-    static const char *const COUNT[] = {"笔", "次", "张",   "条",   "个",    "年", "号",
-                                        "日", "点", "分钟", "小时", "times", NULL};
     static const char *const MULT[] = {"万", "w", "千", "k", "百", "亿", NULL};
     static const int64_t MULT_BY[] = {10000, 10000, 1000, 1000, 100, 100000000};
     size_t mlen = num->arabic ? after_any(s, j, MULT, &which) : 0;
@@ -427,25 +455,18 @@ static size_t place_number(struct scan *s, const struct number *num)
     if (num->milli > INT64_MAX / by) return j - i; /* no amount is that large */
     int64_t milli = num->milli * by;
     size_t end = j + (mlen > 0 ? mlen + (s->cp[j] == ' ') : 0);
+    milli += small_after(s, &end, mlen > 0 && by >= 1000 ? by / 10 * MILLI : 0);
     size_t ulen = after_any(s, end, AMOUNT_UNIT, NULL);
     bool yen =
         i > 0 && (s->cp[i - 1] == 0xA5 || (i > 1 && s->cp[i - 1] == ' ' && s->cp[i - 2] == 0xA5));
     bool unit = ulen > 0 || yen || mlen > 0 || before(s, i, "rmb") || before(s, i, "cny");
     if (ulen > 0) end += ulen + (end < s->n && s->cp[end] == ' ');
-    /* 块五 / 块5: five jiao */
-    if (ulen > 0 && end < s->n) {
-        struct number jiao;
-        if ((cn_digit(s->cp[end]) > 0 || (s->cp[end] >= '1' && s->cp[end] <= '9')) &&
-            (end + 1 >= s->n || cn_unit(s->cp[end + 1]) == 0) &&
-            (chinese_at(s, end, &jiao) || arabic_at(s, end, &jiao)) && jiao.to == end + 1) {
-            milli += jiao.milli / 10;
-            end++;
-        }
-    }
+    if (ulen > 0) milli += small_after(s, &end, MILLI / 10); /* 块五, 块5: jiao; 块50: fen */
     /* A bare number is an amount from 10 up, or with a fraction; 十分 (very) is not one. */
     bool bare_ok = (num->arabic && (whole >= 10 || !num->integer)) ||
                    (!num->arabic && whole >= 100 && at(s, j, "分") == 0);
-    if ((unit || bare_ok) && o->amount_fen < 0 && milli > 0 && milli / MILLI <= 100000000000ll) {
+    if ((unit || bare_ok) && o->amount_fen < 0 && milli > 0 &&
+        milli / MILLI <= WX_CHAT_AMOUNT_MAX_YUAN) {
         o->amount_fen = (milli + 5) / 10;
     }
     return end - i;
@@ -555,15 +576,15 @@ static const struct alias CATEGORIES[] = {
     {"clothes", "shopping", true},
 };
 
+/* The name of the alias that comes first in the message; at one place, the first listed. */
 static const char *find_alias(const struct scan *s, const struct alias *list, size_t n)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        for (size_t k = 0; k < n; k++) {
-            size_t len = list[k].english ? word_at(s, i, list[k].word) : at(s, i, list[k].word);
-            if (len > 0) return list[k].name;
-        }
+    const char *first = NULL, *name = NULL;
+    for (size_t k = 0; k < n; k++) {
+        const char *p = find_word(s, list[k].word, list[k].english);
+        if (p != NULL && (first == NULL || p < first)) first = p, name = list[k].name;
     }
-    return NULL;
+    return name;
 }
 
 /* The whole message, less courtesy, against the yes/no/cancel words. */
@@ -690,9 +711,14 @@ void nlu_slots(const struct nlu_text *t, int32_t today, struct wx_chat_slots *ou
     s.n = 0;
     s.out = out;
     s.today = today;
+    s.text = t->s;
+    s.len = t->len;
     wx_civil_from_days(today, &s.year, &s.month, &s.day);
-    for (const char *p = t->s; *p != '\0' && s.n < NLU_TEXT_MAX;)
+    for (const char *p = t->s; *p != '\0' && s.n < NLU_TEXT_MAX;) {
+        s.off[s.n] = (uint16_t)(p - t->s);
         s.cp[s.n++] = decode(&p);
+    }
+    s.off[s.n] = (uint16_t)s.len;
 
     out->lang = t->han > 0 || t->latin == 0 ? WX_CHAT_ZH : WX_CHAT_EN;
     out->answer = answer_of(&s, t->s);

@@ -567,6 +567,7 @@ static uint64_t process(struct wx_webhook *w, const struct wx_wechat_msg *m,
     struct wx_chat_input in = {.kind = WX_CHAT_IN_TEXT,
                                .text = "",
                                .openid = m->from_user,
+                               .msg_id = m->msg_id,
                                .customer_id = customer,
                                .now_ms = wx_now_ms()};
     memset(r, 0, sizeof *r);

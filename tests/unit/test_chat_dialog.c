@@ -519,13 +519,8 @@ static void test_lock_card_named_by_last4(void **state)
     assert_not_says(r, "多张卡");
 }
 
-/*
- * BUG (src/chat/answer.c:125, pick_card): the card the dialogue remembers (d->card_id) is
- * matched in the same loop as the card the message names by its last 4, so whichever comes
- * first in the list wins. After choosing 1111 ("锁卡", "1"), "尾号2222锁卡" -- the
- * cardholder changing their mind -- asks to confirm locking 1111. The card named in the
- * message should win over the remembered one.
- */
+/* After choosing 1111 ("锁卡", "1"), "尾号2222锁卡" -- the cardholder changing their mind --
+ * asks about 2222: the card named in the message wins over the one the dialogue remembers. */
 static void test_lock_named_card_beats_remembered(void **state)
 {
     struct fx *f = *state;
@@ -591,10 +586,10 @@ static void test_installment_multi_turn(void **state)
 
     r = say_to(f, HOLDER, "5000");
     assert_text(r);
-    assert_says(r, "请选择分期期数，回复数字：\n1. 3期（每期手续费率0.75%）\n2. 6期（每期手续费率"
-                   "0.70%）\n3. 12期（每期手续费率0.66%）\n4. 24期（每期手续费率0.65%）");
+    assert_says(r, "请回复分期期数：\n· 3期（每期手续费率0.75%）\n· 6期（每期手续费率"
+                   "0.70%）\n· 12期（每期手续费率0.66%）\n· 24期（每期手续费率0.65%）");
 
-    r = say_to(f, HOLDER, "2");
+    r = say_to(f, HOLDER, "6"); /* the count itself, not an index */
     assert_text(r);
     assert_says(r, "¥5,000.00分6期试算");
     assert_says(r, "每期手续费¥35.00");
@@ -611,11 +606,11 @@ static void test_installment_periods_not_offered(void **state)
     struct wx_chat_reply r = say_to(f, HOLDER, "3000分5期");
     assert_text(r);
     assert_says(r, "暂不支持5期");
-    assert_says(r, "请选择分期期数");
-    assert_says(r, "\n3. 12期");
+    assert_says(r, "请回复分期期数");
+    assert_says(r, "\n· 12期");
     assert_not_says(r, "试算");
 
-    r = say_to(f, HOLDER, "3"); /* 12 periods, the amount kept */
+    r = say_to(f, HOLDER, "12"); /* 12 periods (not 12.00), the amount kept */
     assert_text(r);
     assert_says(r, "¥3,000.00分12期试算");
     assert_says(r, "每期手续费¥19.80");
@@ -681,7 +676,7 @@ struct stage_case {
 static const struct stage_case STAGES[] = {
     {HOLDER, {"查一下", NULL}, CLARIFY_ZH},                 /* STAGE_CHOOSE_INTENT */
     {TWO_CARDS, {"锁卡", NULL}, "您有多张卡"},              /* STAGE_CHOOSE_CARD */
-    {HOLDER, {"想分期", "5000"}, "请选择分期期数"},         /* STAGE_CHOOSE_PERIODS */
+    {HOLDER, {"想分期", "5000"}, "请回复分期期数"},         /* STAGE_CHOOSE_PERIODS */
     {HOLDER, {"想分期", NULL}, "请问您想分期的金额是多少"}, /* STAGE_ASK_AMOUNT */
     {HOLDER, {"锁卡", NULL}, "确认锁定尾号1234"},           /* STAGE_CONFIRM_LOCK */
     {HOLDER, {"3000分12期", NULL}, "回复“确认”申请"},       /* STAGE_CONFIRM_INSTALLMENT */
@@ -703,7 +698,8 @@ static void test_cancel_at_every_stage(void **state)
             }
             r = say_to(f, c->openid, CANCELS[k]);
             assert_text(r);
-            const char *want = k == 2 ? "OK, cancelled." : "好的，已取消。";
+            /* A bare "cancel" keeps the dialogue's language: Chinese here. */
+            const char *want = "好的，已取消。";
             if (strstr(r.text, want) == NULL) {
                 fail_msg("stage %zu, \"%s\": not cancelled:\n%s", s, CANCELS[k], r.text);
             }
@@ -732,17 +728,16 @@ static void test_answer_with_nothing_open(void **state)
             fail_msg("\"%s\" with nothing open:\n%s", ANSWERS[i], r.text);
         }
     }
-    struct wx_chat_reply r = say_to(f, HOLDER, "no");
+    struct wx_chat_reply r = say_to(f, HOLDER, "no"); /* a bare no keeps the language */
+    assert_says(r, ACK_ZH);
+    r = say_to(f, HOLDER, "what is my balance");
+    r = say_to(f, HOLDER, "no");
     assert_says(r, "OK. Anything else I can help with?");
 }
 
-/*
- * BUG (src/chat/chat.c:281, understand): an answer with no question open is acknowledged only
- * when the classifier is under 0.9 sure of some intent. "cancel" classifies as card_unlock at
- * 0.904, so "cancel" with nothing open gets the unlock hand-off to the secure page instead of
- * "OK. Anything else I can help with?". A message that is wholly an answer (slots.answer) with
- * nothing to answer should be acknowledged whatever the classifier says.
- */
+/* A message that is wholly an answer, with nothing to answer, is acknowledged whatever the
+ * classifier says ("cancel" alone classifies as card_unlock), in its own language when it is
+ * the first message. */
 static void test_cancel_with_nothing_open(void **state)
 {
     struct fx *f = *state;
@@ -826,14 +821,8 @@ static void test_clarify_forced(void **state)
 
 /* ---- context carried over -------------------------------------------------------------------- */
 
-/*
- * BUG (src/chat/chat.c:231, follow_up): a follow-up is recognised only when the classifier
- * gives it another intent than the dialogue's (t->p.intent == t->d->intent returns false).
- * "那分6期呢" classifies as installment (0.997), the dialogue's own intent, so the amount
- * 3000 is not carried over and the reply asks "请问您想分期的金额是多少" instead of quoting
- * 3000 over 6 periods. The same intent with a new detail and no amount should carry the
- * dialogue's slots over.
- */
+/* "那分6期呢" after a quote is the same question with one detail changed: the amount is
+ * carried over. */
 static void test_follow_up_installment(void **state)
 {
     struct fx *f = *state;
@@ -1152,9 +1141,94 @@ static void test_history_words(void **state)
     assert_says(r, "1234分");
 }
 
+/* ---- what a review found --------------------------------------------------------------------- */
+
+/* A card named by its last 4 that cannot be locked is said so; another card is never offered
+ * in its place; a "no" forgets the card it was about. */
+static void test_named_card_never_swapped(void **state)
+{
+    struct fx *f = *state;
+    struct wx_chat_reply r = say_to(f, HOLDER, "锁定尾号9999的卡");
+    assert_says(r, "您名下没有尾号9999的卡");
+    assert_false(r.has_cmd);
+    assert_not_says(r, "确认锁定");
+    struct wx_cmd c;
+    char key[32];
+    mkkey(f, key, sizeof key, "lock");
+    cmd_status(&c, WX_CMD_CARD_STATUS, key, f->now, f->card[CARD_2222], WX_CARD_LOCKED);
+    run_cmd(f, &c);
+    r = say_to(f, TWO_CARDS, "锁定尾号2222的卡");
+    assert_says(r, "尾号2222的卡目前已锁定");
+    assert_not_says(r, "1111");
+    r = say_to(f, HOLDER, "锁卡");
+    assert_says(r, "确认锁定尾号1234");
+    r = say_to(f, HOLDER, "不");
+    assert_says(r, "已取消");
+}
+
+/* Asked for the number of periods, "12" is 12 periods, never an amount of 12.00. */
+static void test_periods_answer_is_not_an_amount(void **state)
+{
+    struct fx *f = *state;
+    say_to(f, HOLDER, "3000元分期");
+    struct wx_chat_reply r = say_to(f, HOLDER, "12");
+    assert_says(r, "¥3,000.00分12期试算");
+    say_to(f, HOLDER, "取消");
+    say_to(f, HOLDER, "3000元分期");
+    r = say_to(f, HOLDER, "24");
+    assert_says(r, "¥3,000.00分24期试算");
+}
+
+/* A confident question of another kind is answered as itself, not as a follow-up. */
+static void test_new_question_is_not_a_follow_up(void **state)
+{
+    struct fx *f = *state;
+    say_to(f, HOLDER, "3000分12期");
+    say_to(f, HOLDER, "取消");
+    struct wx_chat_reply r = say_to(f, HOLDER,
+                                    "show my balance and available credit on the card "
+                                    "ending 1234");
+    assert_says(r, "Available: CNY 50,000.00");
+    assert_not_says(r, "installments");
+}
+
+/* A numbered choice or a yes keeps the language the dialogue is in. */
+static void test_choice_keeps_the_language(void **state)
+{
+    struct fx *f = *state;
+    struct wx_chat_reply r = say_to(f, TWO_CARDS, "lock my card");
+    assert_says(r, "Which card?");
+    r = say_to(f, TWO_CARDS, "2");
+    assert_says(r, "Lock the card ending");
+    r = say_to(f, TWO_CARDS, "好的");
+    assert_true(r.has_cmd);
+    assert_says(r, "Locking the card");
+}
+
+/* The lock's idempotency key comes from the channel's message id when there is one. */
+static void test_lock_key_from_message_id(void **state)
+{
+    struct fx *f = *state;
+    say_to(f, HOLDER, "锁卡");
+    struct wx_chat_input in = input(f, WX_CHAT_IN_TEXT, HOLDER, customer_of(f, HOLDER), "确认");
+    in.msg_id = 6054768590064713728ull;
+    struct wx_chat_reply r;
+    wx_chat_respond(f->chat, f->e, &in, &r);
+    assert_true(r.has_cmd);
+    char want[64];
+    int n = snprintf(want, sizeof want, "chat:lock:%u:m6054768590064713728", f->card[CARD_1234]);
+    assert_int_equal(r.cmd.key_len, n);
+    assert_memory_equal(r.cmd.key, want, (size_t)n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_named_card_never_swapped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_periods_answer_is_not_an_amount, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_question_is_not_a_follow_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_choice_keeps_the_language, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_key_from_message_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bill_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_intent_answers_in_chinese, setup, teardown),

@@ -50,6 +50,7 @@ static void test_normalization(void **state)
     normalizes("a.b, c", "a b c");
     normalizes("bad\xff\xfe utf8 \xe4\xbd", "bad utf8");
     normalizes("\xed\xa0\x80surrogate", "surrogate");
+    normalizes("\xf9\x94\x81卡", "卡"); /* 0xF5..0xFF lead nothing */
     normalizes("", "");
 }
 
@@ -77,7 +78,15 @@ static void test_amounts(void **state)
     amount_is("i paid 500 yuan", 50000);
     amount_is("转了 ¥ 88", 8800);
     amount_is("20亿", 200000000000);
-    amount_is("99999999999999999亿", -1); /* too large to be one */
+    amount_is("一千零五十元", 105000);
+    amount_is("一百零八元", 10800);
+    amount_is("十万零五百元", 10050000);
+    amount_is("3块50", 350);
+    amount_is("5块5毛", 550);
+    amount_is("1万2", 1200000);
+    amount_is("100块2笔", 10000);
+    amount_is("一万一万一万一万一万亿", -1); /* no overflow, no amount */
+    amount_is("99999999999999999亿", -1);    /* too large to be one */
     /* numbers that are not amounts */
     amount_is("12期", -1);
     amount_is("尾号1234", -1);
