@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ANSWER_MAX 1024 /* bytes of an answer, in the file */
+
 struct entry {
     char *id;
     char **questions; /* NUL-terminated pieces, trimmed */
@@ -164,6 +166,10 @@ static void parse_line(struct kb *kb, char *line, size_t lineno)
         if (strcmp(kb->e[i].id, field[0]) == 0) die_at(lineno, "a duplicate id");
     }
     if (field[2][0] == '\0' || field[3][0] == '\0') die_at(lineno, "an empty answer");
+    /* A reply holds the answer whole or not at all (WX_CHAT_TEXT_MAX with room to spare). */
+    if (strlen(field[2]) > ANSWER_MAX || strlen(field[3]) > ANSWER_MAX) {
+        die_at(lineno, "an answer longer than 1,024 bytes");
+    }
     if (kb->n == kb->cap) {
         kb->cap = kb->cap ? kb->cap * 2 : 64;
         kb->e = xrealloc(kb->e, kb->cap * sizeof *kb->e);

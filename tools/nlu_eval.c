@@ -35,8 +35,12 @@ static size_t read_rows(const char *path, struct row *rows, size_t cap)
     }
     char line[LINE_MAX];
     size_t n = 0, lineno = 0;
-    while (fgets(line, sizeof line, f) != NULL && n < cap) {
+    while (fgets(line, sizeof line, f) != NULL) {
         lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, "%s:%zu: a line longer than %d bytes\n", path, lineno, LINE_MAX - 2);
+            exit(2);
+        }
         line[strcspn(line, "\r\n")] = '\0';
         if (line[0] == '#' || line[0] == '\0') continue;
         char *tab = strchr(line, '\t');
@@ -44,6 +48,10 @@ static size_t read_rows(const char *path, struct row *rows, size_t cap)
         int intent = tab != NULL ? wx_chat_intent_of(line) : -1;
         if (intent < 0) {
             fprintf(stderr, "%s:%zu: want INTENT<TAB>TEXT with a known intent\n", path, lineno);
+            exit(2);
+        }
+        if (n == cap) {
+            fprintf(stderr, "%s: more than %zu utterances\n", path, cap);
             exit(2);
         }
         rows[n].intent = intent;

@@ -102,6 +102,10 @@ static size_t read_examples(const char *path, struct dict *d, struct example **o
     uint64_t feat[NLU_FEATURES_MAX];
     while (fgets(line, sizeof line, f) != NULL) {
         lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, "%s:%zu: a line longer than %d bytes\n", path, lineno, LINE_MAX - 2);
+            exit(1);
+        }
         line[strcspn(line, "\r\n")] = '\0';
         if (line[0] == '#' || line[0] == '\0') continue;
         char *tab = strchr(line, '\t');

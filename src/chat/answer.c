@@ -427,15 +427,82 @@ static void from_history(struct turn *t, enum wx_chat_intent intent)
     if (id != 0) answer_history_ask(t, intent, id);
 }
 
+/* Intents whose answer is words alone: a hand-off to the secure pages, or a courtesy. */
+static const struct {
+    enum wx_chat_intent intent;
+    bool hand_off; /* the secure pages' step, with hand_off()'s closing words */
+    const char *zh, *en;
+} WORDS_ONLY[] = {
+    {WX_INTENT_UNBIND, true, "解除绑定后，这个微信将不再收到交易提醒，也不能查询卡片。",
+     "Once unbound, this WeChat no longer receives alerts or sees your cards."},
+    {WX_INTENT_CARD_UNLOCK, true, "解锁需要验证交易密码。",
+     "Unlocking needs your transaction password."},
+    {WX_INTENT_CARD_ACTIVATE, true, "激活新卡需要核实身份并设置密码。",
+     "Activating a new card needs your identity checked and a password set."},
+    {WX_INTENT_SECURITY_GUARD, true,
+     "安全卫士可分别开关网上支付、境外交易、夜间交易，并设置单笔限额。",
+     "The security switches turn online, overseas and night-time payments on or off and set a "
+     "per-transaction limit."},
+    {WX_INTENT_ALERT_SETTINGS, true, "提醒设置可选择短信提醒的范围和提醒语言（中文或英文）。",
+     "Alert settings choose which transactions also go by SMS and the language (Chinese or "
+     "English)."},
+    {WX_INTENT_COMPLAINT, false,
+     "非常抱歉给您带来不好的体验。请直接描述问题，或回复“转人工”，客服专员会尽快为您处理。",
+     "We are sorry for the trouble. Tell us what happened, or reply \"human\" and an agent "
+     "will take it up with you."},
+    {WX_INTENT_THANKS, false, "不客气，随时为您服务！", "You're welcome!"},
+    {WX_INTENT_GOODBYE, false, "再见，祝您生活愉快！", "Goodbye, have a nice day!"},
+};
+
+static bool words_only(struct turn *t, enum wx_chat_intent intent)
+{
+    for (size_t i = 0; i < sizeof WORDS_ONLY / sizeof WORDS_ONLY[0]; i++) {
+        if (WORDS_ONLY[i].intent != intent) continue;
+        if (WORDS_ONLY[i].hand_off) {
+            hand_off(t, WORDS_ONLY[i].zh, WORDS_ONLY[i].en);
+        } else {
+            say(t->out, "%s", t->lang == WX_CHAT_EN ? WORDS_ONLY[i].en : WORDS_ONLY[i].zh);
+        }
+        return true;
+    }
+    return false;
+}
+
+static void bind(struct turn *t)
+{
+    if (t->in->customer_id != 0) {
+        SAY(t, "您的微信已绑定信用卡，可直接查询额度、管理卡片。",
+            "This WeChat is already bound to your cards.");
+        return;
+    }
+    hand_off(t,
+             "绑定信用卡需要核实身份：登录名（证件号、卡号或预留手机号）、登录密码和图形验证码。",
+             "Binding a card needs your identity checked: login name (ID number, card number or "
+             "registered mobile), login password and a picture code.");
+}
+
+static void limit_increase(struct turn *t)
+{
+    bool temporary = t->slots.limit_kind == WX_LIMIT_TEMPORARY;
+    hand_off(t,
+             temporary ? "临时额度可在安全页面申请，有效期通常30至90天。"
+                       : "调整信用额度（临时或永久）可在安全页面申请，审核结果会在这里通知您。",
+             temporary
+                 ? "A temporary limit (usually 30 to 90 days) is requested on the secure page."
+                 : "A higher limit, temporary or permanent, is requested on the secure page; "
+                   "the decision will be sent here.");
+}
+
+/* Answers intent with this turn's slots; the dialogue remembers both for what follows. */
 void answer_intent(struct turn *t, enum wx_chat_intent intent)
 {
-    struct dialog *d = t->d;
-    d->intent = intent;
-    d->slots = t->slots;
+    t->d->intent = intent;
+    t->d->slots = t->slots;
     if (needs_binding(intent) && t->in->customer_id == 0) {
         not_bound(t);
         return;
     }
+    if (words_only(t, intent)) return;
     switch (intent) {
     case WX_INTENT_GREETING:
         SAY(t, "您好！我是您的信用卡微信助手。\n", "Hello! I am your credit card assistant.\n");
@@ -445,19 +512,7 @@ void answer_intent(struct turn *t, enum wx_chat_intent intent)
         answer_help(t);
         break;
     case WX_INTENT_BIND:
-        if (t->in->customer_id != 0) {
-            SAY(t, "您的微信已绑定信用卡，可直接查询额度、管理卡片。",
-                "This WeChat is already bound to your cards.");
-            break;
-        }
-        hand_off(
-            t, "绑定信用卡需要核实身份：登录名（证件号、卡号或预留手机号）、登录密码和图形验证码。",
-            "Binding a card needs your identity checked: login name (ID number, card "
-            "number or registered mobile), login password and a picture code.");
-        break;
-    case WX_INTENT_UNBIND:
-        hand_off(t, "解除绑定后，这个微信将不再收到交易提醒，也不能查询卡片。",
-                 "Once unbound, this WeChat no longer receives alerts or sees your cards.");
+        bind(t);
         break;
     case WX_INTENT_BALANCE:
         balance(t);
@@ -476,37 +531,13 @@ void answer_intent(struct turn *t, enum wx_chat_intent intent)
         installment(t);
         break;
     case WX_INTENT_LIMIT_INCREASE:
-        hand_off(t,
-                 t->slots.limit_kind == WX_LIMIT_TEMPORARY
-                     ? "临时额度可在安全页面申请，有效期通常30至90天。"
-                     : "调整信用额度（临时或永久）可在安全页面申请，审核结果会在这里通知您。",
-                 t->slots.limit_kind == WX_LIMIT_TEMPORARY
-                     ? "A temporary limit (usually 30 to 90 days) is requested on the secure page."
-                     : "A higher limit, temporary or permanent, is requested on the secure page; "
-                       "the decision will be sent here.");
+        limit_increase(t);
         break;
     case WX_INTENT_CARD_LOCK:
         ask_lock(t, false);
         break;
     case WX_INTENT_REPORT_LOST:
         ask_lock(t, true);
-        break;
-    case WX_INTENT_CARD_UNLOCK:
-        hand_off(t, "解锁需要验证交易密码。", "Unlocking needs your transaction password.");
-        break;
-    case WX_INTENT_CARD_ACTIVATE:
-        hand_off(t, "激活新卡需要核实身份并设置密码。",
-                 "Activating a new card needs your identity checked and a password set.");
-        break;
-    case WX_INTENT_SECURITY_GUARD:
-        hand_off(t, "安全卫士可分别开关网上支付、境外交易、夜间交易，并设置单笔限额。",
-                 "The security switches turn online, overseas and night-time payments on or off "
-                 "and set a per-transaction limit.");
-        break;
-    case WX_INTENT_ALERT_SETTINGS:
-        hand_off(t, "提醒设置可选择短信提醒的范围和提醒语言（中文或英文）。",
-                 "Alert settings choose which transactions also go by SMS and the language "
-                 "(Chinese or English).");
         break;
     case WX_INTENT_FAQ:
         faq(t);
@@ -515,20 +546,7 @@ void answer_intent(struct turn *t, enum wx_chat_intent intent)
         t->out->kind = WX_CHAT_REPLY_TRANSFER;
         SAY(t, "正在为您转接人工客服，请稍候。", "Connecting you to an agent, one moment.");
         break;
-    case WX_INTENT_COMPLAINT:
-        SAY(t,
-            "非常抱歉给您带来不好的体验。请直接描述问题，或回复“转人工”，客服专员会尽快为您处理。",
-            "We are sorry for the trouble. Tell us what happened, or reply \"human\" and an "
-            "agent will take it up with you.");
-        break;
-    case WX_INTENT_THANKS:
-        SAY(t, "不客气，随时为您服务！", "You're welcome!");
-        break;
-    case WX_INTENT_GOODBYE:
-        SAY(t, "再见，祝您生活愉快！", "Goodbye, have a nice day!");
-        break;
-    case WX_INTENT_UNKNOWN:
-    case WX_INTENT_COUNT:
+    default:
         t->c->stats.unknown++;
         SAY(t, "抱歉，我没太听懂。", "Sorry, I did not understand that. ");
         answer_help(t);

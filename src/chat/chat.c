@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/crypto.h"
 
 #define SHANGHAI_MINUTES 480
 
@@ -89,6 +90,7 @@ wx_chat_t *wx_chat_new(const struct wx_chat_options *opt)
 {
     struct wx_chat *c = wx_calloc(1, sizeof *c);
     c->opt = *opt;
+    wx_random_bytes(c->hash_key, sizeof c->hash_key);
     if (c->opt.dialogues_max == 0 || c->opt.dialogues_max > WX_CHAT_DIALOGUES_MAX) {
         c->opt.dialogues_max = WX_CHAT_DIALOGUES_MAX;
     }
@@ -347,6 +349,12 @@ static void understand(struct turn *t)
     answer_intent(t, t->p.intent);
 }
 
+/* A follower with a dialogue: one with an OpenID (a tool may talk without memory). */
+static bool remembered_openid(const char *openid)
+{
+    return openid != NULL && openid[0] != '\0' && strlen(openid) <= WX_OPENID_MAX;
+}
+
 void wx_chat_respond(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_input *in,
                      struct wx_chat_reply *out)
 {
@@ -356,8 +364,7 @@ void wx_chat_respond(wx_chat_t *c, const wx_engine_t *e, const struct wx_chat_in
     if (in->kind == WX_CHAT_IN_OTHER) return;
     /* A follower without a usable OpenID (a tool) talks without memory. */
     struct dialog scratch;
-    bool remembered =
-        in->openid != NULL && in->openid[0] != '\0' && strlen(in->openid) <= WX_OPENID_MAX;
+    bool remembered = remembered_openid(in->openid);
     struct turn t = {.c = c, .e = e, .in = in, .out = out, .lang = WX_CHAT_ZH};
     if (remembered) {
         t.d = dialog_get(c, in->openid, in->now_ms);
@@ -390,9 +397,7 @@ void answer_turn_resume(struct wx_chat *c, const wx_engine_t *e, const struct wx
     *t = (struct turn){.c = c, .e = e, .in = in, .out = out, .d = &scratch};
     memset(&scratch, 0, sizeof scratch);
     dialog_reset(&scratch);
-    if (in->openid != NULL && in->openid[0] != '\0' && strlen(in->openid) <= WX_OPENID_MAX) {
-        t->d = dialog_get(c, in->openid, in->now_ms);
-    }
+    if (remembered_openid(in->openid)) t->d = dialog_get(c, in->openid, in->now_ms);
     t->lang = t->d->lang;
     t->slots = t->d->slots;
 }

@@ -50,9 +50,10 @@ struct dialog {
 
 struct wx_chat {
     struct wx_chat_options opt;
-    struct dialog **buckets;
-    size_t nbuckets, count;
-    struct dialog *oldest, *newest;
+    uint8_t hash_key[16];           /* of the dialogues' hash (random) */
+    struct dialog **buckets;        /* dialogues by OpenID */
+    size_t nbuckets, count;         /* buckets: a power of two, at least count */
+    struct dialog *oldest, *newest; /* by last turn */
     struct wx_chat_stats stats;
 };
 

@@ -13,13 +13,12 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/siphash.h"
 
+/* OpenIDs come from outside: a keyed hash, so none can be aimed at one bucket. */
 static size_t bucket_of(const struct wx_chat *c, const char *openid)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)openid; *p != '\0'; p++)
-        h = (h ^ *p) * 0x100000001b3ull;
-    return (size_t)(h ^ h >> 32) & (c->nbuckets - 1);
+    return (size_t)wx_siphash64(c->hash_key, openid, strlen(openid)) & (c->nbuckets - 1);
 }
 
 static struct dialog **slot_of(struct wx_chat *c, const char *openid)

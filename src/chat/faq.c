@@ -29,6 +29,7 @@
 
 #include "chat/faq_data.h"
 #include "util/alloc.h"
+#include "util/siphash.h"
 
 #define BM25_K1 1.2
 #define BM25_B  0.75
@@ -142,9 +143,7 @@ static size_t stem(const char *w, size_t len)
 /* A term's key: FNV-1a of its bytes, its kind in the top two bits. */
 static uint64_t term_key(enum term_kind kind, const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    uint64_t h = wx_fnv1a64(WX_FNV1A64_START, s, len);
     return (h & ~(3ull << 62)) | (uint64_t)kind << 62;
 }
 
@@ -202,12 +201,6 @@ struct occurrence {
     uint32_t entry, tf;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int cmp_occurrence(const void *a, const void *b)
 {
     const struct occurrence *x = a, *y = b;
@@ -237,7 +230,7 @@ static size_t entry_terms(unsigned e, struct nlu_text *t, uint64_t **terms, size
         nlu_normalize(fe->questions[q], strlen(fe->questions[q]), t);
         m += terms_of(t, *terms + m, FAQ_QUERY_TERMS_MAX);
     }
-    qsort(*terms, m, sizeof **terms, cmp_u64);
+    qsort(*terms, m, sizeof **terms, nlu_cmp_u64);
     for (size_t i = 0, j; i < m; i = j) {
         for (j = i + 1; j < m && (*terms)[j] == (*terms)[i]; j++)
             ;

@@ -13,22 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/siphash.h"
+
 enum feature_kind { F_UNI = 1, F_BI, F_TRI, F_SKIP, F_FIRST, F_LAST, F_LETTERS };
 
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME  0x100000001b3ull
+#define FNV_OFFSET WX_FNV1A64_START
 
 static uint64_t mix(uint64_t h, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * FNV_PRIME;
-    return h;
+    return wx_fnv1a64(h, data, len);
 }
 
 static uint64_t mix_token(uint64_t h, const struct nlu_text *t, const struct nlu_token *k)
 {
-    h = (h ^ 0x1F) * FNV_PRIME; /* a separator no token holds */
+    h = mix(h, "\x1f", 1); /* a separator no token holds */
     if (k->kind == TOK_NUM) return mix(h, "#", 1);
     return mix(h, t->s + k->off, k->len);
 }
@@ -66,7 +64,7 @@ static void letters(struct sink *s, const struct nlu_text *t, const struct nlu_t
         add(s, mix(mix(FNV_OFFSET, &b, 1), w + i, 3));
 }
 
-static int cmp_u64(const void *a, const void *b)
+int nlu_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -89,7 +87,7 @@ size_t nlu_features(const struct nlu_text *t, uint64_t *out, size_t cap)
         }
         if (k[i].kind == TOK_WORD) letters(&s, t, &k[i]);
     }
-    qsort(s.v, s.n, sizeof s.v[0], cmp_u64);
+    qsort(s.v, s.n, sizeof s.v[0], nlu_cmp_u64);
     size_t m = 0;
     for (size_t i = 0; i < s.n; i++) {
         if (m == 0 || s.v[m - 1] != s.v[i]) s.v[m++] = s.v[i];

@@ -65,6 +65,9 @@ size_t nlu_utf8_put(uint32_t cp, char *out);
 
 /* ---- features (features.c) --------------------------------------------------------------- */
 
+/* qsort's order of uint64_t. */
+int nlu_cmp_u64(const void *a, const void *b);
+
 /* The distinct features of t, sorted; returns how many (at most cap). */
 size_t nlu_features(const struct nlu_text *t, uint64_t *out, size_t cap);
 

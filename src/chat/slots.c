@@ -375,79 +375,89 @@ static int64_t small_after(const struct scan *s, size_t *end, int64_t step)
     return v * step;
 }
 
-/* Sets the slot a number fills by its neighbours; returns the characters used. */
-static size_t place_number(struct scan *s, const struct number *num)
+#define RECENT_MONTHS_MAX 120    /* 最近N个月: at most ten years back */
+#define YEAR_CHAR         0x5E74 /* 年 */
+
+/* 12期, 分6个月, 12 months, 6 installments; 最近3个月 is a range. Returns the characters
+ * used, or 0 when no period word follows. */
+static size_t place_periods(struct scan *s, const struct number *num, int64_t whole)
 {
-    struct wx_chat_slots *o = s->out;
-    size_t i = num->from, j = num->to;
-    int64_t whole = num->milli / MILLI;
-    size_t which, len;
-    /* 尾号1234 */
-    if (num->arabic && num->digits == 4 && num->integer && before_any(s, i, LAST4_LEAD)) {
-        if (o->card_last4 < 0) o->card_last4 = (int)whole;
-        return j - i;
-    }
-    /* 12期, 分6个月, 12 months, 6 installments; 最近3个月 is a range */
     static const char *const PERIOD[] = {"期",           "个月",        "months",  "month",
                                          "installments", "instalments", "periods", "payments",
                                          "个月份",       NULL};
-    if (num->integer && (len = after_any(s, j, PERIOD, &which)) > 0) {
-        bool months = which == 1 || which == 2 || which == 3;
-        if (months && before_any(s, i, RECENT)) {
-            if (whole >= 1 && whole <= 120) {
-                int m = s->month - (int)whole + 1, y = s->year;
-                while (m < 1)
-                    m += 12, y--;
-                set_range(s, wx_days_from_civil(y, m, 1), s->today);
-            }
-        } else if (whole >= 1 && whole <= WX_CHAT_PERIODS_LIMIT && o->periods == 0) {
-            o->periods = (int)whole;
+    size_t which, len = num->integer ? after_any(s, num->to, PERIOD, &which) : 0;
+    if (len == 0) return 0;
+    bool months = which == 1 || which == 2 || which == 3;
+    if (months && before_any(s, num->from, RECENT)) {
+        if (whole >= 1 && whole <= RECENT_MONTHS_MAX) {
+            int m = s->month - (int)whole + 1, y = s->year;
+            while (m < 1)
+                m += 12, y--;
+            set_range(s, wx_days_from_civil(y, m, 1), s->today);
         }
-        return j - i + len;
+    } else if (whole >= 1 && whole <= WX_CHAT_PERIODS_LIMIT && s->out->periods == 0) {
+        s->out->periods = (int)whole;
     }
-    /* 最近7天, last 30 days, 近两周 */
+    return num->to - num->from + len;
+}
+
+/* 最近7天, last 30 days, 近两周. Returns the characters used, or 0. */
+static size_t place_days(struct scan *s, const struct number *num, int64_t whole)
+{
     static const char *const DAYS[] = {"天",    "日",   "days", "day",    "周",
                                        "weeks", "week", "星期", "个星期", NULL};
-    if (num->integer && (len = after_any(s, j, DAYS, &which)) > 0 && before_any(s, i, RECENT)) {
-        set_last_days(s, which >= 4 ? whole * 7 : whole);
-        return j - i + len;
+    size_t which, len = num->integer ? after_any(s, num->to, DAYS, &which) : 0;
+    if (len == 0 || !before_any(s, num->from, RECENT)) return 0;
+    set_last_days(s, which >= 4 ? whole * 7 : whole);
+    return num->to - num->from + len;
+}
+
+/* 3月, 3月15号, 2025年3月. Returns the characters used, or 0. */
+static size_t place_month(struct scan *s, const struct number *num, int64_t whole)
+{
+    size_t i = num->from, j = num->to;
+    if (!num->integer || whole < 1 || whole > 12 || at(s, j, "月") == 0 || at(s, j, "月份") > 0) {
+        return 0;
     }
-    /* 3月, 3月15号, 2025年3月 */
-    if (num->integer && whole >= 1 && whole <= 12 && at(s, j, "月") > 0 && at(s, j, "月份") == 0) {
-        int y = s->year;
-        bool year_given = false;
-        if (i >= 2 && s->cp[i - 1] == 0x5E74 /* 年 */) {
-            struct number yr;
-            size_t k = i - 1;
-            while (k > 0 && s->cp[k - 1] >= '0' && s->cp[k - 1] <= '9')
-                k--;
-            if (arabic_at(s, k, &yr) && yr.to == i - 1 && yr.digits == 4) {
-                y = (int)(yr.milli / MILLI);
-                year_given = true;
-            }
+    int y = s->year;
+    bool year_given = false;
+    struct number yr;
+    if (i >= 2 && s->cp[i - 1] == YEAR_CHAR) {
+        size_t k = i - 1;
+        while (k > 0 && s->cp[k - 1] >= '0' && s->cp[k - 1] <= '9')
+            k--;
+        if (arabic_at(s, k, &yr) && yr.to == i - 1 && yr.digits == 4) {
+            y = (int)(yr.milli / MILLI);
+            year_given = true;
         }
-        struct number day;
-        size_t k = j + 1;
-        if (k < s->n && (arabic_at(s, k, &day) || chinese_at(s, k, &day)) && day.integer &&
-            (at(s, day.to, "号") > 0 || at(s, day.to, "日") > 0)) {
-            int m = (int)whole, d = (int)(day.milli / MILLI);
-            if (!year_given && m > s->month) y--;
-            if (d >= 1 && d <= days_in_month(y, m)) {
-                int64_t when = wx_days_from_civil(y, m, d);
-                set_range(s, when, when);
-                return day.to + 1 - i;
-            }
-        }
-        if (year_given) {
-            set_month(s, y, (int)whole);
-        } else {
-            set_named_month(s, (int)whole);
-        }
-        return j + 1 - i;
     }
-    /* 3笔, 2次: counts fill no slot; 2025年 neither */
+    struct number day;
+    size_t k = j + 1;
+    if (k < s->n && (arabic_at(s, k, &day) || chinese_at(s, k, &day)) && day.integer &&
+        (at(s, day.to, "号") > 0 || at(s, day.to, "日") > 0)) {
+        int m = (int)whole, d = (int)(day.milli / MILLI);
+        if (!year_given && m > s->month) y--;
+        if (d >= 1 && d <= days_in_month(y, m)) {
+            int64_t when = wx_days_from_civil(y, m, d);
+            set_range(s, when, when);
+            return day.to + 1 - i;
+        }
+    }
+    if (year_given) {
+        set_month(s, y, (int)whole);
+    } else {
+        set_named_month(s, (int)whole);
+    }
+    return j + 1 - i;
+}
+
+/* ¥1,234.56, 1.2万, 3k, 一千二百三十四块五; a bare number from 10 up. Counts (3笔, 2025年)
+ * fill no slot. Returns the characters used. */
+static size_t place_amount(struct scan *s, const struct number *num, int64_t whole)
+{
     static const char *const MULT[] = {"万", "w", "千", "k", "百", "亿", NULL};
     static const int64_t MULT_BY[] = {10000, 10000, 1000, 1000, 100, 100000000};
+    size_t i = num->from, j = num->to, which = 0;
     size_t mlen = num->arabic ? after_any(s, j, MULT, &which) : 0;
     if (mlen > 0 && which <= 3 && which % 2 == 1 && j < s->n && s->cp[j] == ' ') mlen = 0;
     if (mlen == 0 && after_any(s, j, COUNT, NULL) > 0) return j - i;
@@ -465,11 +475,27 @@ static size_t place_number(struct scan *s, const struct number *num)
     /* A bare number is an amount from 10 up, or with a fraction; 十分 (very) is not one. */
     bool bare_ok = (num->arabic && (whole >= 10 || !num->integer)) ||
                    (!num->arabic && whole >= 100 && at(s, j, "分") == 0);
-    if ((unit || bare_ok) && o->amount_fen < 0 && milli > 0 &&
+    if ((unit || bare_ok) && s->out->amount_fen < 0 && milli > 0 &&
         milli / MILLI <= WX_CHAT_AMOUNT_MAX_YUAN) {
-        o->amount_fen = (milli + 5) / 10;
+        s->out->amount_fen = (milli + 5) / 10;
     }
     return end - i;
+}
+
+/* Gives a number to the slot its neighbours name; returns the characters used. */
+static size_t place_number(struct scan *s, const struct number *num)
+{
+    int64_t whole = num->milli / MILLI;
+    /* 尾号1234 */
+    if (num->arabic && num->digits == 4 && num->integer && before_any(s, num->from, LAST4_LEAD)) {
+        if (s->out->card_last4 < 0) s->out->card_last4 = (int)whole;
+        return num->to - num->from;
+    }
+    size_t used = place_periods(s, num, whole);
+    if (used == 0) used = place_days(s, num, whole);
+    if (used == 0) used = place_month(s, num, whole);
+    if (used == 0) used = place_amount(s, num, whole);
+    return used;
 }
 
 static void numbers(struct scan *s)
@@ -587,60 +613,62 @@ static const char *find_alias(const struct scan *s, const struct alias *list, si
     return name;
 }
 
+/* Whole messages that answer a question. */
+static const struct {
+    const char *word;
+    enum wx_chat_answer answer;
+} ANSWER_WORDS[] = {
+    {"是", WX_ANSWER_YES},
+    {"是的", WX_ANSWER_YES},
+    {"对", WX_ANSWER_YES},
+    {"对的", WX_ANSWER_YES},
+    {"确认", WX_ANSWER_YES},
+    {"确定", WX_ANSWER_YES},
+    {"好", WX_ANSWER_YES},
+    {"好的", WX_ANSWER_YES},
+    {"好滴", WX_ANSWER_YES},
+    {"可以", WX_ANSWER_YES},
+    {"行", WX_ANSWER_YES},
+    {"嗯", WX_ANSWER_YES},
+    {"嗯嗯", WX_ANSWER_YES},
+    {"没问题", WX_ANSWER_YES},
+    {"同意", WX_ANSWER_YES},
+    {"要", WX_ANSWER_YES},
+    {"ok", WX_ANSWER_YES},
+    {"okay", WX_ANSWER_YES},
+    {"yes", WX_ANSWER_YES},
+    {"y", WX_ANSWER_YES},
+    {"yep", WX_ANSWER_YES},
+    {"yeah", WX_ANSWER_YES},
+    {"sure", WX_ANSWER_YES},
+    {"confirm", WX_ANSWER_YES},
+    {"不", WX_ANSWER_NO},
+    {"不是", WX_ANSWER_NO},
+    {"否", WX_ANSWER_NO},
+    {"不要", WX_ANSWER_NO},
+    {"不用", WX_ANSWER_NO},
+    {"不对", WX_ANSWER_NO},
+    {"不行", WX_ANSWER_NO},
+    {"no", WX_ANSWER_NO},
+    {"n", WX_ANSWER_NO},
+    {"nope", WX_ANSWER_NO},
+    {"nah", WX_ANSWER_NO},
+    {"算了", WX_ANSWER_CANCEL},
+    {"取消", WX_ANSWER_CANCEL},
+    {"不用了", WX_ANSWER_CANCEL},
+    {"不要了", WX_ANSWER_CANCEL},
+    {"退出", WX_ANSWER_CANCEL},
+    {"cancel", WX_ANSWER_CANCEL},
+    {"stop", WX_ANSWER_CANCEL},
+    {"never mind", WX_ANSWER_CANCEL},
+    {"nevermind", WX_ANSWER_CANCEL},
+    {"forget it", WX_ANSWER_CANCEL},
+    {"quit", WX_ANSWER_CANCEL},
+};
+
 /* The whole message, less courtesy, against the yes/no/cancel words. */
 static enum wx_chat_answer answer_of(const struct scan *s, const char *text)
 {
-    static const struct {
-        const char *word;
-        enum wx_chat_answer answer;
-    } WORDS[] = {
-        {"是", WX_ANSWER_YES},
-        {"是的", WX_ANSWER_YES},
-        {"对", WX_ANSWER_YES},
-        {"对的", WX_ANSWER_YES},
-        {"确认", WX_ANSWER_YES},
-        {"确定", WX_ANSWER_YES},
-        {"好", WX_ANSWER_YES},
-        {"好的", WX_ANSWER_YES},
-        {"好滴", WX_ANSWER_YES},
-        {"可以", WX_ANSWER_YES},
-        {"行", WX_ANSWER_YES},
-        {"嗯", WX_ANSWER_YES},
-        {"嗯嗯", WX_ANSWER_YES},
-        {"没问题", WX_ANSWER_YES},
-        {"同意", WX_ANSWER_YES},
-        {"要", WX_ANSWER_YES},
-        {"ok", WX_ANSWER_YES},
-        {"okay", WX_ANSWER_YES},
-        {"yes", WX_ANSWER_YES},
-        {"y", WX_ANSWER_YES},
-        {"yep", WX_ANSWER_YES},
-        {"yeah", WX_ANSWER_YES},
-        {"sure", WX_ANSWER_YES},
-        {"confirm", WX_ANSWER_YES},
-        {"不", WX_ANSWER_NO},
-        {"不是", WX_ANSWER_NO},
-        {"否", WX_ANSWER_NO},
-        {"不要", WX_ANSWER_NO},
-        {"不用", WX_ANSWER_NO},
-        {"不对", WX_ANSWER_NO},
-        {"不行", WX_ANSWER_NO},
-        {"no", WX_ANSWER_NO},
-        {"n", WX_ANSWER_NO},
-        {"nope", WX_ANSWER_NO},
-        {"nah", WX_ANSWER_NO},
-        {"算了", WX_ANSWER_CANCEL},
-        {"取消", WX_ANSWER_CANCEL},
-        {"不用了", WX_ANSWER_CANCEL},
-        {"不要了", WX_ANSWER_CANCEL},
-        {"退出", WX_ANSWER_CANCEL},
-        {"cancel", WX_ANSWER_CANCEL},
-        {"stop", WX_ANSWER_CANCEL},
-        {"never mind", WX_ANSWER_CANCEL},
-        {"nevermind", WX_ANSWER_CANCEL},
-        {"forget it", WX_ANSWER_CANCEL},
-        {"quit", WX_ANSWER_CANCEL},
-    };
     static const char *const LEAD[] = {"嗯 ", "嗯", "哦", "噢", "那", "oh ", "um ", NULL};
     static const char *const TAIL[] = {" 谢谢", "谢谢", " thanks", " thank you", " please",
                                        " pls",  "吧",   "啊",      "呀",         "了",
@@ -657,8 +685,8 @@ static enum wx_chat_answer answer_of(const struct scan *s, const char *text)
     }
     /* Courtesy comes off one piece at a time, the words tried after each: 算了 is a word. */
     for (int round = 0; round < 4; round++) {
-        for (size_t k = 0; k < sizeof WORDS / sizeof WORDS[0]; k++) {
-            if (strcmp(p, WORDS[k].word) == 0) return WORDS[k].answer;
+        for (size_t k = 0; k < sizeof ANSWER_WORDS / sizeof ANSWER_WORDS[0]; k++) {
+            if (strcmp(p, ANSWER_WORDS[k].word) == 0) return ANSWER_WORDS[k].answer;
         }
         size_t plen = strlen(p);
         for (size_t k = 0; TAIL[k] != NULL; k++) {

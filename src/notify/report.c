@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "util/alloc.h"
+#include "util/siphash.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -32,10 +33,7 @@
 
 static uint64_t openid_hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s != '\0'; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
+    return wx_fnv1a64(WX_FNV1A64_START, s, strlen(s));
 }
 
 static uint32_t *early_head(struct wx_notify *n, uint64_t msgid)

@@ -110,3 +110,11 @@ void wx_siphash128(const uint8_t key[16], const void *msg, size_t len, uint8_t o
     s.v1 ^= 0xdd;
     store_le64(out + 8, sip_finalize(&s, 0));
 }
+
+uint64_t wx_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
