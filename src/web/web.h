@@ -1,0 +1,110 @@
+/*
+ * web.h - the secure back end's pieces: passwords and graphic CAPTCHAs (the HTTPS pages,
+ * sessions and one-time links that use them come with the pages).
+ *
+ * Anything that touches a cardholder's private information happens on these pages, never in
+ * chat: a login name and password, a graphic CAPTCHA so that a script cannot guess, and a
+ * second, six-digit transaction password for every sensitive action.
+ */
+#ifndef WX_WEB_WEB_H
+#define WX_WEB_WEB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ============================================================================================
+ * Passwords (password.c): Argon2id hashes, and the rules a new password must meet
+ * ========================================================================================= */
+
+#define WX_PASSWORD_MIN      8   /* characters of a login password */
+#define WX_PASSWORD_MAX      64  /* bytes of a login password: more is refused, not cut */
+#define WX_TXN_PASSWORD_LEN  6   /* digits of a transaction password */
+#define WX_PASSWORD_HASH_MAX 128 /* an encoded hash ("$argon2id$v=19$m=...") with its NUL */
+
+/* Argon2id's cost. The defaults were measured on the machine wxbank is built for (see
+ * password.c); a bank sets its own after measuring its servers. */
+struct wx_password_cost {
+    uint32_t memory_kib; /* m */
+    uint32_t iterations; /* t */
+    uint32_t lanes;      /* p */
+};
+
+/* The default cost: m = 64 MiB, t = 2, p = 1, about 0.12 s of one core per hash here. */
+void wx_password_cost_default(struct wx_password_cost *cost);
+
+/*
+ * Hashes password (len bytes) with a fresh random salt into out, in the encoded form that
+ * carries its parameters ("$argon2id$v=19$m=65536,t=2,p=1$salt$hash"). Returns 0, or -1 when
+ * the library fails (out of memory).
+ */
+int wx_password_hash(const struct wx_password_cost *cost, const char *password, size_t len,
+                     char out[WX_PASSWORD_HASH_MAX]);
+
+/* Whether password matches an encoded hash (in constant time for a given hash). */
+bool wx_password_verify(const char *encoded, const char *password, size_t len);
+
+/* Why a new password is refused: 0 when it is fine. */
+enum wx_password_flaw {
+    WX_PW_OK = 0,
+    WX_PW_TOO_SHORT,    /* login: under WX_PASSWORD_MIN characters */
+    WX_PW_TOO_LONG,     /* login: over WX_PASSWORD_MAX bytes */
+    WX_PW_NOT_TEXT,     /* invalid UTF-8, a control character or a NUL */
+    WX_PW_TOO_SIMPLE,   /* login: fewer than 3 of lower case, upper case, digits, others */
+    WX_PW_HAS_IDENTITY, /* contains the login name, mobile or ID number */
+    WX_PW_NOT_DIGITS,   /* transaction: not exactly WX_TXN_PASSWORD_LEN digits */
+    WX_PW_WEAK_DIGITS,  /* transaction: repeated (111111), a run (123456, 654321), pairs... */
+    WX_PW_BIRTH_DATE,   /* transaction: the birth date (YYMMDD, MMDD.., DDMMYY) */
+};
+
+/* What a password must not contain or be: the cardholder's own identifiers. */
+struct wx_password_person {
+    const char *login;      /* login name; may be NULL */
+    const char *mobile;     /* registered mobile; may be NULL */
+    const char *id_number;  /* ID-document number; may be NULL */
+    const char *birth_date; /* YYYYMMDD; may be NULL */
+};
+
+enum wx_password_flaw wx_password_check_login(const char *password, size_t len,
+                                              const struct wx_password_person *who);
+enum wx_password_flaw wx_password_check_txn(const char *password, size_t len,
+                                            const struct wx_password_person *who);
+
+/* The flaw in words for the page, zh or en. */
+const char *wx_password_flaw_text(enum wx_password_flaw flaw, bool english);
+
+/* ============================================================================================
+ * Graphic CAPTCHA (captcha.c): a PNG a person reads and a script does not
+ * ========================================================================================= */
+
+#define WX_CAPTCHA_LEN 5 /* characters of an answer */
+/* No character that looks like another: 0/O/D, 1/I/L/7, 2/Z, 5/S, 8/B, 6/G, U/V. */
+#define WX_CAPTCHA_ALPHABET "ACEFHJKMNPRTWXY349"
+#define WX_CAPTCHA_WIDTH    160
+#define WX_CAPTCHA_HEIGHT   60
+
+struct wx_captcha_image {
+    uint8_t *png; /* the PNG's bytes, owned: wx_captcha_image_free */
+    size_t len;
+};
+
+/* A fresh random answer of WX_CAPTCHA_LEN characters of the alphabet. */
+void wx_captcha_new_answer(char out[WX_CAPTCHA_LEN + 1]);
+
+/*
+ * Draws answer as a WX_CAPTCHA_WIDTH x WX_CAPTCHA_HEIGHT PNG: each glyph turned, scaled and
+ * placed a little at random, the whole warped by a wave, with crossing lines and speckle.
+ * seed drives every random choice (the same seed draws the same picture: tests); production
+ * passes fresh random bits. Returns 0, or -1 when the answer is not WX_CAPTCHA_LEN characters
+ * of the alphabet, or libgd or the font fails.
+ */
+int wx_captcha_render(const char *answer, uint64_t seed, struct wx_captcha_image *out);
+void wx_captcha_image_free(struct wx_captcha_image *img);
+
+/*
+ * The stored form of an answer: HMAC-SHA256 under key of the answer in upper case, so the
+ * answer itself is never kept and a typed answer matches whatever its case.
+ */
+void wx_captcha_answer_hash(const uint8_t key[32], const char *answer, size_t len, uint8_t out[32]);
+
+#endif
