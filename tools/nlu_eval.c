@@ -16,8 +16,8 @@
 
 #include "chat/chat.h"
 #include "chat/nlu_int.h"
+#include "utterances.h"
 
-#define LINE_MAX 4096
 #define ROWS_MAX 20000
 #define NOW_MS   1795752000000ll /* 2026-11-27 12:00 in Shanghai: fixed, for dates */
 
@@ -33,30 +33,20 @@ static size_t read_rows(const char *path, struct row *rows, size_t cap)
         fprintf(stderr, "nlu_eval: %s: %s\n", path, strerror(errno));
         exit(2);
     }
-    char line[LINE_MAX];
-    size_t n = 0, lineno = 0;
-    while (fgets(line, sizeof line, f) != NULL) {
-        lineno++;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            fprintf(stderr, "%s:%zu: a line longer than %d bytes\n", path, lineno, LINE_MAX - 2);
-            exit(2);
-        }
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        char *tab = strchr(line, '\t');
-        if (tab != NULL) *tab = '\0';
-        int intent = tab != NULL ? wx_chat_intent_of(line) : -1;
-        if (intent < 0) {
-            fprintf(stderr, "%s:%zu: want INTENT<TAB>TEXT with a known intent\n", path, lineno);
-            exit(2);
-        }
+    static const char *names[WX_INTENT_COUNT];
+    for (int i = 0; i < WX_INTENT_COUNT; i++)
+        names[i] = wx_chat_intent_name((enum wx_chat_intent)i);
+    struct utterance_reader r = {
+        .f = f, .path = path, .fail_exit = 2, .intents = names, .nintents = WX_INTENT_COUNT};
+    size_t n = 0;
+    int intent;
+    for (const char *text; (text = utterance_next(&r, &intent)) != NULL; n++) {
         if (n == cap) {
             fprintf(stderr, "%s: more than %zu utterances\n", path, cap);
             exit(2);
         }
         rows[n].intent = intent;
-        rows[n].text = strdup(tab + 1);
-        n++;
+        rows[n].text = strdup(text);
     }
     fclose(f);
     return n;

@@ -18,11 +18,11 @@
 #include <string.h>
 
 #include "chat/nlu_int.h"
+#include "utterances.h"
 
-#define EPOCHS   40
-#define RATE     0.5
-#define L2       1e-5
-#define LINE_MAX 4096
+#define EPOCHS 40
+#define RATE   0.5
+#define L2     1e-5
 
 #define NAME(id, name) name,
 static const char *const INTENT_NAMES[NLU_INTENT_COUNT] = {WX_CHAT_INTENTS(NAME)};
@@ -80,14 +80,6 @@ static uint32_t dict_id(struct dict *d, uint64_t h)
     return (uint32_t)d->n++;
 }
 
-static int intent_of(const char *name)
-{
-    for (int i = 0; i < NLU_INTENT_COUNT; i++) {
-        if (strcmp(name, INTENT_NAMES[i]) == 0) return i;
-    }
-    return -1;
-}
-
 static size_t read_examples(const char *path, struct dict *d, struct example **out)
 {
     FILE *f = fopen(path, "r");
@@ -95,27 +87,19 @@ static size_t read_examples(const char *path, struct dict *d, struct example **o
         fprintf(stderr, "nlu_train: %s: %s\n", path, strerror(errno));
         exit(1);
     }
-    char line[LINE_MAX];
-    size_t n = 0, cap = 0, lineno = 0;
+    size_t n = 0, cap = 0;
     struct example *ex = NULL;
     static struct nlu_text t;
     uint64_t feat[NLU_FEATURES_MAX];
-    while (fgets(line, sizeof line, f) != NULL) {
-        lineno++;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            fprintf(stderr, "%s:%zu: a line longer than %d bytes\n", path, lineno, LINE_MAX - 2);
-            exit(1);
-        }
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] == '#' || line[0] == '\0') continue;
-        char *tab = strchr(line, '\t');
-        if (tab != NULL) *tab = '\0';
-        int intent = tab != NULL ? intent_of(line) : -1;
-        if (intent < 0) {
-            fprintf(stderr, "%s:%zu: want INTENT<TAB>TEXT with a known intent\n", path, lineno);
-            exit(1);
-        }
-        nlu_normalize(tab + 1, strlen(tab + 1), &t);
+    struct utterance_reader r = {.f = f,
+                                 .path = path,
+                                 .fail_exit = 1,
+                                 .intents = INTENT_NAMES,
+                                 .nintents = NLU_INTENT_COUNT};
+    int intent;
+    for (const char *text; (text = utterance_next(&r, &intent)) != NULL;) {
+        size_t lineno = r.lineno;
+        nlu_normalize(text, strlen(text), &t);
         size_t nf = nlu_features(&t, feat, NLU_FEATURES_MAX);
         if (nf == 0 && intent == WX_INTENT_UNKNOWN) continue; /* emoji only: unknown by rule */
         if (nf == 0) {
