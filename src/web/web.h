@@ -107,4 +107,42 @@ void wx_captcha_image_free(struct wx_captcha_image *img);
  */
 void wx_captcha_answer_hash(const uint8_t key[32], const char *answer, size_t len, uint8_t out[32]);
 
+/* ============================================================================================
+ * One-time tokens (tokens.c): links from chat, CAPTCHA challenges
+ * ========================================================================================= */
+
+#define WX_TOKEN_TEXT_LEN    43  /* a token as text: 32 random bytes in base64url, no padding */
+#define WX_TOKEN_PAYLOAD_MAX 192 /* what a token carries (a follower, an action, an answer) */
+
+/*
+ * Tokens that are good once and for a while: a link chat sends to the secure pages (bound to
+ * the follower and the action it is for), the CAPTCHA a page shows. Each is 256 random bits;
+ * only its SHA-256 is kept, so the table's memory gives no usable token. Taking a token
+ * removes it, whether or not it is still within its life. At most `max` are kept; issuing
+ * one more drops the oldest. One thread at a time.
+ */
+typedef struct wx_tokens wx_tokens_t;
+
+wx_tokens_t *wx_tokens_new(size_t max);
+void wx_tokens_free(wx_tokens_t *t);
+
+/* A fresh token carrying payload (len <= WX_TOKEN_PAYLOAD_MAX bytes) until now + life_ms.
+ * Writes its text (WX_TOKEN_TEXT_LEN characters and a NUL) to out. */
+void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t now_ms,
+                     int64_t life_ms, char out[WX_TOKEN_TEXT_LEN + 1]);
+
+/*
+ * Takes the token named by text: 1 with its payload copied to out (cap bytes at most; *len
+ * its length) when it exists and its life has not ended; 0 when it is unknown, used or
+ * expired (nothing copied). Either way it is gone afterwards.
+ */
+int wx_tokens_take(wx_tokens_t *t, const char *text, int64_t now_ms, void *out, size_t cap,
+                   size_t *len);
+
+/* Tokens held now (expired ones included until they are taken, pushed out or swept). */
+size_t wx_tokens_count(const wx_tokens_t *t);
+
+/* Drops the tokens whose life has ended. */
+void wx_tokens_sweep(wx_tokens_t *t, int64_t now_ms);
+
 #endif

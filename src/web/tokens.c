@@ -1,0 +1,176 @@
+/*
+ * tokens.c - tokens good once and for a while: one-time links, CAPTCHA challenges.
+ *
+ * A token is 32 bytes from the OS's RNG, given out as base64url text. The table keeps only
+ * SHA-256 of it (a dump of this memory opens nothing), found through a hash table by the
+ * digest's first bytes: the digest of a secret needs no keyed hash to be spread evenly, and
+ * looking it up leaks nothing a guesser can use. Tokens are kept in order of issue, so the
+ * oldest go first when the table is full and a sweep stops at the first still alive.
+ */
+#include "web/web.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/crypto.h"
+
+#define TOKEN_BYTES 32
+
+struct token {
+    uint8_t digest[32];          /* SHA-256 of the token's bytes */
+    struct token *next_bucket;   /* in its hash bucket */
+    struct token *older, *newer; /* by issue */
+    int64_t expires_ms;
+    size_t len;
+    uint8_t payload[WX_TOKEN_PAYLOAD_MAX];
+};
+
+struct wx_tokens {
+    size_t max, count;
+    struct token **buckets; /* a power of two, at least 2 * max */
+    size_t nbuckets;
+    struct token *oldest, *newest;
+};
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void encode(const uint8_t in[TOKEN_BYTES], char out[WX_TOKEN_TEXT_LEN + 1])
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < TOKEN_BYTES; i++) {
+        acc = acc << 8 | in[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = B64URL[acc >> bits & 63];
+        }
+    }
+    if (bits > 0) out[o++] = B64URL[acc << (6 - bits) & 63];
+    assert(o == WX_TOKEN_TEXT_LEN);
+    out[o] = '\0';
+}
+
+/* The token's bytes from its text; false for anything that is not one. */
+static bool decode(const char *text, uint8_t out[TOKEN_BYTES])
+{
+    if (strnlen(text, WX_TOKEN_TEXT_LEN + 1) != WX_TOKEN_TEXT_LEN) return false;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < WX_TOKEN_TEXT_LEN; i++) {
+        const char *p = memchr(B64URL, text[i], 64);
+        if (p == NULL || text[i] == '\0') return false;
+        acc = acc << 6 | (uint32_t)(p - B64URL);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return o == TOKEN_BYTES && (acc & ((1u << bits) - 1)) == 0; /* no stray low bits */
+}
+
+static size_t bucket_of(const wx_tokens_t *t, const uint8_t digest[32])
+{
+    uint64_t h;
+    memcpy(&h, digest, sizeof h);
+    return (size_t)h & (t->nbuckets - 1);
+}
+
+wx_tokens_t *wx_tokens_new(size_t max)
+{
+    assert(max > 0);
+    struct wx_tokens *t = wx_calloc(1, sizeof *t);
+    t->max = max;
+    t->nbuckets = 16;
+    while (t->nbuckets < 2 * max)
+        t->nbuckets *= 2;
+    t->buckets = wx_calloc(t->nbuckets, sizeof *t->buckets);
+    return t;
+}
+
+static void drop(wx_tokens_t *t, struct token *k)
+{
+    struct token **p = &t->buckets[bucket_of(t, k->digest)];
+    while (*p != k)
+        p = &(*p)->next_bucket;
+    *p = k->next_bucket;
+    if (k->older != NULL) k->older->newer = k->newer;
+    if (k->newer != NULL) k->newer->older = k->older;
+    if (t->oldest == k) t->oldest = k->newer;
+    if (t->newest == k) t->newest = k->older;
+    t->count--;
+    wx_wipe(k, sizeof *k);
+    free(k);
+}
+
+void wx_tokens_free(wx_tokens_t *t)
+{
+    if (t == NULL) return;
+    while (t->oldest != NULL)
+        drop(t, t->oldest);
+    free(t->buckets);
+    free(t);
+}
+
+void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t now_ms,
+                     int64_t life_ms, char out[WX_TOKEN_TEXT_LEN + 1])
+{
+    assert(len <= WX_TOKEN_PAYLOAD_MAX);
+    if (t->count == t->max) drop(t, t->oldest);
+    uint8_t bytes[TOKEN_BYTES];
+    wx_random_bytes(bytes, sizeof bytes);
+    struct token *k = wx_calloc(1, sizeof *k);
+    wx_sha256(bytes, sizeof bytes, k->digest);
+    encode(bytes, out);
+    wx_wipe(bytes, sizeof bytes);
+    k->expires_ms = now_ms + life_ms;
+    k->len = len;
+    memcpy(k->payload, payload, len);
+    struct token **head = &t->buckets[bucket_of(t, k->digest)];
+    k->next_bucket = *head;
+    *head = k;
+    k->older = t->newest;
+    if (t->newest != NULL) t->newest->newer = k;
+    t->newest = k;
+    if (t->oldest == NULL) t->oldest = k;
+    t->count++;
+}
+
+int wx_tokens_take(wx_tokens_t *t, const char *text, int64_t now_ms, void *out, size_t cap,
+                   size_t *len)
+{
+    uint8_t bytes[TOKEN_BYTES], digest[32];
+    *len = 0;
+    if (!decode(text, bytes)) return 0;
+    wx_sha256(bytes, sizeof bytes, digest);
+    wx_wipe(bytes, sizeof bytes);
+    struct token *k = t->buckets[bucket_of(t, digest)];
+    while (k != NULL && memcmp(k->digest, digest, sizeof digest) != 0)
+        k = k->next_bucket;
+    if (k == NULL) return 0;
+    int alive = now_ms < k->expires_ms;
+    if (alive) {
+        *len = k->len < cap ? k->len : cap;
+        memcpy(out, k->payload, *len);
+    }
+    drop(t, k);
+    return alive;
+}
+
+size_t wx_tokens_count(const wx_tokens_t *t)
+{
+    return t->count;
+}
+
+void wx_tokens_sweep(wx_tokens_t *t, int64_t now_ms)
+{
+    /* Issued in order with lives that differ: a long life may shield a short one behind it,
+     * which the next sweep or its take then drops. */
+    while (t->oldest != NULL && t->oldest->expires_ms <= now_ms)
+        drop(t, t->oldest);
+}
