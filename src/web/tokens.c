@@ -74,6 +74,24 @@ static bool decode(const char *text, uint8_t out[TOKEN_BYTES])
     return o == TOKEN_BYTES && (acc & ((1u << bits) - 1)) == 0; /* no stray low bits */
 }
 
+void web_id_new(uint8_t digest[32], char text[WX_TOKEN_TEXT_LEN + 1])
+{
+    uint8_t bytes[TOKEN_BYTES];
+    wx_random_bytes(bytes, sizeof bytes);
+    wx_sha256(bytes, sizeof bytes, digest);
+    encode(bytes, text);
+    wx_wipe(bytes, sizeof bytes);
+}
+
+bool web_id_digest(const char *text, uint8_t digest[32])
+{
+    uint8_t bytes[TOKEN_BYTES];
+    bool ok = decode(text, bytes);
+    if (ok) wx_sha256(bytes, sizeof bytes, digest);
+    wx_wipe(bytes, sizeof bytes);
+    return ok;
+}
+
 static size_t bucket_of(const wx_tokens_t *t, const uint8_t digest[32])
 {
     uint64_t h;
@@ -122,12 +140,8 @@ void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t no
 {
     assert(len <= WX_TOKEN_PAYLOAD_MAX);
     if (t->count == t->max) drop(t, t->oldest);
-    uint8_t bytes[TOKEN_BYTES];
-    wx_random_bytes(bytes, sizeof bytes);
     struct token *k = wx_calloc(1, sizeof *k);
-    wx_sha256(bytes, sizeof bytes, k->digest);
-    encode(bytes, out);
-    wx_wipe(bytes, sizeof bytes);
+    web_id_new(k->digest, out);
     k->expires_ms = now_ms + life_ms;
     k->len = len;
     memcpy(k->payload, payload, len);
@@ -144,11 +158,9 @@ void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t no
 int wx_tokens_take(wx_tokens_t *t, const char *text, int64_t now_ms, void *out, size_t cap,
                    size_t *len)
 {
-    uint8_t bytes[TOKEN_BYTES], digest[32];
+    uint8_t digest[32];
     *len = 0;
-    if (!decode(text, bytes)) return 0;
-    wx_sha256(bytes, sizeof bytes, digest);
-    wx_wipe(bytes, sizeof bytes);
+    if (!web_id_digest(text, digest)) return 0;
     struct token *k = t->buckets[bucket_of(t, digest)];
     while (k != NULL && memcmp(k->digest, digest, sizeof digest) != 0)
         k = k->next_bucket;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/limits.h"
+
 /* ============================================================================================
  * Passwords (password.c): Argon2id hashes, and the rules a new password must meet
  * ========================================================================================= */
@@ -144,5 +146,51 @@ size_t wx_tokens_count(const wx_tokens_t *t);
 
 /* Drops the tokens whose life has ended. */
 void wx_tokens_sweep(wx_tokens_t *t, int64_t now_ms);
+
+/* ============================================================================================
+ * Sessions (session.c): who is on the secure pages, for how long, with which CSRF token
+ * ========================================================================================= */
+
+#define WX_SESSION_IDLE_MS     (10 * 60 * 1000) /* a session unused this long is over */
+#define WX_SESSION_ABSOLUTE_MS (30 * 60 * 1000) /* and any session this old */
+
+/* What a session knows. The id is not here: only its digest is kept (session.c). */
+struct wx_session {
+    char openid[WX_OPENID_MAX + 1]; /* the follower who came (link or OAuth) */
+    uint32_t customer_id;           /* 0 until the login succeeds */
+    int64_t created_ms, last_ms;
+    int64_t txn_ok_ms;                /* the transaction password last verified; 0 never */
+    char csrf[WX_TOKEN_TEXT_LEN + 1]; /* every form of the session carries it */
+};
+
+typedef struct wx_sessions wx_sessions_t;
+
+/* At most max sessions at once; opening one more ends the least recently used. */
+wx_sessions_t *wx_sessions_new(size_t max);
+void wx_sessions_free(wx_sessions_t *s);
+
+/* A new session for the follower; its id (the cookie's value) is written to id. */
+struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_t now_ms,
+                                    char id[WX_TOKEN_TEXT_LEN + 1]);
+
+/*
+ * The session the id names, its last use set to now; NULL when there is none or it has been
+ * idle past WX_SESSION_IDLE_MS or lived past WX_SESSION_ABSOLUTE_MS (it is then ended). The
+ * pointer is good until the next call on s.
+ */
+struct wx_session *wx_sessions_find(wx_sessions_t *s, const char *id, int64_t now_ms);
+
+/* A new id for the session found by old_id (after a login, so an id planted before it is
+ * worth nothing) and a new CSRF token; the old id is dead. NULL as wx_sessions_find. */
+struct wx_session *wx_sessions_rotate(wx_sessions_t *s, const char *old_id, int64_t now_ms,
+                                      char id[WX_TOKEN_TEXT_LEN + 1]);
+
+/* Ends the session the id names, if any. */
+void wx_sessions_close(wx_sessions_t *s, const char *id);
+
+/* Whether a form's CSRF token is the session's (in constant time). */
+bool wx_session_csrf_ok(const struct wx_session *session, const char *given);
+
+size_t wx_sessions_count(const wx_sessions_t *s);
 
 #endif

@@ -1,0 +1,189 @@
+/*
+ * session.c - sessions on the secure pages: random ids, idle and absolute expiry, rotation at
+ * login, a CSRF token each.
+ *
+ * A session id is 256 random bits (the cookie's value: HttpOnly, Secure, SameSite=Strict,
+ * set by the pages); the table keeps only its SHA-256, like one-time tokens. Sessions are
+ * kept in order of last use, so the idle ones gather at the old end: each lookup first ends
+ * those idle too long, and opening one past the table's size ends the least recently used.
+ * A login rotates the id: one planted in a victim's browser before it is then worth nothing
+ * (session fixation).
+ */
+#include "web/web_int.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/crypto.h"
+
+struct entry {
+    uint8_t digest[32]; /* SHA-256 of the id's bytes */
+    struct entry *next_bucket;
+    struct entry *older, *newer; /* by last use */
+    struct wx_session s;
+};
+
+struct wx_sessions {
+    size_t max, count;
+    struct entry **buckets; /* a power of two, at least 2 * max */
+    size_t nbuckets;
+    struct entry *oldest, *newest;
+};
+
+static size_t bucket_of(const wx_sessions_t *s, const uint8_t digest[32])
+{
+    uint64_t h;
+    memcpy(&h, digest, sizeof h);
+    return (size_t)h & (s->nbuckets - 1);
+}
+
+wx_sessions_t *wx_sessions_new(size_t max)
+{
+    assert(max > 0);
+    struct wx_sessions *s = wx_calloc(1, sizeof *s);
+    s->max = max;
+    s->nbuckets = 16;
+    while (s->nbuckets < 2 * max)
+        s->nbuckets *= 2;
+    s->buckets = wx_calloc(s->nbuckets, sizeof *s->buckets);
+    return s;
+}
+
+static void unlink_age(wx_sessions_t *s, struct entry *e)
+{
+    if (e->older != NULL) e->older->newer = e->newer;
+    if (e->newer != NULL) e->newer->older = e->older;
+    if (s->oldest == e) s->oldest = e->newer;
+    if (s->newest == e) s->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void link_newest(wx_sessions_t *s, struct entry *e)
+{
+    e->older = s->newest;
+    if (s->newest != NULL) s->newest->newer = e;
+    s->newest = e;
+    if (s->oldest == NULL) s->oldest = e;
+}
+
+static void unlink_bucket(wx_sessions_t *s, struct entry *e)
+{
+    struct entry **p = &s->buckets[bucket_of(s, e->digest)];
+    while (*p != e)
+        p = &(*p)->next_bucket;
+    *p = e->next_bucket;
+}
+
+static void link_bucket(wx_sessions_t *s, struct entry *e)
+{
+    struct entry **head = &s->buckets[bucket_of(s, e->digest)];
+    e->next_bucket = *head;
+    *head = e;
+}
+
+static void end(wx_sessions_t *s, struct entry *e)
+{
+    unlink_bucket(s, e);
+    unlink_age(s, e);
+    s->count--;
+    wx_wipe(e, sizeof *e);
+    free(e);
+}
+
+void wx_sessions_free(wx_sessions_t *s)
+{
+    if (s == NULL) return;
+    while (s->oldest != NULL)
+        end(s, s->oldest);
+    free(s->buckets);
+    free(s);
+}
+
+static bool over(const struct wx_session *x, int64_t now_ms)
+{
+    return now_ms - x->last_ms >= WX_SESSION_IDLE_MS ||
+           now_ms - x->created_ms >= WX_SESSION_ABSOLUTE_MS;
+}
+
+static void new_csrf(struct wx_session *x)
+{
+    uint8_t unused[32];
+    web_id_new(unused, x->csrf);
+}
+
+struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_t now_ms,
+                                    char id[WX_TOKEN_TEXT_LEN + 1])
+{
+    if (s->count == s->max) end(s, s->oldest);
+    struct entry *e = wx_calloc(1, sizeof *e);
+    web_id_new(e->digest, id);
+    size_t len = strnlen(openid, WX_OPENID_MAX);
+    memcpy(e->s.openid, openid, len);
+    e->s.created_ms = e->s.last_ms = now_ms;
+    new_csrf(&e->s);
+    link_bucket(s, e);
+    link_newest(s, e);
+    s->count++;
+    return &e->s;
+}
+
+static struct entry *lookup(wx_sessions_t *s, const char *id, int64_t now_ms)
+{
+    while (s->oldest != NULL && now_ms - s->oldest->s.last_ms >= WX_SESSION_IDLE_MS)
+        end(s, s->oldest);
+    uint8_t digest[32];
+    if (!web_id_digest(id, digest)) return NULL;
+    struct entry *e = s->buckets[bucket_of(s, digest)];
+    while (e != NULL && memcmp(e->digest, digest, sizeof digest) != 0)
+        e = e->next_bucket;
+    if (e == NULL) return NULL;
+    if (over(&e->s, now_ms)) {
+        end(s, e);
+        return NULL;
+    }
+    e->s.last_ms = now_ms;
+    unlink_age(s, e);
+    link_newest(s, e);
+    return e;
+}
+
+struct wx_session *wx_sessions_find(wx_sessions_t *s, const char *id, int64_t now_ms)
+{
+    struct entry *e = lookup(s, id, now_ms);
+    return e != NULL ? &e->s : NULL;
+}
+
+struct wx_session *wx_sessions_rotate(wx_sessions_t *s, const char *old_id, int64_t now_ms,
+                                      char id[WX_TOKEN_TEXT_LEN + 1])
+{
+    struct entry *e = lookup(s, old_id, now_ms);
+    if (e == NULL) return NULL;
+    unlink_bucket(s, e);
+    web_id_new(e->digest, id);
+    link_bucket(s, e);
+    new_csrf(&e->s);
+    return &e->s;
+}
+
+void wx_sessions_close(wx_sessions_t *s, const char *id)
+{
+    uint8_t digest[32];
+    if (!web_id_digest(id, digest)) return;
+    struct entry *e = s->buckets[bucket_of(s, digest)];
+    while (e != NULL && memcmp(e->digest, digest, sizeof digest) != 0)
+        e = e->next_bucket;
+    if (e != NULL) end(s, e);
+}
+
+bool wx_session_csrf_ok(const struct wx_session *session, const char *given)
+{
+    if (strnlen(given, WX_TOKEN_TEXT_LEN + 1) != WX_TOKEN_TEXT_LEN) return false;
+    return wx_ct_equal(session->csrf, given, WX_TOKEN_TEXT_LEN);
+}
+
+size_t wx_sessions_count(const wx_sessions_t *s)
+{
+    return s->count;
+}
