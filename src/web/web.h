@@ -193,4 +193,44 @@ bool wx_session_csrf_ok(const struct wx_session *session, const char *given);
 
 size_t wx_sessions_count(const wx_sessions_t *s);
 
+/* ============================================================================================
+ * Guards (guard.c): lockouts after wrong passwords, rate limits per IP and per follower
+ * ========================================================================================= */
+
+#define WX_LOGIN_TRIES   5                /* wrong login passwords in a row... */
+#define WX_LOGIN_LOCK_MS (30 * 60 * 1000) /* ...lock the login this long */
+#define WX_TXN_TRIES     3  /* wrong transaction passwords in a row lock it until tomorrow */
+#define WX_GUARD_KEY_MAX 64 /* bytes of a rate limit's key (an IP, an OpenID) */
+
+enum wx_password_kind { WX_PW_LOGIN = 0, WX_PW_TXN = 1 };
+
+/*
+ * Who is locked out, and who asks too often. Keyed by customer id (lockouts) or by any short
+ * text (rate limits); both tables are bounded, the least recently touched entry going first.
+ * One thread at a time. tz_offset_minutes places "tomorrow" for the transaction password.
+ */
+typedef struct wx_guard wx_guard_t;
+
+wx_guard_t *wx_guard_new(size_t max, int tz_offset_minutes);
+void wx_guard_free(wx_guard_t *g);
+
+/* When the customer's password of this kind is locked until (epoch ms); 0 when it is not. */
+int64_t wx_guard_locked_until(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
+                              int64_t now_ms);
+
+/* A wrong password: returns the lock's end when this one locks it, else 0. */
+int64_t wx_guard_failed(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
+                        int64_t now_ms);
+
+/* A right password: the count of wrong ones starts again (a lock in force stays). */
+void wx_guard_passed(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind);
+
+/* Ends a lock (the password was reset through the registered mobile and ID number). */
+void wx_guard_unlock(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind);
+
+/* One more request from key (len bytes; longer keys are cut to WX_GUARD_KEY_MAX): true while
+ * it is within limit requests in the current window of window_ms, false past it. */
+bool wx_guard_allow(wx_guard_t *g, const char *key, size_t len, unsigned limit, int64_t window_ms,
+                    int64_t now_ms);
+
 #endif
