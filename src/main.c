@@ -29,6 +29,8 @@ static const struct subcommand subcommands[] = {
      "alerts status|list|dead|replay|lang ...   alert sends, dead letters, languages"},
     {"chat", wx_cmd_chat,
      "chat parse TEXT | say --openid ID [TEXT...]   the chat assistant without WeChat"},
+    {"audit", wx_cmd_audit,
+     "audit [--customer ID] [--limit N]   the secure pages' sensitive actions, newest first"},
     {"seed", wx_cmd_seed, "seed --cards N [--pans FILE] synthetic cardholders"},
     {"serve", wx_cmd_serve,
      "serve                        the bank: ISO 8583 host, WeChat webhook, until SIGINT/SIGTERM"},

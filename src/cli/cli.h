@@ -69,4 +69,7 @@ int wx_cmd_alerts(int argc, char **argv);
 /* The chat assistant without WeChat (cmd_chat.c). */
 int wx_cmd_chat(int argc, char **argv);
 
+/* The secure back end's audit log (cmd_audit.c). */
+int wx_cmd_audit(int argc, char **argv);
+
 #endif

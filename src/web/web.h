@@ -233,4 +233,50 @@ void wx_guard_unlock(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind 
 bool wx_guard_allow(wx_guard_t *g, const char *key, size_t len, unsigned limit, int64_t window_ms,
                     int64_t now_ms);
 
+/* ============================================================================================
+ * The store (store.c): password hashes and the audit log, in <db>.web
+ * ========================================================================================= */
+
+#define WX_AUDIT_WORD_MAX 31 /* an audit entry's action or result */
+#define WX_IP_HASH_LEN    16 /* hex characters of a hashed IP address */
+
+/*
+ * <db_path>.web, a SQLite file of the secure back end's own: each customer's password
+ * hashes, and an audit log of every sensitive action. Its writes never touch the journal's
+ * lock. A random key made at the file's creation hashes IP addresses, so the log says which
+ * requests came from one place without keeping any address. One thread at a time.
+ */
+typedef struct wx_web_store wx_web_store_t;
+
+wx_web_store_t *wx_web_store_open(const char *db_path, char *err, size_t errlen);
+void wx_web_store_close(wx_web_store_t *s);
+
+/* Sets (or replaces) the customer's password hash of a kind. 0, or -1 with err. */
+int wx_web_store_set_password(wx_web_store_t *s, uint32_t customer_id, enum wx_password_kind kind,
+                              const char *encoded, int64_t now_ms, char *err, size_t errlen);
+/* The hash: 1 with it in out, 0 when none is set, -1 with err. */
+int wx_web_store_password(wx_web_store_t *s, uint32_t customer_id, enum wx_password_kind kind,
+                          char out[WX_PASSWORD_HASH_MAX], char *err, size_t errlen);
+
+struct wx_audit_entry {
+    int64_t at_ms;
+    uint32_t customer_id;               /* 0: not known (a failed login by name) */
+    char openid[WX_OPENID_MAX + 1];     /* the follower, "" when none */
+    char ip_hash[WX_IP_HASH_LEN + 1];   /* wx_web_store_ip_hash */
+    char action[WX_AUDIT_WORD_MAX + 1]; /* bind, login, unbind, card_unlock, ... */
+    char result[WX_AUDIT_WORD_MAX + 1]; /* ok, wrong_password, locked, bad_captcha, ... */
+};
+
+/* The IP address's hash under the store's key, as hex. */
+void wx_web_store_ip_hash(const wx_web_store_t *s, const char *ip, char out[WX_IP_HASH_LEN + 1]);
+
+/* Appends an entry (at_ms and the texts as given; texts are cut to their fields). */
+int wx_web_store_audit(wx_web_store_t *s, const struct wx_audit_entry *e, char *err, size_t errlen);
+
+/* Calls fn for the newest `limit` entries, newest first, of one customer (0: everyone). For
+ * tools beside a running server: opens the file itself (none yet: no entries). */
+int wx_web_audit_list(const char *db_path, uint32_t customer_id, size_t limit,
+                      void (*fn)(void *ctx, const struct wx_audit_entry *e), void *ctx, char *err,
+                      size_t errlen);
+
 #endif

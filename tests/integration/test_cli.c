@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "util/pan.h"
+#include "web/web.h"
 
 struct run {
     int status;      /* exit code, or -1 if it did not exit */
@@ -339,6 +340,44 @@ static void test_chat_parse(void **state)
     assert_int_equal(r.status, 2);
 }
 
+/* The secure back end's audit log, newest first, by customer, beside whoever writes it. */
+static void test_audit_log(void **state)
+{
+    (void)state;
+    struct run r;
+    wxbank(&r, "audit");
+    assert_int_equal(r.status, 0); /* no log yet: a header only */
+    assert_non_null(strstr(r.out, "ACTION"));
+    char db[PATH_MAX + 16], err[256];
+    snprintf(db, sizeof db, "%s/bank.db", workdir);
+    wx_web_store_t *s = wx_web_store_open(db, err, sizeof err);
+    assert_non_null(s);
+    struct wx_audit_entry e = {.at_ms = 1795752000000ll, .customer_id = 3};
+    snprintf(e.openid, sizeof e.openid, "oAudit_follower_0001");
+    wx_web_store_ip_hash(s, "192.0.2.7", e.ip_hash);
+    snprintf(e.action, sizeof e.action, "login");
+    snprintf(e.result, sizeof e.result, "wrong_password");
+    assert_int_equal(wx_web_store_audit(s, &e, err, sizeof err), 0);
+    e.customer_id = 4;
+    e.at_ms += 1000;
+    snprintf(e.result, sizeof e.result, "ok");
+    assert_int_equal(wx_web_store_audit(s, &e, err, sizeof err), 0);
+    wx_web_store_close(s);
+    wxbank(&r, "audit");
+    assert_int_equal(r.status, 0);
+    char *ok = strstr(r.out, " ok"), *wrong = strstr(r.out, "wrong_password");
+    assert_true(ok != NULL && wrong != NULL && ok < wrong); /* newest first */
+    assert_null(strstr(r.out, "192.0.2.7"));                /* the address is not kept */
+    wxbank(&r, "audit --customer 3");
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, " ok"));
+    assert_non_null(strstr(r.out, "wrong_password"));
+    wxbank(&r, "audit --limit 0");
+    assert_int_equal(r.status, 2);
+    wxbank(&r, "audit --customer x");
+    assert_int_equal(r.status, 2);
+}
+
 static void test_seed_pans_file(void **state)
 {
     (void)state;
@@ -410,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_pans_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_runs_and_verifies, setup, teardown),
