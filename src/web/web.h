@@ -279,4 +279,52 @@ int wx_web_audit_list(const char *db_path, uint32_t customer_id, size_t limit,
                       void (*fn)(void *ctx, const struct wx_audit_entry *e), void *ctx, char *err,
                       size_t errlen);
 
+/* ============================================================================================
+ * Forms and pages (form.c): what a browser posts, and the headers and cookies every page sends
+ * ========================================================================================= */
+
+#define WX_FORM_BODY_MAX   8192 /* bytes of a posted form */
+#define WX_FORM_FIELDS_MAX 16   /* fields in one */
+#define WX_FORM_NAME_MAX   32   /* bytes of a field's name: [a-z0-9_] */
+#define WX_FORM_VALUE_MAX  512  /* bytes of a field's value, decoded */
+
+enum wx_form_error {
+    WX_FORM_OK = 0,
+    WX_FORM_TOO_LARGE, /* the body, or a value, past its limit */
+    WX_FORM_TOO_MANY,  /* more than WX_FORM_FIELDS_MAX fields */
+    WX_FORM_MALFORMED, /* not name=value&...; a bad name; bad percent-encoding */
+    WX_FORM_DUPLICATE, /* a name twice (one meaning each, never "the first" or "the last") */
+    WX_FORM_NOT_TEXT,  /* a value that is not UTF-8 text (a NUL, a control character) */
+};
+
+struct wx_form_field {
+    char name[WX_FORM_NAME_MAX + 1];
+    const char *value; /* decoded, NUL-terminated, in the form's buffer */
+    size_t len;
+};
+
+struct wx_form {
+    size_t n;
+    struct wx_form_field f[WX_FORM_FIELDS_MAX];
+    char buf[WX_FORM_BODY_MAX + WX_FORM_FIELDS_MAX]; /* decoded values, each with its NUL */
+};
+
+/* Parses an application/x-www-form-urlencoded body. Nothing in *out is to be used unless
+ * WX_FORM_OK is returned. */
+enum wx_form_error wx_form_parse(const char *body, size_t len, struct wx_form *out);
+
+/* A field's value, or NULL when the form has none of that name. */
+const char *wx_form_get(const struct wx_form *form, const char *name);
+
+/* The error in words for the page, zh or en. */
+const char *wx_form_error_text(enum wx_form_error e, bool english);
+
+/* in with & < > " ' as HTML entities, into out (cut, whole characters only, to fit cap with
+ * its NUL); returns the escaped length it needed. */
+size_t wx_html_escape(const char *in, char *out, size_t cap);
+
+/* The value of cookie `name` in a Cookie header (NULL: none) into out; 1 when found and it
+ * fits, else 0. Only [A-Za-z0-9_-] values are taken (every cookie of ours is one). */
+int wx_cookie_get(const char *header, const char *name, char *out, size_t cap);
+
 #endif
