@@ -4,9 +4,12 @@
  * `wxbank serve` runs exactly this; `wxbank demo` runs it with the WeChat sandbox added on
  * the same HTTP listener. The ISO 8583 host and the HTTP listener (with the WeChat webhook)
  * attach to the hub; the WeChat platform API client pushes the menu from wechat.menu at start.
+ * With https.listen set the HTTP listener also serves HTTPS there, with the same routes, from
+ * https.cert and https.key (by default the self-signed pair `wxbank init` made).
  */
 #include "cli/bank.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,34 @@ static int start_alerts(struct wx_bank *b, const struct wx_config *cfg, char *er
     return 0;
 }
 
+/*
+ * The HTTPS listener's certificate and key, when https.listen is set: https.cert and
+ * https.key, or the pair `wxbank init` made beside the database when https.cert is empty.
+ * 0, or -1 with err naming the key whose file is missing or bad (a configuration error).
+ */
+static int load_tls(struct wx_bank *b, const struct wx_cli *cli, char *err, size_t errlen)
+{
+    if (wx_config_str(cli->cfg, "https.listen")[0] == '\0') return 0;
+    char cert_def[PATH_MAX], key_def[PATH_MAX], why[200];
+    const char *cert = wx_config_str(cli->cfg, "https.cert");
+    const char *key = wx_config_str(cli->cfg, "https.key");
+    if (cert[0] == '\0' || key[0] == '\0') {
+        if (wx_tls_default_paths(cli->db_path, cert_def, key_def, sizeof cert_def) != 0) {
+            snprintf(err, errlen, "https.cert: the database's path is too long");
+            return -1;
+        }
+        if (cert[0] == '\0') cert = cert_def;
+        if (key[0] == '\0') key = key_def;
+    }
+    int rc = wx_tls_new(cert, key, &b->tls, why, sizeof why);
+    if (rc == 0) return 0;
+    bool bad_cert = rc == WX_TLS_BAD_CERT;
+    bool made = bad_cert ? cert == cert_def : key == key_def; /* the pair `wxbank init` makes */
+    snprintf(err, errlen, "%s = %.200s: %s%s", bad_cert ? "https.cert" : "https.key",
+             bad_cert ? cert : key, why, made ? " (`wxbank init` makes a self-signed pair)" : "");
+    return -1;
+}
+
 /* The ops API, when ops.token is set. */
 static int start_ops(struct wx_bank *b, const struct wx_config *cfg, char *err, size_t errlen)
 {
@@ -88,6 +119,7 @@ void wx_bank_stop(struct wx_bank *b)
     wx_notify_free(b->notify); /* after both: their last callbacks are the dispatcher's */
     wx_iso_server_free(b->iso);
     wx_hub_free(b->hub);
+    wx_tls_free(b->tls); /* after the listener, whose connections used it */
     memset(b, 0, sizeof *b);
 }
 
@@ -102,10 +134,12 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
     wx_http_options_from_config(cli->cfg, &http_opt);
     wx_wechat_api_options_from_config(cli->cfg, &api_opt);
     if (wx_iso_server_options_from_config(cli->cfg, &iso_opt, err, sizeof err) != 0 ||
-        wx_webhook_options_from_config(cli->cfg, &wh_opt, err, sizeof err) != 0) {
+        wx_webhook_options_from_config(cli->cfg, &wh_opt, err, sizeof err) != 0 ||
+        load_tls(b, cli, err, sizeof err) != 0) {
         fprintf(stderr, "wxbank: %s\n", err);
         return WX_EXIT_USAGE;
     }
+    http_opt.tls = b->tls;
     wh_opt.history_db = cli->db_path; /* the chat's statements and transactions */
     b->hub = wx_hub_new(cli->ledger, cli->keys, err, sizeof err);
     if (b->hub == NULL) goto fail;

@@ -12,14 +12,14 @@
 #include "net/net.h"
 #include "notify/notify.h"
 #include "ops/ops.h"
-#include "ops/ops.h"
 #include "wechat/wechat.h"
 
 /* Everything the bank runs on its loop. */
 struct wx_bank {
     wx_hub_t *hub;
     wx_iso_server_t *iso;
-    wx_http_t *http;
+    wx_http_t *http; /* http.listen, and https.listen when it is set */
+    wx_tls_t *tls;   /* https.cert and https.key; NULL without https.listen */
     wx_fetch_t *fetch;
     wx_wechat_api_t *api; /* NULL when wechat.secret is empty */
     wx_webhook_t *webhook;

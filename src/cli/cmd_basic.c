@@ -3,12 +3,14 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "issuing/issuing.h"
+#include "net/net.h"
 #include "util/timeutil.h"
 
 /* Options every subcommand accepts. */
@@ -17,6 +19,32 @@
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
+
+/*
+ * The HTTPS listener's self-signed pair beside the database (<db>.tls.crt, <db>.tls.key),
+ * unless https.cert names a certificate of the bank's own or the pair is there already.
+ * Returns an exit code, having printed why when it is not WX_EXIT_OK.
+ */
+static int init_tls(const struct wx_cli *cli)
+{
+    if (wx_config_str(cli->cfg, "https.cert")[0] != '\0') return WX_EXIT_OK;
+    char cert[PATH_MAX], key[PATH_MAX], err[PATH_MAX + 256];
+    if (wx_tls_default_paths(cli->db_path, cert, key, sizeof cert) != 0) {
+        fprintf(stderr, "wxbank init: https.cert: the database's path is too long\n");
+        return WX_EXIT_FAIL;
+    }
+    int rc = wx_tls_make_self_signed(cert, key, WX_TLS_SELF_SIGNED_DAYS, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "wxbank init: https.cert: %s\n", err);
+        return WX_EXIT_FAIL;
+    }
+    if (rc == 0) {
+        printf("tls cert  %s and its key %s (self-signed for localhost and 127.0.0.1, %d "
+               "days; give https.cert and https.key for a real one)\n",
+               cert, key, WX_TLS_SELF_SIGNED_DAYS);
+    }
+    return WX_EXIT_OK;
+}
 
 int wx_cmd_init(int argc, char **argv)
 {
@@ -42,6 +70,7 @@ int wx_cmd_init(int argc, char **argv)
         if (key == NULL || key[0] == '\0') {
             printf("card key  %s.key (keep it safe: card numbers at rest need it)\n", cli.db_path);
         }
+        rc = init_tls(&cli);
     }
     wx_cli_close(&cli);
     return rc;

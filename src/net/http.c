@@ -23,11 +23,31 @@
  * it the listener stops accepting until one closes). An answer that ends a connection
  * half-closes it and drains what the client still sends, so the client reads the answer
  * instead of a reset.
+ *
+ * HTTPS: with a TLS context the listener also listens on https.listen, and a connection
+ * accepted there is plain but for how its bytes move. Its events call on_tls_read and
+ * on_tls_write instead of on_read and on_write (chosen once, when the I/O thread takes the
+ * connection), and flush_out tests c->ssl once per answer: the plain path runs the code it
+ * ran before TLS existed. First a non-blocking handshake (SSL_do_handshake on every read or
+ * write event) that must finish within the time a request head may take (http.idle_seconds;
+ * the sweep closes it otherwise); then SSL_read into the input buffer and SSL_write from the
+ * output buffer, so that parsing, routing, threads and answers are shared with plain HTTP.
+ * OpenSSL may need the other direction: a read that must write (a TLS 1.3 key update, an
+ * alert) stops reading and waits for the socket to be writable (tls_read_wants_write); a
+ * write never needs to read once the handshake is done, as renegotiation is refused. OpenSSL
+ * also holds records it has read but we have not taken (read-ahead, a record larger than
+ * the room in the input buffer), which the socket's readiness does not show: whenever that
+ * is so after a read, or when reading resumes, the read event is made active by hand. A
+ * handshake or I/O error closes the connection without an answer and with one debug line.
+ * Every answer on HTTPS carries Strict-Transport-Security; an answer that ends the
+ * connection sends close_notify before the half-close.
  */
 #include "net/net.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -45,9 +65,12 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "net/http_parse.h"
 #include "net/inbox.h"
+#include "net/tls_int.h"
 #include "util/alloc.h"
 #include "util/config.h"
 #include "util/limits.h"
@@ -64,6 +87,8 @@
 #define SWEEP_MS       500         /* how often deadlines are checked */
 #define EXIT_GRACE_MS  100         /* answers still being written when the threads stop */
 #define THREADS_MAX    16
+#define ENDPOINTS_MAX  2 /* http.listen and https.listen */
+#define HSTS           "Strict-Transport-Security: max-age=31536000\r\n"
 
 struct route {
     char path[64];
@@ -102,13 +127,17 @@ struct conn {
     const struct route *route;
     int fd;
     enum conn_state state;
-    bool head_done;     /* req.head describes in[0, head_len) */
-    bool continued;     /* "100 Continue" sent for this request */
-    bool read_paused;   /* the input buffer is full while a handler works */
-    bool write_pending; /* ev_write is armed */
-    bool close_after;   /* close once the output drains */
-    bool peer_eof;      /* the client half-closed: answer what it sent, then close */
-    bool processing;    /* process() is on the stack: it frees the connection if doomed */
+    SSL_CTX *tls;              /* the endpoint's context; NULL for plain HTTP */
+    SSL *ssl;                  /* made on the I/O thread; NULL for plain HTTP */
+    bool tls_handshaking;      /* no HTTP until the handshake is done */
+    bool tls_read_wants_write; /* OpenSSL must write before it reads on: ev_read is off */
+    bool head_done;            /* req.head describes in[0, head_len) */
+    bool continued;            /* "100 Continue" sent for this request */
+    bool read_paused;          /* the input buffer is full while a handler works */
+    bool write_pending;        /* ev_write is armed */
+    bool close_after;          /* close once the output drains */
+    bool peer_eof;             /* the client half-closed: answer what it sent, then close */
+    bool processing;           /* process() is on the stack: it frees the connection if doomed */
     bool doomed;
     int64_t deadline_ms;
     struct event ev_read, ev_write;
@@ -137,11 +166,20 @@ struct worker {
     struct wx_wake_batch wakes;
 };
 
+/* A listening socket and what it speaks. */
+struct endpoint {
+    struct wx_http *s;
+    struct evconnlistener *listener; /* on the hub's loop */
+    SSL_CTX *tls;                    /* NULL: plain HTTP */
+    char address[64];                /* where it is bound */
+};
+
 struct wx_http {
     wx_hub_t *hub;
-    struct evconnlistener *listener; /* on the hub's loop */
-    struct event *accept_retry;      /* after an accept error */
-    bool accepting;                  /* hub thread only */
+    struct endpoint endpoints[ENDPOINTS_MAX]; /* [0] plain HTTP, [1] HTTPS if any */
+    unsigned nendpoints;
+    struct event *accept_retry; /* after an accept error */
+    bool accepting;             /* hub thread only */
     atomic_bool stopping;
     atomic_bool resume_posted;
     struct wx_hub_task resume_task; /* a connection closed below max_connections */
@@ -149,7 +187,6 @@ struct wx_http {
     atomic_uint open;
     size_t body_max;
     unsigned timeout_s, max_connections;
-    char address[64];
     struct route routes[ROUTES_MAX];
     unsigned nroutes;
     struct worker workers[THREADS_MAX];
@@ -185,6 +222,7 @@ void wx_http_options_from_config(const struct wx_config *cfg, struct wx_http_opt
     opt->timeout_s = (unsigned)wx_config_int(cfg, "http.idle_seconds");
     opt->max_connections = (unsigned)wx_config_int(cfg, "http.max_connections");
     opt->threads = (unsigned)wx_config_int(cfg, "http.threads");
+    opt->tls_listen = wx_config_str(cfg, "https.listen");
 }
 
 /* ---- connections ----------------------------------------------------------------------- */
@@ -207,6 +245,7 @@ static void conn_free(struct conn *c)
     else
         c->w->conns = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
+    SSL_free(c->ssl);
     free(c->in);
     free(c->out);
     free(c);
@@ -238,6 +277,8 @@ static void resume_read(struct conn *c)
     if (c->read_paused && c->fd >= 0 && !c->peer_eof) {
         event_add(&c->ev_read, NULL);
         c->read_paused = false;
+        /* records OpenSSL holds do not make the socket readable */
+        if (c->ssl != NULL && SSL_has_pending(c->ssl)) event_active(&c->ev_read, EV_READ, 1);
     }
 }
 
@@ -276,11 +317,104 @@ static void conn_trim(struct conn *c)
 
 static void linger(struct conn *c)
 {
+    if (c->ssl != NULL) {
+        /* close_notify, best effort: the output just drained, so there is room for it */
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
     shutdown(c->fd, SHUT_WR);
     c->state = C_LINGERING;
     c->in_len = 0;
     c->deadline_ms = wx_now_ms() + LINGER_MS;
     resume_read(c);
+}
+
+/* Waits for the socket to be writable (once: ev_write is not persistent). */
+static void arm_write(struct conn *c)
+{
+    if (!c->write_pending) event_add(&c->ev_write, NULL);
+    c->write_pending = true;
+}
+
+/* The output waits for a client reading a large answer slowly, which is not idle: the
+ * deadline runs from its last progress. */
+static void wait_writable(struct conn *c)
+{
+    c->deadline_ms = wx_now_ms() + (int64_t)c->s->timeout_s * 1000;
+    arm_write(c);
+}
+
+/* Formats the client's address for a log line. */
+static void peer_address(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[64], port[16]; /* numeric: an IPv6 address is at most 45 characters */
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    snprintf(out, cap, "%s port %s", host, port);
+}
+
+/* A TLS handshake or I/O error (e from SSL_get_error, err_no the errno after the call):
+ * one debug line, and the connection closes without an answer. */
+static void tls_fail(struct conn *c, const char *what, int e, int err_no)
+{
+    if (wx_log_enabled(WX_LOG_DEBUG)) {
+        char peer[96], why[160];
+        unsigned long code = ERR_peek_last_error();
+        const char *reason = code != 0 ? ERR_reason_error_string(code) : NULL;
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && err_no == 0)) {
+            snprintf(why, sizeof why, "the client closed the connection");
+        } else if (e == SSL_ERROR_SYSCALL) {
+            snprintf(why, sizeof why, "%s", strerror(err_no));
+        } else {
+            snprintf(why, sizeof why, "%s", reason != NULL ? reason : "OpenSSL error");
+        }
+        peer_address(c->fd, peer, sizeof peer);
+        WX_DEBUG("https: %s: TLS %s failed: %s; closed", peer, what, why);
+    }
+    ERR_clear_error();
+    conn_drop(c);
+}
+
+/* OpenSSL must write before it can read on (a handshake message, a key update, an alert):
+ * reading stops, or the read event would fire for as long as the socket is readable, until
+ * on_tls_write finds the socket writable. */
+static void read_wants_write(struct conn *c)
+{
+    event_del(&c->ev_read);
+    c->tls_read_wants_write = true;
+    arm_write(c);
+}
+
+/* flush_out's loop for TLS. True when the output is all written; false when it waits for
+ * the socket or the connection was dropped. */
+static bool tls_send_out(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        size_t left = c->out_len - c->out_off;
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, c->out + c->out_off, left < INT_MAX ? (int)left : INT_MAX);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        int err_no = errno;
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            wait_writable(c);
+            return false;
+        }
+        /* SSL_ERROR_WANT_READ cannot happen: the handshake is done and renegotiation off */
+        tls_fail(c, "write", e, err_no);
+        return false;
+    }
+    return true;
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -298,6 +432,9 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
  * inside the callback of whoever answered (a hub timer, another handler). */
 static void flush_out(struct conn *c, bool may_continue)
 {
+    if (c->ssl != NULL) { /* the one test for TLS on the plain path */
+        if (!tls_send_out(c)) return;
+    }
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -306,11 +443,7 @@ static void flush_out(struct conn *c, bool may_continue)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* a client reading a large answer slowly is not idle: the deadline runs from
-             * its last progress */
-            c->deadline_ms = wx_now_ms() + (int64_t)c->s->timeout_s * 1000;
-            if (!c->write_pending) event_add(&c->ev_write, NULL);
-            c->write_pending = true;
+            wait_writable(c);
             return;
         }
         conn_drop(c);
@@ -338,13 +471,11 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
     if (c->state == C_READING && c->out_len == 0) process(c);
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* Makes room in the input buffer for a read. The buffer grows to hold one head, or the
+ * head and body of the request parsed, and never while a handler holds the request (its
+ * body lives there). False when it is full: reading pauses until the answers drain. */
+static bool read_room(struct conn *c)
 {
-    (void)fd;
-    (void)what;
-    struct conn *c = arg;
-    /* The buffer grows to hold one head, or the head and body of the request parsed, and
-     * never while a handler holds the request (its body lives there). */
     size_t limit =
         !c->head_done ? WX_HTTP_HEADERS_MAX : c->req.head.head_len + c->req.head.content_length;
     if (c->state == C_READING && c->in_len == c->in_cap && c->in_cap < limit) {
@@ -354,11 +485,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         /* the answers do not drain (a handler works, or the client does not read): wait */
         event_del(&c->ev_read);
         c->read_paused = true;
-        return;
+        return false;
     }
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n < 0 || (n == 0 && c->state == C_LINGERING)) {
+    return true;
+}
+
+/* n bytes were read into the input buffer; 0: the client ended its side. */
+static void read_done(struct conn *c, size_t n)
+{
+    if (n == 0 && c->state == C_LINGERING) {
         conn_drop(c);
         return;
     }
@@ -374,8 +509,96 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         c->in_len = 0; /* drained and dropped */
         return;
     }
-    c->in_len += (size_t)n;
+    c->in_len += n;
     if (c->state == C_READING && c->out_len == 0) process(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (!read_room(c)) return;
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n < 0) {
+        conn_drop(c);
+        return;
+    }
+    read_done(c, (size_t)n);
+}
+
+/* Drives the handshake from either direction's event. Once it is done the first request's
+ * time starts, and reading begins at once: the request may have come with the client's
+ * last handshake message and wait inside OpenSSL. */
+static void tls_handshake(struct conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc != 1) {
+        int err_no = errno;
+        int e = SSL_get_error(c->ssl, rc);
+        if (e == SSL_ERROR_WANT_READ) return; /* ev_read is on */
+        if (e == SSL_ERROR_WANT_WRITE) {
+            read_wants_write(c);
+            return;
+        }
+        tls_fail(c, "handshake", e, err_no);
+        return;
+    }
+    c->tls_handshaking = false;
+    c->deadline_ms = wx_now_ms() + (int64_t)c->s->timeout_s * 1000;
+    event_active(&c->ev_read, EV_READ, 1);
+}
+
+/* on_read for HTTPS: SSL_read into the input buffer, after the handshake. */
+static void on_tls_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->tls_handshaking) {
+        tls_handshake(c);
+        return;
+    }
+    if (c->state == C_LINGERING) { /* after our close_notify: drained as raw bytes */
+        on_read(fd, what, arg);
+        return;
+    }
+    if (!read_room(c)) return;
+    size_t room = c->in_cap - c->in_len;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, c->in + c->in_len, room < INT_MAX ? (int)room : INT_MAX);
+    if (n <= 0) {
+        int err_no = errno;
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ) return;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            read_wants_write(c);
+        } else if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify, or the end of the stream */
+            read_done(c, 0);
+        } else {
+            tls_fail(c, "read", e, err_no);
+        }
+        return;
+    }
+    /* more is decrypted or read ahead than there was room for: come back for it */
+    if (SSL_has_pending(c->ssl)) event_active(&c->ev_read, EV_READ, 1);
+    read_done(c, (size_t)n);
+}
+
+/* on_write for HTTPS: the socket is writable for a read or handshake that waited for it,
+ * for the output, or both. */
+static void on_tls_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    c->write_pending = false;
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        if (!c->read_paused && !c->peer_eof) event_add(&c->ev_read, NULL);
+        event_active(&c->ev_read, EV_READ, 1);
+    }
+    if (c->out_off < c->out_len) flush_out(c, true);
 }
 
 /* ---- answers --------------------------------------------------------------------------- */
@@ -507,7 +730,7 @@ static void build_answer(struct conn *c, int status, const char *content_type, c
     assert(status >= 100 && status <= 999);
     const char *why = reason(status), *date = date_header();
     size_t why_len = strlen(why), date_len = strlen(date), type_len = strlen(content_type);
-    size_t head_max = 192 + why_len + date_len + type_len + req->extra_len;
+    size_t head_max = 192 + sizeof HSTS + why_len + date_len + type_len + req->extra_len;
     out_reserve(c, head_max + (with_body ? len : 0));
     char *start = c->out + c->out_len, *p = start;
     p = PUT_LIT(p, "HTTP/1.1 ");
@@ -521,6 +744,7 @@ static void build_answer(struct conn *c, int status, const char *content_type, c
     p = PUT_LIT(p, "\r\nContent-Length: ");
     p = put_uint(p, len);
     p = PUT_LIT(p, "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n");
+    if (c->ssl != NULL) p = PUT_LIT(p, HSTS);
     if (!req->keep_alive) {
         p = PUT_LIT(p, "Connection: close\r\n");
     } else if (req->head.minor == 0) {
@@ -770,14 +994,27 @@ static void on_new_conn(struct wx_hub_task *t, bool cancelled)
         atomic_fetch_sub(&w->s->open, 1);
         return;
     }
+    /* a TLS handshake must end within the time a request head may take */
     c->deadline_ms = wx_now_ms() + (int64_t)w->s->timeout_s * 1000;
-    event_assign(&c->ev_read, w->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
-    event_assign(&c->ev_write, w->base, c->fd, EV_WRITE, on_write, c);
+    bool tls = c->tls != NULL;
+    event_assign(&c->ev_read, w->base, c->fd, EV_READ | EV_PERSIST, tls ? on_tls_read : on_read, c);
+    event_assign(&c->ev_write, w->base, c->fd, EV_WRITE, tls ? on_tls_write : on_write, c);
     event_assign(&c->ev_next, w->base, -1, 0, on_next, c);
-    event_add(&c->ev_read, NULL);
     c->next = w->conns;
     if (w->conns != NULL) w->conns->prev = c;
     w->conns = c;
+    if (tls) {
+        c->ssl = SSL_new(c->tls);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+            WX_WARN("https: cannot begin a TLS connection (out of memory?); closed");
+            ERR_clear_error();
+            conn_free(c);
+            return;
+        }
+        SSL_set_accept_state(c->ssl);
+        c->tls_handshaking = true;
+    }
+    event_add(&c->ev_read, NULL);
 }
 
 static void on_worker_stop(struct wx_hub_task *t, bool cancelled)
@@ -863,13 +1100,27 @@ static void worker_free(struct worker *w)
 
 /* ---- the listener (on the hub's loop) ----------------------------------------------------- */
 
+/* Turns every endpoint's accepting on or off, together: they share max_connections. */
+static void set_accepting(struct wx_http *s, bool on)
+{
+    for (unsigned i = 0; i < s->nendpoints; i++) {
+        if (on) {
+            evconnlistener_enable(s->endpoints[i].listener);
+        } else {
+            evconnlistener_disable(s->endpoints[i].listener);
+        }
+    }
+    s->accepting = on;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
     (void)l;
     (void)sa;
     (void)salen;
-    struct wx_http *s = arg;
+    struct endpoint *ep = arg;
+    struct wx_http *s = ep->s;
     if (evutil_make_socket_nonblocking(fd) != 0) {
         close(fd);
         return;
@@ -880,16 +1131,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->s = s;
     c->w = &s->workers[s->next_worker++ % s->nworkers];
     c->fd = fd;
+    c->tls = ep->tls;
     c->req.c = c;
     c->in = wx_malloc(IN_START);
     c->in_cap = IN_START;
     c->out = wx_malloc(OUT_START);
     c->out_cap = OUT_START;
     atomic_fetch_add_explicit(&s->accepted, 1, memory_order_relaxed);
-    if (atomic_fetch_add(&s->open, 1) + 1 >= s->max_connections) {
-        evconnlistener_disable(s->listener);
-        s->accepting = false;
-    }
+    if (atomic_fetch_add(&s->open, 1) + 1 >= s->max_connections) set_accepting(s, false);
     c->task.run = on_new_conn;
     run_on(c->w, &c->task);
 }
@@ -898,10 +1147,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
  * it again at once, forever. Pause the listener for a second instead. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    struct wx_http *s = arg;
+    (void)l;
+    struct wx_http *s = ((struct endpoint *)arg)->s;
     WX_WARN("http: cannot accept a connection: %s; pausing the listener for 1 s", strerror(errno));
-    evconnlistener_disable(l);
-    s->accepting = false;
+    set_accepting(s, false);
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     event_add(s->accept_retry, &tv);
 }
@@ -912,8 +1161,7 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct wx_http *s = arg;
     if (!s->accepting && !atomic_load(&s->stopping) && atomic_load(&s->open) < s->max_connections) {
-        evconnlistener_enable(s->listener);
-        s->accepting = true;
+        set_accepting(s, true);
     }
 }
 
@@ -923,10 +1171,7 @@ static void on_resume(struct wx_hub_task *t, bool cancelled)
     struct wx_http *s = (struct wx_http *)((char *)t - offsetof(struct wx_http, resume_task));
     atomic_store(&s->resume_posted, false);
     if (cancelled || s->accepting || atomic_load(&s->stopping)) return;
-    if (atomic_load(&s->open) < s->max_connections) {
-        evconnlistener_enable(s->listener);
-        s->accepting = true;
-    }
+    if (atomic_load(&s->open) < s->max_connections) set_accepting(s, true);
 }
 
 static void healthz(wx_http_req_t *req, void *arg)
@@ -943,8 +1188,7 @@ static void on_stop(void *arg)
 {
     struct wx_http *s = arg;
     atomic_store(&s->stopping, true);
-    if (s->accepting) evconnlistener_disable(s->listener);
-    s->accepting = false;
+    if (s->accepting) set_accepting(s, false);
     for (unsigned i = 0; i < s->nworkers; i++)
         run_on(&s->workers[i], &s->workers[i].stop_task);
 }
@@ -970,14 +1214,42 @@ static unsigned fit_descriptors(unsigned want)
     return fit;
 }
 
+/* Binds the next endpoint to listen (the value of config key `key`, which errors name),
+ * speaking TLS with tls unless it is NULL. 0, or -1 with err. */
+static int endpoint_bind(struct wx_http *s, const char *key, const char *listen, SSL_CTX *tls,
+                         char *err, size_t errlen)
+{
+    assert(s->nendpoints < ENDPOINTS_MAX);
+    char why[256];
+    struct sockaddr_storage ss;
+    unsigned sslen = 0;
+    if (wx_net_resolve(listen, &ss, &sslen, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", key, why);
+        return -1;
+    }
+    struct endpoint *ep = &s->endpoints[s->nendpoints];
+    ep->s = s;
+    ep->tls = tls;
+    ep->listener =
+        evconnlistener_new_bind(wx_hub_base(s->hub), on_accept, ep,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
+    if (ep->listener == NULL) {
+        snprintf(err, errlen, "%s = %s: cannot listen: %s", key, listen, strerror(errno));
+        return -1;
+    }
+    s->nendpoints++;
+    evconnlistener_set_error_cb(ep->listener, on_accept_error);
+    wx_net_local_address(evconnlistener_get_fd(ep->listener), ep->address, sizeof ep->address);
+    return 0;
+}
+
 wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char *err, size_t errlen)
 {
     assert(opt->body_max > 0 && opt->body_max <= WX_HTTP_BODY_MAX);
     assert(opt->timeout_s > 0 && opt->max_connections > 0);
     assert(opt->threads < THREADS_MAX);
-    struct sockaddr_storage ss;
-    unsigned sslen = 0;
-    if (wx_net_resolve(opt->listen, &ss, &sslen, err, errlen) != 0) return NULL;
+    assert(opt->tls == NULL || (opt->tls_listen != NULL && opt->tls_listen[0] != '\0'));
 
     struct wx_http *s = wx_calloc(1, sizeof *s);
     s->hub = hub;
@@ -985,17 +1257,15 @@ wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char 
     s->timeout_s = opt->timeout_s;
     s->max_connections = opt->max_connections;
     s->resume_task.run = on_resume;
-    s->listener =
-        evconnlistener_new_bind(wx_hub_base(hub), on_accept, s,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
-    if (s->listener == NULL) {
-        snprintf(err, errlen, "http.listen = %s: cannot listen: %s", opt->listen, strerror(errno));
+    if (endpoint_bind(s, "http.listen", opt->listen, NULL, err, errlen) != 0 ||
+        (opt->tls != NULL &&
+         endpoint_bind(s, "https.listen", opt->tls_listen, opt->tls->ctx, err, errlen) != 0)) {
+        for (unsigned i = 0; i < s->nendpoints; i++)
+            evconnlistener_free(s->endpoints[i].listener);
         free(s);
         return NULL;
     }
     s->accepting = true;
-    evconnlistener_set_error_cb(s->listener, on_accept_error);
     s->accept_retry = evtimer_new(wx_hub_base(hub), on_accept_retry, s);
     if (s->accept_retry == NULL) WX_FATAL("libevent: out of memory");
     s->max_connections = fit_descriptors(opt->max_connections);
@@ -1007,14 +1277,17 @@ wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char 
             return NULL;
         }
     }
-    wx_net_local_address(evconnlistener_get_fd(s->listener), s->address, sizeof s->address);
     wx_http_route(s, "/healthz", false, healthz, s);
     struct wx_hub_adapter a = {.name = "http", .stop = on_stop, .arg = s};
     wx_hub_attach(hub, &a);
-    printf("http listening on %s\n", s->address);
+    for (unsigned i = 0; i < s->nendpoints; i++) {
+        const struct endpoint *ep = &s->endpoints[i];
+        printf("%s listening on %s\n", ep->tls != NULL ? "https" : "http", ep->address);
+    }
     fflush(stdout);
-    WX_INFO("http: serving %s on the hub's loop and %u more I/O threads", s->address,
-            s->nworkers - 1);
+    WX_INFO("http: serving %s%s%s on the hub's loop and %u more I/O threads",
+            s->endpoints[0].address, s->nendpoints > 1 ? " and https on " : "",
+            s->nendpoints > 1 ? s->endpoints[1].address : "", s->nworkers - 1);
     return s;
 }
 
@@ -1022,20 +1295,26 @@ void wx_http_free(wx_http_t *s)
 {
     if (s == NULL) return;
     atomic_store(&s->stopping, true);
-    if (s->accepting) evconnlistener_disable(s->listener);
+    if (s->accepting) set_accepting(s, false);
     workers_join(s);
     event_free(s->accept_retry);
     /* Requests handed to the hub's loop and never run point into the connections. */
     wx_hub_discard_posted(s->hub);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_free(&s->workers[i]);
-    evconnlistener_free(s->listener);
+    for (unsigned i = 0; i < s->nendpoints; i++)
+        evconnlistener_free(s->endpoints[i].listener);
     free(s);
 }
 
 const char *wx_http_address(const wx_http_t *s)
 {
-    return s->address;
+    return s->endpoints[0].address;
+}
+
+const char *wx_http_tls_address(const wx_http_t *s)
+{
+    return s->nendpoints > 1 ? s->endpoints[1].address : "";
 }
 
 void wx_http_stats(const wx_http_t *s, struct wx_http_stats *out)

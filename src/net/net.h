@@ -118,9 +118,53 @@ int wx_net_resolve(const char *listen, struct sockaddr_storage *ss, unsigned *le
 void wx_net_local_address(int fd, char *out, size_t cap);
 
 /* ======================================================================================
+ * TLS: the HTTPS listener's certificate, key and policy (tls.c says which), and the
+ * self-signed pair for loopback use that `wxbank init` makes.
+ * ====================================================================================== */
+
+typedef struct wx_tls wx_tls_t;
+
+enum {
+    WX_TLS_EXISTS = 1,    /* wx_tls_make_self_signed: both files were there; left alone */
+    WX_TLS_BAD_CERT = -1, /* the certificate file is missing, unreadable or not PEM */
+    WX_TLS_BAD_KEY = -2,  /* the key file is missing, unreadable, not PEM, or not the cert's */
+};
+
+#define WX_TLS_SELF_SIGNED_DAYS 365 /* how long the certificate `wxbank init` makes is valid */
+
+/*
+ * A server context from PEM files: cert_file holds the certificate chain (the server's own
+ * first), key_file its unencrypted private key. Returns 0 with *out, or WX_TLS_BAD_CERT or
+ * WX_TLS_BAD_KEY with the reason in err (without the file's name: the caller names the key
+ * it came from). Logs a warning when the certificate has expired or the key file is readable
+ * by other users. Free with wx_tls_free after every listener that uses it.
+ */
+int wx_tls_new(const char *cert_file, const char *key_file, wx_tls_t **out, char *err,
+               size_t errlen);
+void wx_tls_free(wx_tls_t *t); /* NULL is ignored */
+
+/* The self-signed pair's places beside the database: "<db>.tls.crt" and "<db>.tls.key",
+ * into buffers of cap bytes each. 0, or -1 when a name does not fit. */
+int wx_tls_default_paths(const char *db_path, char *cert, char *key, size_t cap);
+
+/*
+ * Makes a self-signed certificate for loopback use: CN=localhost, subjectAltName
+ * DNS:localhost and IP:127.0.0.1, a new EC P-256 key, valid from now for days. The key file
+ * is created with mode 0600, the certificate 0644; neither may exist before. Returns 0,
+ * WX_TLS_EXISTS when both files exist already (nothing is touched), or -1 with err (one of
+ * them exists alone, or a file cannot be written; nothing half made is left behind).
+ */
+int wx_tls_make_self_signed(const char *cert_file, const char *key_file, unsigned days, char *err,
+                            size_t errlen);
+
+/* ======================================================================================
  * HTTP listener: HTTP/1.1 of our own on the hub's loop (see http.c for why), shared by the
  * webhook, the ops API, /metrics, /healthz and the sandbox. Routes are exact paths or path
  * prefixes; anything else is 404.
+ *
+ * It listens on http.listen and, when given a TLS context, also on https.listen: the same
+ * routes, I/O threads and limits serve both, and every answer on an HTTPS connection carries
+ * Strict-Transport-Security. (Routes that only HTTPS may serve come with the secure pages.)
  *
  * A request is answered exactly once, with wx_http_send or wx_http_error, from any thread,
  * either inside the handler or later (an answer that waits for the journal). It stays valid
@@ -137,13 +181,17 @@ struct wx_http_options {
     unsigned timeout_s;       /* a connection silent this long is closed */
     unsigned max_connections; /* open at once; more wait in the kernel's backlog */
     unsigned threads;         /* I/O threads besides the hub's loop (http.threads) */
+    const char *tls_listen;   /* HOST:PORT of the HTTPS listener (https.listen), with tls */
+    const wx_tls_t *tls;      /* NULL: no HTTPS listener; borrowed, outlives the listener */
 };
 
-/* Fills opt from the http.* keys. */
+/* Fills opt from the http.* keys and https.listen; tls stays NULL (the caller loads it,
+ * when tls_listen is not empty, from https.cert and https.key). */
 void wx_http_options_from_config(const struct wx_config *cfg, struct wx_http_options *opt);
 
-/* Binds and serves on the hub's loop; prints "http listening on ADDR" to stdout. NULL with
- * a message in err when it cannot bind. */
+/* Binds and serves on the hub's loop; prints "http listening on ADDR" to stdout (and
+ * "https listening on ADDR" with opt->tls). NULL with a message in err, naming http.listen
+ * or https.listen, when it cannot bind. */
 wx_http_t *wx_http_start(wx_hub_t *hub, const struct wx_http_options *opt, char *err,
                          size_t errlen);
 /*
@@ -156,6 +204,9 @@ void wx_http_free(wx_http_t *s);
 
 /* The bound address, "127.0.0.1:8080" (useful with port 0). */
 const char *wx_http_address(const wx_http_t *s);
+
+/* The HTTPS listener's bound address, or "" when there is none. */
+const char *wx_http_tls_address(const wx_http_t *s);
 
 /* Routes path (exact, or every path under it when prefix) to fn, which runs on the hub's
  * loop. At most 32 routes; all are set before wx_hub_run. */

@@ -35,6 +35,7 @@ static int check_url_or_empty(const char *v, char *why, size_t whylen);
 static int check_aes_key(const char *v, char *why, size_t whylen);
 static int check_pan_key(const char *v, char *why, size_t whylen);
 static int check_gh_id(const char *v, char *why, size_t whylen);
+static int check_listen_or_empty(const char *v, char *why, size_t whylen);
 
 static const char *const dialects[] = {"ascii87", "ascii87b", "bcd87", NULL};
 static const char *const framings[] = {"len2", "ascii4", NULL};
@@ -86,9 +87,15 @@ const struct cfg_key wx_cfg_schema[] = {
     INT("http.threads", "1", 0, 15,
         "HTTP I/O threads besides the hub's loop: they read, parse and write, and the webhook "
         "checks and decrypts there"),
-    LISTEN("https.listen", "127.0.0.1:8443", "HTTPS listener for the secure H5 pages"),
-    STR("https.cert", "", "PEM certificate chain file for https.listen"),
-    STR("https.key", "", "PEM private key file for https.listen"),
+    CHECKED("https.listen", "", check_listen_or_empty,
+            "HTTPS listener for the secure H5 pages, with http.listen's routes for now "
+            "(e.g. 127.0.0.1:8443); empty: none"),
+    STR("https.cert", "",
+        "PEM certificate chain file for https.listen; empty: <db>.tls.crt, the self-signed "
+        "one wxbank init makes"),
+    STR("https.key", "",
+        "PEM private key file (unencrypted) of https.cert; empty: <db>.tls.key, from wxbank "
+        "init"),
     LISTEN("iso8583.listen", "127.0.0.1:8583", "ISO 8583 listener for the card switch"),
     ENUM("iso8583.dialect", "ascii87", dialects, "ISO 8583:1987 wire dialect"),
     ENUM("iso8583.framing", "len2", framings,
@@ -428,6 +435,12 @@ static int check_listen(const char *v, char *why, size_t whylen)
         return -1;
     }
     return 0;
+}
+
+/* A listener that may be left out: empty, or what check_listen accepts. */
+static int check_listen_or_empty(const char *v, char *why, size_t whylen)
+{
+    return v[0] == '\0' ? 0 : check_listen(v, why, whylen);
 }
 
 static int check_db_url(const char *v, char *why, size_t whylen)

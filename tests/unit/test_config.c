@@ -56,7 +56,7 @@ static void test_defaults(void **state)
     assert_string_equal(wx_config_str(cfg, "db.url"), "sqlite:wxbank.db");
     assert_string_equal(wx_config_sqlite_path(cfg), "wxbank.db");
     assert_string_equal(wx_config_str(cfg, "http.listen"), "127.0.0.1:8080");
-    assert_string_equal(wx_config_str(cfg, "https.listen"), "127.0.0.1:8443");
+    assert_string_equal(wx_config_str(cfg, "https.listen"), ""); /* no HTTPS until set */
     assert_string_equal(wx_config_str(cfg, "iso8583.listen"), "127.0.0.1:8583");
     assert_string_equal(wx_config_str(cfg, "iso8583.dialect"), "ascii87");
     assert_string_equal(wx_config_str(cfg, "wechat.api_base"), "https://api.weixin.qq.com");

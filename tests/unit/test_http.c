@@ -23,6 +23,17 @@
  * client that reads too slowly for the socket, shutdown with work in flight, the headers
  * every answer carries, wx_hub_post from foreign threads (a lost wake-up stalls it), and
  * 50 connections x 200 requests from five client threads.
+ *
+ * Every listener also listens for HTTPS (a self-signed pair made in a temporary directory
+ * with wx_tls_make_self_signed), and the client speaks TLS through OpenSSL over the same
+ * blocking sockets, verifying the certificate for 127.0.0.1. Over TLS: a GET and a POST with
+ * a body, every route on one connection, pipelining and a body larger than the input buffer
+ * (OpenSSL then holds decrypted bytes the socket no longer shows), an answer of megabytes to
+ * a client that reads slowly (the server's writes wait for the socket), a TLS 1.3 key update
+ * (the server must write while it reads), the policy (TLS 1.0 and 1.1 refused by the server,
+ * CBC suites refused, the server's suite order, renegotiation refused), a silent client, half
+ * a handshake and plain HTTP closed without an answer, and a shutdown with TLS connections in
+ * every state. Every answer on HTTPS must carry Strict-Transport-Security, and none on HTTP.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,6 +60,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "net/net.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -65,6 +80,12 @@
 #define IO_SLOTS       17     /* THREADS_MAX in http.c, plus one */
 #define BIG_MAX_KIB    16384  /* /big answers at most 16 MiB */
 #define STOP_ANSWER_MS 30     /* /stop answers this long after it stopped the hub */
+#define HSTS_VALUE     "max-age=31536000"
+
+/* The HTTPS listener's certificate and key, made once for the whole run, and the client's
+ * context that trusts exactly that certificate. */
+static char tls_dir[64], tls_cert[128], tls_key[128];
+static SSL_CTX *client_tls;
 
 /* ======================================================================================
  * The server: a hub and its listener on a thread of their own
@@ -78,7 +99,9 @@ struct server {
     bool running;
     atomic_bool stop;
     unsigned threads;              /* I/O threads besides the hub's loop */
+    wx_tls_t *tls;                 /* the HTTPS listener's certificate */
     struct sockaddr_in addr;       /* where the listener is bound */
+    struct sockaddr_in tls_addr;   /* and where it listens for HTTPS */
     pthread_mutex_t io_lock;       /* guards io_thread and io_known */
     pthread_t io_thread[IO_SLOTS]; /* the thread seen running each I/O thread index */
     bool io_known[IO_SLOTS];
@@ -343,11 +366,14 @@ static int server_start(struct server *sv, unsigned threads, unsigned max_connec
     sv->threads = threads;
     sv->hub = wx_hub_new(NULL, NULL, err, sizeof err);
     if (sv->hub == NULL) goto fail;
+    if (wx_tls_new(tls_cert, tls_key, &sv->tls, err, sizeof err) != 0) goto fail;
     struct wx_http_options ho = {.listen = "127.0.0.1:0",
                                  .body_max = BODY_MAX,
                                  .timeout_s = timeout_s,
                                  .max_connections = max_connections,
-                                 .threads = threads};
+                                 .threads = threads,
+                                 .tls_listen = "127.0.0.1:0",
+                                 .tls = sv->tls};
     sv->http = wx_http_start(sv->hub, &ho, err, sizeof err);
     if (sv->http == NULL) goto fail;
     wx_http_route(sv->http, "/echo", false, route_echo, sv);
@@ -358,8 +384,10 @@ static int server_start(struct server *sv, unsigned threads, unsigned max_connec
     wx_http_route_threaded(sv->http, "/now", false, route_now, sv);
     wx_http_route_threaded(sv->http, "/via-hub", false, route_via_hub, sv);
     wx_http_route_threaded(sv->http, "/roundtrip", false, route_roundtrip, sv);
-    if (parse_address(wx_http_address(sv->http), &sv->addr) != 0) {
-        snprintf(err, sizeof err, "bad address %s", wx_http_address(sv->http));
+    if (parse_address(wx_http_address(sv->http), &sv->addr) != 0 ||
+        parse_address(wx_http_tls_address(sv->http), &sv->tls_addr) != 0) {
+        snprintf(err, sizeof err, "bad address %s or %s", wx_http_address(sv->http),
+                 wx_http_tls_address(sv->http));
         goto fail;
     }
     sv->tick = event_new(wx_hub_base(sv->hub), -1, EV_PERSIST, on_tick, sv);
@@ -385,6 +413,7 @@ static void server_stop(struct server *sv)
     if (sv->tick != NULL) event_free(sv->tick);
     if (sv->http != NULL) wx_http_free(sv->http);
     if (sv->hub != NULL) wx_hub_free(sv->hub);
+    wx_tls_free(sv->tls);
     pthread_mutex_destroy(&sv->io_lock);
     memset(sv, 0, sizeof *sv);
 }
@@ -414,11 +443,13 @@ static void sleep_ms(int ms)
 
 struct client {
     int fd;
+    SSL *ssl;   /* NULL: plain HTTP */
     size_t len; /* bytes in buf not yet taken by read_answer */
     char buf[CLIENT_BUF];
 };
 
 struct answer {
+    bool tls; /* it came over HTTPS */
     int status;
     char head[4096]; /* the status line and header lines, NUL-terminated */
     size_t head_len;
@@ -428,8 +459,9 @@ struct answer {
     char error[160]; /* why read_answer failed */
 };
 
-/* Connects to sv with receive and send timeouts. NULL on failure (errno). */
-static struct client *dial(const struct server *sv)
+/* Connects to addr with receive and send timeouts, and a receive buffer of rcvbuf bytes
+ * unless it is 0. NULL on failure (errno). */
+static struct client *dial_to(const struct sockaddr_in *addr, int rcvbuf)
 {
     struct client *cl = calloc(1, sizeof *cl);
     if (cl == NULL) return NULL;
@@ -439,12 +471,19 @@ static struct client *dial(const struct server *sv)
     if (cl->fd < 0 || setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
         setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
         setsockopt(cl->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        connect(cl->fd, (const struct sockaddr *)&sv->addr, sizeof sv->addr) != 0) {
+        (rcvbuf > 0 && setsockopt(cl->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) ||
+        connect(cl->fd, (const struct sockaddr *)addr, sizeof *addr) != 0) {
         if (cl->fd >= 0) close(cl->fd);
         free(cl);
         return NULL;
     }
     return cl;
+}
+
+/* Connects to sv with receive and send timeouts. NULL on failure (errno). */
+static struct client *dial(const struct server *sv)
+{
+    return dial_to(&sv->addr, 0);
 }
 
 static struct client *dial_ok(const struct server *sv)
@@ -457,8 +496,52 @@ static struct client *dial_ok(const struct server *sv)
 static void hang_up(struct client *cl)
 {
     if (cl == NULL) return;
+    SSL_free(cl->ssl);
     close(cl->fd);
     free(cl);
+}
+
+/* The reason of OpenSSL's last error on this thread, and the queue emptied. */
+static const char *tls_reason(void)
+{
+    static _Thread_local char why[160];
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    snprintf(why, sizeof why, "%s (errno: %s)", r != NULL ? r : "no OpenSSL error",
+             strerror(errno));
+    ERR_clear_error();
+    return why;
+}
+
+/* Connects to sv's HTTPS listener and shakes hands with ctx (client_tls: verifying the
+ * certificate for 127.0.0.1). NULL on failure, with the reason in why. */
+static struct client *dial_tls_with(const struct server *sv, SSL_CTX *ctx, int rcvbuf,
+                                    const char **why)
+{
+    *why = NULL;
+    struct client *cl = dial_to(&sv->tls_addr, rcvbuf);
+    if (cl == NULL) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    ERR_clear_error();
+    cl->ssl = SSL_new(ctx);
+    if (cl->ssl == NULL || SSL_set_fd(cl->ssl, cl->fd) != 1 ||
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(cl->ssl), "127.0.0.1") != 1 ||
+        SSL_connect(cl->ssl) != 1) {
+        *why = tls_reason();
+        hang_up(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+static struct client *dial_tls_ok(const struct server *sv)
+{
+    const char *why;
+    struct client *cl = dial_tls_with(sv, client_tls, 0, &why);
+    if (cl == NULL) fail_msg("TLS connect: %s", why);
+    return cl;
 }
 
 /* Closes with a reset instead of a FIN. */
@@ -473,6 +556,12 @@ static void reset(struct client *cl)
 static int send_all(struct client *cl, const void *p, size_t n)
 {
     const char *s = p;
+    while (cl->ssl != NULL && n > 0) {
+        int k = SSL_write(cl->ssl, s, n < INT32_MAX ? (int)n : INT32_MAX);
+        if (k <= 0) return -1;
+        s += k;
+        n -= (size_t)k;
+    }
     while (n > 0) {
         ssize_t k = send(cl->fd, s, n, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR) continue;
@@ -498,6 +587,22 @@ static ssize_t fill(struct client *cl)
 {
     if (cl->len == sizeof cl->buf) {
         errno = ENOBUFS;
+        return -1;
+    }
+    while (cl->ssl != NULL) {
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_read(cl->ssl, cl->buf + cl->len, (int)(sizeof cl->buf - cl->len));
+        if (n > 0) {
+            cl->len += (size_t)n;
+            return n;
+        }
+        int e = SSL_get_error(cl->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN) return 0; /* close_notify, or the end (client_tls) */
+        if (e == SSL_ERROR_SYSCALL && errno == EINTR) continue;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) errno = EAGAIN;
+        if (errno == 0) errno = EPROTO;
+        ERR_clear_error();
         return -1;
     }
     for (;;) {
@@ -557,6 +662,7 @@ static unsigned header_count(const struct answer *a, const char *name)
 static int read_answer(struct client *cl, struct answer *a, bool no_body)
 {
     memset(a, 0, offsetof(struct answer, body));
+    a->tls = cl->ssl != NULL;
     a->body[0] = '\0';
     a->body_len = 0;
     a->error[0] = '\0';
@@ -610,7 +716,8 @@ static const char *close_missing(struct client *cl)
 {
     static _Thread_local char why[160];
     struct pollfd p = {.fd = cl->fd, .events = POLLIN};
-    if (cl->len == 0 && poll(&p, 1, CLOSE_WAIT_MS) == 0) {
+    bool held = cl->ssl != NULL && SSL_pending(cl->ssl) > 0; /* decrypted, not yet taken */
+    if (cl->len == 0 && !held && poll(&p, 1, CLOSE_WAIT_MS) == 0) {
         snprintf(why, sizeof why, "no close within %d ms", CLOSE_WAIT_MS);
         return why;
     }
@@ -634,7 +741,7 @@ static void closed_ok(struct client *cl)
 /* True when nothing arrives within ms. */
 static bool silent_for(struct client *cl, int ms)
 {
-    if (cl->len > 0) return false;
+    if (cl->len > 0 || (cl->ssl != NULL && SSL_pending(cl->ssl) > 0)) return false;
     struct pollfd p = {.fd = cl->fd, .events = POLLIN};
     return poll(&p, 1, ms) == 0;
 }
@@ -679,6 +786,11 @@ static void common_headers_ok(const struct answer *a, bool no_body)
     assert_string_equal(header_value(a, "X-Frame-Options", v, sizeof v), "DENY");
     assert_int_equal(header_count(a, "Content-Length"), 1);
     assert_int_equal(header_count(a, "Date"), 1);
+    /* HSTS on every answer over HTTPS, and never over HTTP (RFC 6797 8.1) */
+    assert_int_equal(header_count(a, "Strict-Transport-Security"), a->tls ? 1 : 0);
+    if (a->tls) {
+        assert_string_equal(header_value(a, "Strict-Transport-Security", v, sizeof v), HSTS_VALUE);
+    }
 }
 
 /* Asserts a route's 200 with its added headers and the expected body. */
@@ -1824,6 +1936,382 @@ static void test_concurrency(void **state)
     assert_int_equal(after.refused - before.refused, 0);
 }
 
+/* ---- HTTPS ------------------------------------------------------------------------------ */
+
+#define TLS_BIG_KIB 8192 /* more than the kernel buffers of both sides hold */
+
+/* The first flight of a TLS client (its ClientHello) as bytes, into out; its length. */
+static size_t client_hello(char *out, size_t cap)
+{
+    SSL *ssl = SSL_new(client_tls);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    assert_non_null(ssl);
+    assert_non_null(rb);
+    assert_non_null(wb);
+    SSL_set_bio(ssl, rb, wb);           /* ssl owns both */
+    assert_true(SSL_connect(ssl) <= 0); /* it waits for the ServerHello */
+    char *p = NULL;
+    long n = BIO_get_mem_data(wb, &p);
+    assert_true(n > 0 && (size_t)n <= cap);
+    memcpy(out, p, (size_t)n);
+    SSL_free(ssl);
+    ERR_clear_error();
+    return (size_t)n;
+}
+
+/* Reads until the server ends the connection (a FIN or a reset, within CLOSE_WAIT_MS) and
+ * asserts that no HTTP came before it. */
+static void ends_without_http(struct client *cl)
+{
+    int64_t until = now_ms() + CLOSE_WAIT_MS;
+    for (;;) {
+        struct pollfd p = {.fd = cl->fd, .events = POLLIN};
+        int left = (int)(until - now_ms());
+        if (left <= 0 || poll(&p, 1, left) != 1) fail_msg("still open after %d ms", CLOSE_WAIT_MS);
+        ssize_t n = fill(cl);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) break;
+        if (n < 0) fail_msg("recv: %s", strerror(errno));
+    }
+    if (memmem(cl->buf, cl->len, "HTTP/", 5) != NULL) {
+        fail_msg("an HTTP answer: %.*s", (int)cl->len, cl->buf);
+    }
+}
+
+/* The listener's own files: a second self-signed pair is not made over the first, and a
+ * missing or wrong file is named as the certificate or the key. */
+static void test_tls_files(void **state)
+{
+    (void)state;
+    char err[256], other[160];
+    wx_tls_t *t = NULL;
+    assert_int_equal(wx_tls_make_self_signed(tls_cert, tls_key, 1, err, sizeof err), WX_TLS_EXISTS);
+    assert_int_equal(wx_tls_new(tls_cert, tls_key, &t, err, sizeof err), 0);
+    wx_tls_free(t);
+    snprintf(other, sizeof other, "%s/missing.crt", tls_dir);
+    assert_int_equal(wx_tls_new(other, tls_key, &t, err, sizeof err), WX_TLS_BAD_CERT);
+    assert_null(t);
+    assert_non_null(strstr(err, "No such file"));
+    assert_int_equal(wx_tls_new(tls_key, tls_key, &t, err, sizeof err), WX_TLS_BAD_CERT);
+    assert_int_equal(wx_tls_new(tls_cert, tls_cert, &t, err, sizeof err), WX_TLS_BAD_KEY);
+    assert_int_equal(wx_tls_new(tls_cert, other, &t, err, sizeof err), WX_TLS_BAD_KEY);
+    /* a pair of its own: its key is not the first certificate's */
+    char cert2[160], key2[160];
+    snprintf(cert2, sizeof cert2, "%s/other.crt", tls_dir);
+    snprintf(key2, sizeof key2, "%s/other.key", tls_dir);
+    assert_int_equal(wx_tls_make_self_signed(cert2, key2, 1, err, sizeof err), 0);
+    assert_int_equal(wx_tls_new(tls_cert, key2, &t, err, sizeof err), WX_TLS_BAD_KEY);
+    assert_non_null(strstr(err, "not the certificate's key"));
+    assert_int_equal(unlink(cert2), 0);
+    /* the key alone: refused, and left as it was */
+    assert_int_equal(wx_tls_make_self_signed(cert2, key2, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "exists without"));
+    assert_int_equal(access(cert2, F_OK), -1);
+    assert_int_equal(unlink(key2), 0);
+    assert_null(t);
+}
+
+/* A GET and a POST with a body, then every route, on one TLS connection. */
+static void test_tls_requests(void **state)
+{
+    struct server *sv = *state;
+    struct client *cl = dial_tls_ok(sv);
+    struct answer a;
+    char req[512];
+    send_ok(cl, req, build_request(req, sizeof req, "GET", "/healthz", NULL, NULL, 0));
+    answer_ok(cl, &a, false);
+    assert_true(a.tls);
+    assert_int_equal(a.status, 200);
+    common_headers_ok(&a, false);
+    assert_string_equal(a.body, "ok\n");
+    size_t n = build_request(req, sizeof req, "POST", "/echo?tls=1", "X-Test: secure\r\n",
+                             "0123456789", 10);
+    send_ok(cl, req, n);
+    answer_ok(cl, &a, false);
+    route_answer_ok(&a, "echo", "POST /echo q=tls=1 x=secure len=10\n0123456789");
+    static const char *routes[] = {"now", "later", "via-hub", "roundtrip"};
+    for (unsigned i = 0; i < 12; i++) {
+        char q[32];
+        snprintf(q, sizeof q, "i=%u", i);
+        get_simple_ok(cl, routes[i % 4], q);
+    }
+    send_ok(cl, req, build_request(req, sizeof req, "HEAD", "/now?head", NULL, NULL, 0));
+    answer_ok(cl, &a, true);
+    assert_int_equal(a.status, 200);
+    common_headers_ok(&a, true);
+    get_simple_ok(cl, "now", "after-head");
+    hang_up(cl);
+    wait_all_closed(sv);
+}
+
+/* Requests pipelined in one write are answered in order, a body larger than the input
+ * buffer's first size among them (OpenSSL then holds the rest of a record the socket no
+ * longer shows); the last asks for the close, which comes after close_notify. */
+static void test_tls_pipelining(void **state)
+{
+    struct server *sv = *state;
+    struct client *cl = dial_tls_ok(sv);
+    SSL_clear_options(cl->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF); /* the close must be clean */
+    static char req[BODY_MAX + 2048], body[BODY_MAX];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (char)('A' + i % 26);
+    size_t n = build_request(req, sizeof req, "GET", "/later?p=1", NULL, NULL, 0);
+    n += build_request(req + n, sizeof req - n, "POST", "/echo?p=2", NULL, body, sizeof body);
+    n +=
+        build_request(req + n, sizeof req - n, "GET", "/now?p=3", "Connection: close\r\n", NULL, 0);
+    send_ok(cl, req, n);
+    static struct answer a;
+    answer_ok(cl, &a, false);
+    route_answer_ok(&a, "later", "later q=p=1\n");
+    answer_ok(cl, &a, false);
+    const char *line = "POST /echo q=p=2 x=- len=4096\n";
+    assert_int_equal(a.status, 200);
+    common_headers_ok(&a, false);
+    assert_int_equal(a.body_len, strlen(line) + sizeof body);
+    assert_memory_equal(a.body, line, strlen(line));
+    assert_memory_equal(a.body + strlen(line), body, sizeof body);
+    answer_ok(cl, &a, false);
+    route_answer_ok(&a, "now", "now q=p=3\n");
+    char v[32];
+    assert_string_equal(header_value(&a, "Connection", v, sizeof v), "close");
+    closed_ok(cl); /* an end without close_notify would be an error: see above */
+    hang_up(cl);
+    wait_all_closed(sv);
+}
+
+/* An answer of megabytes to a client with a small receive buffer that waits before reading:
+ * the server's SSL_write waits for the socket again and again, and every byte arrives in
+ * order; the request pipelined behind it is answered after it. */
+static void test_tls_large_answer(void **state)
+{
+    struct server *sv = *state;
+    const char *why;
+    struct client *cl = dial_tls_with(sv, client_tls, 4096, &why);
+    if (cl == NULL) fail_msg("TLS connect: %s", why);
+    char req[512], target[64];
+    snprintf(target, sizeof target, "/big?kib=%d", TLS_BIG_KIB);
+    size_t n = build_request(req, sizeof req, "GET", target, NULL, NULL, 0);
+    n += build_request(req + n, sizeof req - n, "GET", "/now?after=big", NULL, NULL, 0);
+    send_ok(cl, req, n);
+    sleep_ms(200); /* the listener fills what the kernel holds, and waits */
+    static struct answer a;
+    char *end;
+    while ((end = memmem(cl->buf, cl->len, "\r\n\r\n", 4)) == NULL) {
+        if (fill(cl) <= 0) fail_msg("no head for /big: %s", strerror(errno));
+    }
+    size_t head_len = (size_t)(end + 4 - cl->buf);
+    memcpy(a.head, cl->buf, head_len);
+    a.head[head_len] = '\0';
+    a.tls = true;
+    memmove(cl->buf, cl->buf + head_len, cl->len - head_len);
+    cl->len -= head_len;
+    char v[64];
+    assert_int_equal(strncmp(a.head, "HTTP/1.1 200 ", 13), 0);
+    assert_string_equal(header_value(&a, "Strict-Transport-Security", v, sizeof v), HSTS_VALUE);
+    assert_int_equal(strtol(header_value(&a, "Content-Length", v, sizeof v), NULL, 10),
+                     (long)TLS_BIG_KIB << 10);
+    size_t got = read_big_body(cl, (size_t)TLS_BIG_KIB << 10);
+    if (got != (size_t)TLS_BIG_KIB << 10) {
+        fail_msg("/big: byte %zu of %d KiB wrong or missing (%s)", got, TLS_BIG_KIB,
+                 strerror(errno));
+    }
+    answer_ok(cl, &a, false);
+    route_answer_ok(&a, "now", "now q=after=big\n");
+    hang_up(cl);
+    wait_all_closed(sv);
+}
+
+/* A TLS 1.3 key update that asks for the server's: the server writes while it reads, and
+ * the connection goes on. */
+static void test_tls_key_update(void **state)
+{
+    struct server *sv = *state;
+    struct client *cl = dial_tls_ok(sv);
+    assert_string_equal(SSL_get_version(cl->ssl), "TLSv1.3");
+    get_simple_ok(cl, "now", "before");
+    assert_int_equal(SSL_key_update(cl->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    get_simple_ok(cl, "roundtrip", "after");
+    get_simple_ok(cl, "later", "again");
+    hang_up(cl);
+    wait_all_closed(sv);
+}
+
+/* A client context of its own for the policy's tests: TLS 1.0 up to max_version, offering
+ * ciphers (TLS 1.2 and older suites) at security level 0, which lets OpenSSL offer what its
+ * defaults no longer do; the server's certificate is not checked. */
+static SSL_CTX *policy_client(int max_version, const char *ciphers)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    SSL_CTX_set_security_level(ctx, 0);
+    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(ctx, max_version), 1);
+    assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+/* One handshake with policy_client(max_version, ciphers). Returns 0 with the suite agreed
+ * in cipher, or OpenSSL's reason code for the failure. */
+static int policy_try(const struct server *sv, int max_version, const char *ciphers, char *cipher,
+                      size_t cap)
+{
+    SSL_CTX *ctx = policy_client(max_version, ciphers);
+    struct client *cl = dial_to(&sv->tls_addr, 0);
+    assert_non_null(cl);
+    cl->ssl = SSL_new(ctx);
+    assert_non_null(cl->ssl);
+    assert_int_equal(SSL_set_fd(cl->ssl, cl->fd), 1);
+    ERR_clear_error();
+    int rc = 0;
+    if (SSL_connect(cl->ssl) != 1) {
+        rc = ERR_GET_REASON(ERR_peek_last_error());
+        assert_true(rc != 0);
+    } else {
+        snprintf(cipher, cap, "%s", SSL_get_cipher_name(cl->ssl));
+    }
+    ERR_clear_error();
+    hang_up(cl);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* TLS 1.0 and 1.1 are refused by the server (its protocol_version alert, not the client
+ * declining), so are CBC suites under 1.2; of AEAD suites the server's order wins, unless
+ * the client puts ChaCha20 first; renegotiation is refused (OpenSSL 3 refuses a client's by
+ * default too; SSL_OP_ALLOW_CLIENT_RENEGOTIATION would make this fail). */
+static void test_tls_policy(void **state)
+{
+    struct server *sv = *state;
+    char cipher[64] = "";
+    const char *any = "DEFAULT:@SECLEVEL=0";
+    assert_int_equal(policy_try(sv, TLS1_VERSION, any, cipher, sizeof cipher),
+                     SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    assert_int_equal(policy_try(sv, TLS1_1_VERSION, any, cipher, sizeof cipher),
+                     SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    assert_int_equal(policy_try(sv, TLS1_2_VERSION, any, cipher, sizeof cipher), 0);
+    assert_string_equal(cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_int_equal(policy_try(sv, TLS1_2_VERSION,
+                                "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:"
+                                "ECDHE-ECDSA-AES128-SHA:AES128-GCM-SHA256",
+                                cipher, sizeof cipher),
+                     SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE);
+    assert_int_equal(policy_try(sv, TLS1_2_VERSION,
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256",
+                                cipher, sizeof cipher),
+                     0);
+    assert_string_equal(cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_int_equal(policy_try(sv, TLS1_2_VERSION,
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256",
+                                cipher, sizeof cipher),
+                     0);
+    assert_string_equal(cipher, "ECDHE-ECDSA-CHACHA20-POLY1305");
+
+    /* renegotiation: the server answers the new ClientHello with no_renegotiation */
+    SSL_CTX *ctx = policy_client(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    struct client *cl = dial_to(&sv->tls_addr, 0);
+    assert_non_null(cl);
+    cl->ssl = SSL_new(ctx);
+    assert_int_equal(SSL_set_fd(cl->ssl, cl->fd), 1);
+    assert_int_equal(SSL_connect(cl->ssl), 1);
+    get_simple_ok(cl, "now", "before-renegotiation");
+    assert_int_equal(SSL_renegotiate(cl->ssl), 1);
+    ERR_clear_error();
+    assert_true(SSL_do_handshake(cl->ssl) <= 0);
+    assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_NO_RENEGOTIATION);
+    ERR_clear_error();
+    hang_up(cl);
+    SSL_CTX_free(ctx);
+    wait_all_closed(sv);
+}
+
+/* Before the handshake is done nothing is answered: a client that says nothing, and one
+ * that sends half a ClientHello, are closed once the time for a request head is up; plain
+ * HTTP gets no HTTP back and is closed at once. None of them counts as a request. */
+static void test_tls_handshake_limits(void **state)
+{
+    struct server *sv = *state;
+    wait_all_closed(sv);
+    struct wx_http_stats before, after;
+    stats(sv, &before);
+    struct client *cls[2] = {dial_to(&sv->tls_addr, 0), dial_to(&sv->tls_addr, 0)};
+    assert_non_null(cls[0]);
+    assert_non_null(cls[1]);
+    int64_t sent = now_ms();
+    char hello[4096];
+    size_t hn = client_hello(hello, sizeof hello);
+    send_ok(cls[1], hello, hn / 2);
+
+    struct client *plain = dial_to(&sv->tls_addr, 0);
+    assert_non_null(plain);
+    send_str(plain, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    ends_without_http(plain);
+    hang_up(plain);
+
+    int64_t at[2] = {0};
+    wait_readable(cls, at, 2, sent + TIMEOUT_S * 1000 + SWEEP_SLACK + 1500);
+    for (unsigned i = 0; i < 2; i++) {
+        int64_t took = at[i] - sent;
+        if (at[i] == 0 || took < TIMEOUT_S * 1000 - 100 ||
+            took > TIMEOUT_S * 1000 + SWEEP_SLACK + 500) {
+            fail_msg("connection %u: closed after %lld ms (never: %d)", i, (long long)took,
+                     at[i] == 0);
+        }
+        ends_without_http(cls[i]);
+        assert_int_equal(cls[i]->len, 0);
+        hang_up(cls[i]);
+    }
+    wait_all_closed(sv);
+    stats(sv, &after);
+    assert_int_equal(after.accepted - before.accepted, 3);
+    assert_int_equal(after.requests - before.requests, 0);
+    assert_int_equal(after.refused - before.refused, 0);
+}
+
+/* The hub stops with TLS connections in every state: mid-handshake, idle, a handler at
+ * work, half a request, and the one that asked for the stop. The answers owed are given,
+ * every connection closes, nothing hangs or leaks (the sanitizer build checks the last). */
+static void test_tls_shutdown(void **state)
+{
+    struct server *group = *state;
+    struct server *sv = &small_srv;
+    assert_int_equal(server_start(sv, group->threads, 16, 5), 0);
+    struct client *shaking = dial_to(&sv->tls_addr, 0);
+    assert_non_null(shaking);
+    char hello[4096];
+    size_t hn = client_hello(hello, sizeof hello);
+    send_ok(shaking, hello, hn / 2);
+    struct client *idle = dial_tls_ok(sv), *later = dial_tls_ok(sv), *half = dial_tls_ok(sv);
+    struct client *stopper = dial_tls_ok(sv);
+    get_simple_ok(idle, "now", "idle");
+    send_str(later, "GET /later?before HTTP/1.1\r\nHost: t\r\n\r\n");
+    send_str(half, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
+    sleep_ms(10); /* /later's handler has its timer before the stop */
+    send_str(stopper, "GET /stop?now HTTP/1.1\r\nHost: t\r\n\r\n"
+                      "GET /now?behind HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct answer a;
+    char v[64];
+    answer_ok(stopper, &a, false);
+    route_answer_ok(&a, "stop", "stop q=now\n");
+    assert_string_equal(header_value(&a, "Connection", v, sizeof v), "close");
+    closed_ok(stopper);
+    answer_ok(later, &a, false);
+    route_answer_ok(&a, "later", "later q=before\n");
+    assert_string_equal(header_value(&a, "Connection", v, sizeof v), "close");
+    closed_ok(later);
+    closed_ok(idle);
+    closed_ok(shaking);
+    int64_t t0 = now_ms();
+    server_stop(sv);
+    assert_true(now_ms() - t0 < 3000);
+    closed_ok(half);
+    hang_up(shaking);
+    hang_up(idle);
+    hang_up(later);
+    hang_up(half);
+    hang_up(stopper);
+}
+
 /* ---- groups ---------------------------------------------------------------------------- */
 
 static int setup_threads(void **state, unsigned threads)
@@ -1856,6 +2344,37 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The HTTPS listener's pair in a temporary directory, and the client's context trusting
+ * it. 0, or -1. */
+static int tls_setup(void)
+{
+    char err[256];
+    snprintf(tls_dir, sizeof tls_dir, "/tmp/wxbank-http-tls-XXXXXX");
+    if (mkdtemp(tls_dir) == NULL) return -1;
+    snprintf(tls_cert, sizeof tls_cert, "%s/test.crt", tls_dir);
+    snprintf(tls_key, sizeof tls_key, "%s/test.key", tls_dir);
+    if (wx_tls_make_self_signed(tls_cert, tls_key, 1, err, sizeof err) != 0) {
+        fprintf(stderr, "tls: %s\n", err);
+        return -1;
+    }
+    client_tls = SSL_CTX_new(TLS_client_method());
+    if (client_tls == NULL || SSL_CTX_load_verify_locations(client_tls, tls_cert, NULL) != 1) {
+        return -1;
+    }
+    SSL_CTX_set_verify(client_tls, SSL_VERIFY_PEER, NULL);
+    /* a server's close without close_notify (a dropped connection) reads as the end */
+    SSL_CTX_set_options(client_tls, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    return 0;
+}
+
+static void tls_cleanup(void)
+{
+    SSL_CTX_free(client_tls);
+    unlink(tls_cert);
+    unlink(tls_key);
+    rmdir(tls_dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1881,10 +2400,23 @@ int main(void)
         cmocka_unit_test_teardown(test_shutdown_with_work_in_flight, teardown_small),
         cmocka_unit_test(test_hub_post_from_threads),
         cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_tls_files),
+        cmocka_unit_test(test_tls_requests),
+        cmocka_unit_test(test_tls_pipelining),
+        cmocka_unit_test(test_tls_large_answer),
+        cmocka_unit_test(test_tls_key_update),
+        cmocka_unit_test(test_tls_policy),
+        cmocka_unit_test(test_tls_handshake_limits),
+        cmocka_unit_test_teardown(test_tls_shutdown, teardown_small),
     };
+    if (tls_setup() != 0) {
+        fprintf(stderr, "cannot make the HTTPS listener's certificate\n");
+        return 1;
+    }
     int failed = 0;
     failed += cmocka_run_group_tests_name("http, hub loop only", tests, setup_0, teardown);
     failed += cmocka_run_group_tests_name("http, 1 I/O thread", tests, setup_1, teardown);
     failed += cmocka_run_group_tests_name("http, 2 I/O threads", tests, setup_2, teardown);
+    tls_cleanup();
     return failed;
 }
