@@ -7,7 +7,7 @@
  * input then has nowhere to go: the values that pass are escaped wherever a page shows them
  * and bound as parameters wherever they are stored.
  */
-#include "web/web.h"
+#include "web/web_int.h"
 
 #include <string.h>
 
@@ -18,11 +18,11 @@ static bool name_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Valid UTF-8 without control characters (tab and newline included: no field needs them). */
-static bool is_text(const char *s, size_t len)
+bool web_is_text(const char *s, size_t len, size_t *chars)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
+    size_t count = 0;
+    for (; p < end; count++) {
         unsigned c = *p;
         size_t n = c < 0x80                 ? 1
                    : c >= 0xC2 && c <= 0xDF ? 2
@@ -37,6 +37,7 @@ static bool is_text(const char *s, size_t len)
         if (n == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))) return false;
         p += n;
     }
+    if (chars != NULL) *chars = count;
     return true;
 }
 
@@ -59,7 +60,7 @@ static enum wx_form_error add_field(struct wx_form *out, const char *p, const ch
     int n = wx_http_query_decode(eq + 1, end, out->buf + *used, room);
     if (n == -2 && (size_t)(end - eq - 1) >= room) return WX_FORM_TOO_LARGE;
     if (n < 0) return WX_FORM_MALFORMED; /* bad percent-encoding, or an encoded NUL */
-    if (!is_text(out->buf + *used, (size_t)n)) return WX_FORM_NOT_TEXT;
+    if (!web_is_text(out->buf + *used, (size_t)n, NULL)) return WX_FORM_NOT_TEXT;
     f->value = out->buf + *used;
     f->len = (size_t)n;
     *used += (size_t)n + 1;

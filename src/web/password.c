@@ -13,7 +13,7 @@
  * pattern anyone would try first (111111, 123456, 121212, 123123), nor the birth date, nor
  * the end of the mobile or ID number.
  */
-#include "web/web.h"
+#include "web/web_int.h"
 
 #include <argon2.h>
 #include <stdio.h>
@@ -54,30 +54,6 @@ bool wx_password_verify(const char *encoded, const char *password, size_t len)
 
 /* ---- the login password ------------------------------------------------------------------- */
 
-/* Valid UTF-8 without control characters; *chars counts the characters. */
-static bool is_text(const char *s, size_t len, size_t *chars)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    *chars = 0;
-    while (p < end) {
-        unsigned c = *p;
-        size_t n = c < 0x80                 ? 1
-                   : c >= 0xC2 && c <= 0xDF ? 2
-                   : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4
-                                            : 0;
-        if (n == 0 || (size_t)(end - p) < n || (c < 0x80 && (c < 0x20 || c == 0x7F))) {
-            return false;
-        }
-        for (size_t i = 1; i < n; i++) {
-            if ((p[i] & 0xC0) != 0x80) return false;
-        }
-        p += n;
-        (*chars)++;
-    }
-    return true;
-}
-
 /* Whether s (len bytes) contains word, ignoring ASCII case. */
 static bool contains(const char *s, size_t len, const char *word)
 {
@@ -100,7 +76,7 @@ enum wx_password_flaw wx_password_check_login(const char *password, size_t len,
 {
     size_t chars;
     if (len > WX_PASSWORD_MAX) return WX_PW_TOO_LONG;
-    if (memchr(password, '\0', len) != NULL || !is_text(password, len, &chars)) {
+    if (memchr(password, '\0', len) != NULL || !web_is_text(password, len, &chars)) {
         return WX_PW_NOT_TEXT;
     }
     if (chars < WX_PASSWORD_MIN) return WX_PW_TOO_SHORT;
