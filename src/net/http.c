@@ -95,6 +95,7 @@ struct route {
     size_t len;
     bool prefix;
     bool threaded; /* fn runs on the I/O thread */
+    bool secure;   /* served over HTTPS only */
     wx_http_handler fn;
     void *arg;
 };
@@ -932,6 +933,9 @@ static void process(struct conn *c)
         c->route = find_route(s, req->head.path);
         if (c->route == NULL) {
             wx_http_error(req, 404, "not found");
+        } else if (c->route->secure && c->ssl == NULL) {
+            /* Never a sensitive page in clear, not even a form: the answer says where. */
+            wx_http_error(req, 403, "this page is served over HTTPS only");
         } else if (c->route->threaded) {
             c->route->fn(req, c->route->arg);
         } else {
@@ -1340,7 +1344,7 @@ unsigned wx_http_thread(const wx_http_req_t *req)
     return req->c->w->index;
 }
 
-static void add_route(wx_http_t *s, const char *path, bool prefix, bool threaded,
+static void add_route(wx_http_t *s, const char *path, bool prefix, bool threaded, bool secure,
                       wx_http_handler fn, void *arg)
 {
     assert(s->nroutes < ROUTES_MAX && strlen(path) < sizeof s->routes[0].path);
@@ -1349,19 +1353,26 @@ static void add_route(wx_http_t *s, const char *path, bool prefix, bool threaded
     r->len = strlen(path);
     r->prefix = prefix;
     r->threaded = threaded;
+    r->secure = secure;
     r->fn = fn;
     r->arg = arg;
 }
 
 void wx_http_route(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn, void *arg)
 {
-    add_route(s, path, prefix, false, fn, arg);
+    add_route(s, path, prefix, false, false, fn, arg);
+}
+
+void wx_http_route_secure(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn,
+                          void *arg)
+{
+    add_route(s, path, prefix, false, true, fn, arg);
 }
 
 void wx_http_route_threaded(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn,
                             void *arg)
 {
-    add_route(s, path, prefix, true, fn, arg);
+    add_route(s, path, prefix, true, false, fn, arg);
 }
 
 /* ---- the request's parts --------------------------------------------------------------- */

@@ -212,6 +212,11 @@ const char *wx_http_tls_address(const wx_http_t *s);
  * loop. At most 32 routes; all are set before wx_hub_run. */
 void wx_http_route(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn, void *arg);
 
+/* The same, but served over HTTPS only: over plain HTTP the path answers 403 (the secure
+ * pages, which must never be served in clear). */
+void wx_http_route_secure(wx_http_t *s, const char *path, bool prefix, wx_http_handler fn,
+                          void *arg);
+
 /*
  * The same, but fn runs on the I/O thread that read the request, alongside the others: it
  * may only use what is safe from any thread (its own state per thread: wx_http_thread) and

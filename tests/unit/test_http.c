@@ -381,6 +381,7 @@ static int server_start(struct server *sv, unsigned threads, unsigned max_connec
     wx_http_route(sv->http, "/later", false, route_later, sv);
     wx_http_route(sv->http, "/big", false, route_big, sv);
     wx_http_route(sv->http, "/stop", false, route_stop, sv);
+    wx_http_route_secure(sv->http, "/m/", true, route_echo, sv);
     wx_http_route_threaded(sv->http, "/now", false, route_now, sv);
     wx_http_route_threaded(sv->http, "/via-hub", false, route_via_hub, sv);
     wx_http_route_threaded(sv->http, "/roundtrip", false, route_roundtrip, sv);
@@ -2043,6 +2044,28 @@ static void test_tls_requests(void **state)
     wait_all_closed(sv);
 }
 
+/* A route served over HTTPS only answers there, and 403 over plain HTTP without its handler
+ * ever seeing the request. */
+static void test_secure_route(void **state)
+{
+    struct server *sv = *state;
+    struct answer a;
+    char req[512];
+    struct client *cl = dial_ok(sv);
+    send_ok(cl, req, build_request(req, sizeof req, "POST", "/m/bind", NULL, "pw=secret", 9));
+    answer_ok(cl, &a, false);
+    assert_int_equal(a.status, 403);
+    assert_non_null(strstr(a.body, "HTTPS only"));
+    assert_null(strstr(a.body, "secret"));
+    hang_up(cl);
+    cl = dial_tls_ok(sv);
+    send_ok(cl, req, build_request(req, sizeof req, "POST", "/m/bind", NULL, "pw=secret", 9));
+    answer_ok(cl, &a, false);
+    route_answer_ok(&a, "echo", "POST /m/bind q=- x=- len=9\npw=secret");
+    hang_up(cl);
+    wait_all_closed(sv);
+}
+
 /* Requests pipelined in one write are answered in order, a body larger than the input
  * buffer's first size among them (OpenSSL then holds the rest of a record the socket no
  * longer shows); the last asks for the close, which comes after close_notify. */
@@ -2402,6 +2425,7 @@ int main(void)
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_tls_files),
         cmocka_unit_test(test_tls_requests),
+        cmocka_unit_test(test_secure_route),
         cmocka_unit_test(test_tls_pipelining),
         cmocka_unit_test(test_tls_large_answer),
         cmocka_unit_test(test_tls_key_update),
