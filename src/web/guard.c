@@ -30,10 +30,11 @@ struct entry {
     uint8_t kind;  /* enum entry_kind */
     char key[WX_GUARD_KEY_MAX];
     size_t key_len;
-    struct entry *next_bucket, *older, *newer;
-    unsigned count;   /* wrong passwords in a row, or requests in the window */
-    int64_t since_ms; /* the window's start (rate limits) */
-    int64_t until_ms; /* locked until (lockouts); 0 none */
+    struct entry *next_bucket;
+    struct web_age age; /* by last touch */
+    unsigned count;     /* wrong passwords in a row, or requests in the window */
+    int64_t since_ms;   /* the window's start (rate limits) */
+    int64_t until_ms;   /* locked until (lockouts); 0 none */
 };
 
 struct wx_guard {
@@ -42,7 +43,7 @@ struct wx_guard {
     size_t max, count;
     struct entry **buckets;
     size_t nbuckets;
-    struct entry *oldest, *newest;
+    struct web_ages ages;
 };
 
 wx_guard_t *wx_guard_new(size_t max, int tz_offset_minutes)
@@ -52,20 +53,14 @@ wx_guard_t *wx_guard_new(size_t max, int tz_offset_minutes)
     wx_random_bytes(g->hash_key, sizeof g->hash_key);
     g->tz_offset_minutes = tz_offset_minutes;
     g->max = max;
-    g->nbuckets = 16;
-    while (g->nbuckets < 2 * max)
-        g->nbuckets *= 2;
+    g->nbuckets = web_buckets_for(max);
     g->buckets = wx_calloc(g->nbuckets, sizeof *g->buckets);
     return g;
 }
 
-static void unlink_age(wx_guard_t *g, struct entry *e)
+static struct entry *oldest(const wx_guard_t *g)
 {
-    if (e->older != NULL) e->older->newer = e->newer;
-    if (e->newer != NULL) e->newer->older = e->older;
-    if (g->oldest == e) g->oldest = e->newer;
-    if (g->newest == e) g->newest = e->older;
-    e->older = e->newer = NULL;
+    return WEB_ENTRY_OF(g->ages.oldest, struct entry, age);
 }
 
 static void drop(wx_guard_t *g, struct entry *e)
@@ -74,7 +69,7 @@ static void drop(wx_guard_t *g, struct entry *e)
     while (*p != e)
         p = &(*p)->next_bucket;
     *p = e->next_bucket;
-    unlink_age(g, e);
+    web_age_remove(&g->ages, &e->age);
     g->count--;
     free(e);
 }
@@ -82,8 +77,8 @@ static void drop(wx_guard_t *g, struct entry *e)
 void wx_guard_free(wx_guard_t *g)
 {
     if (g == NULL) return;
-    while (g->oldest != NULL)
-        drop(g, g->oldest);
+    while (oldest(g) != NULL)
+        drop(g, oldest(g));
     free(g->buckets);
     free(g);
 }
@@ -102,7 +97,7 @@ static struct entry *entry_of(wx_guard_t *g, uint8_t kind, const void *key, size
         e = e->next_bucket;
     if (e == NULL && !create) return NULL;
     if (e == NULL) {
-        if (g->count == g->max) drop(g, g->oldest);
+        if (g->count == g->max) drop(g, oldest(g));
         e = wx_calloc(1, sizeof *e);
         e->hash = h;
         e->kind = kind;
@@ -113,12 +108,9 @@ static struct entry *entry_of(wx_guard_t *g, uint8_t kind, const void *key, size
         *head = e;
         g->count++;
     } else {
-        unlink_age(g, e);
+        web_age_remove(&g->ages, &e->age);
     }
-    e->older = g->newest;
-    if (g->newest != NULL) g->newest->newer = e;
-    g->newest = e;
-    if (g->oldest == NULL) g->oldest = e;
+    web_age_add_newest(&g->ages, &e->age);
     return e;
 }
 

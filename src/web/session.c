@@ -21,7 +21,7 @@
 struct entry {
     uint8_t digest[32]; /* SHA-256 of the id's bytes */
     struct entry *next_bucket;
-    struct entry *older, *newer; /* by last use */
+    struct web_age age; /* by last use */
     struct wx_session s;
 };
 
@@ -29,7 +29,7 @@ struct wx_sessions {
     size_t max, count;
     struct entry **buckets; /* a power of two, at least 2 * max */
     size_t nbuckets;
-    struct entry *oldest, *newest;
+    struct web_ages ages;
 };
 
 static size_t bucket_of(const wx_sessions_t *s, const uint8_t digest[32])
@@ -44,28 +44,14 @@ wx_sessions_t *wx_sessions_new(size_t max)
     assert(max > 0);
     struct wx_sessions *s = wx_calloc(1, sizeof *s);
     s->max = max;
-    s->nbuckets = 16;
-    while (s->nbuckets < 2 * max)
-        s->nbuckets *= 2;
+    s->nbuckets = web_buckets_for(max);
     s->buckets = wx_calloc(s->nbuckets, sizeof *s->buckets);
     return s;
 }
 
-static void unlink_age(wx_sessions_t *s, struct entry *e)
+static struct entry *oldest(const wx_sessions_t *s)
 {
-    if (e->older != NULL) e->older->newer = e->newer;
-    if (e->newer != NULL) e->newer->older = e->older;
-    if (s->oldest == e) s->oldest = e->newer;
-    if (s->newest == e) s->newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void link_newest(wx_sessions_t *s, struct entry *e)
-{
-    e->older = s->newest;
-    if (s->newest != NULL) s->newest->newer = e;
-    s->newest = e;
-    if (s->oldest == NULL) s->oldest = e;
+    return WEB_ENTRY_OF(s->ages.oldest, struct entry, age);
 }
 
 static void unlink_bucket(wx_sessions_t *s, struct entry *e)
@@ -86,7 +72,7 @@ static void link_bucket(wx_sessions_t *s, struct entry *e)
 static void end(wx_sessions_t *s, struct entry *e)
 {
     unlink_bucket(s, e);
-    unlink_age(s, e);
+    web_age_remove(&s->ages, &e->age);
     s->count--;
     wx_wipe(e, sizeof *e);
     free(e);
@@ -95,8 +81,8 @@ static void end(wx_sessions_t *s, struct entry *e)
 void wx_sessions_free(wx_sessions_t *s)
 {
     if (s == NULL) return;
-    while (s->oldest != NULL)
-        end(s, s->oldest);
+    while (oldest(s) != NULL)
+        end(s, oldest(s));
     free(s->buckets);
     free(s);
 }
@@ -116,7 +102,7 @@ static void new_csrf(struct wx_session *x)
 struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_t now_ms,
                                     char id[WX_TOKEN_TEXT_LEN + 1])
 {
-    if (s->count == s->max) end(s, s->oldest);
+    if (s->count == s->max) end(s, oldest(s));
     struct entry *e = wx_calloc(1, sizeof *e);
     web_id_new(e->digest, id);
     size_t len = strnlen(openid, WX_OPENID_MAX);
@@ -124,15 +110,15 @@ struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_
     e->s.created_ms = e->s.last_ms = now_ms;
     new_csrf(&e->s);
     link_bucket(s, e);
-    link_newest(s, e);
+    web_age_add_newest(&s->ages, &e->age);
     s->count++;
     return &e->s;
 }
 
 static struct entry *lookup(wx_sessions_t *s, const char *id, int64_t now_ms)
 {
-    while (s->oldest != NULL && now_ms - s->oldest->s.last_ms >= WX_SESSION_IDLE_MS)
-        end(s, s->oldest);
+    while (oldest(s) != NULL && now_ms - oldest(s)->s.last_ms >= WX_SESSION_IDLE_MS)
+        end(s, oldest(s));
     uint8_t digest[32];
     if (!web_id_digest(id, digest)) return NULL;
     struct entry *e = s->buckets[bucket_of(s, digest)];
@@ -144,8 +130,8 @@ static struct entry *lookup(wx_sessions_t *s, const char *id, int64_t now_ms)
         return NULL;
     }
     e->s.last_ms = now_ms;
-    unlink_age(s, e);
-    link_newest(s, e);
+    web_age_remove(&s->ages, &e->age);
+    web_age_add_newest(&s->ages, &e->age);
     return e;
 }
 

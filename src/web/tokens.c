@@ -7,7 +7,7 @@
  * looking it up leaks nothing a guesser can use. Tokens are kept in order of issue, so the
  * oldest go first when the table is full and a sweep stops at the first still alive.
  */
-#include "web/web.h"
+#include "web/web_int.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -19,9 +19,9 @@
 #define TOKEN_BYTES 32
 
 struct token {
-    uint8_t digest[32];          /* SHA-256 of the token's bytes */
-    struct token *next_bucket;   /* in its hash bucket */
-    struct token *older, *newer; /* by issue */
+    uint8_t digest[32];        /* SHA-256 of the token's bytes */
+    struct token *next_bucket; /* in its hash bucket */
+    struct web_age age;        /* by issue */
     int64_t expires_ms;
     size_t len;
     uint8_t payload[WX_TOKEN_PAYLOAD_MAX];
@@ -31,7 +31,7 @@ struct wx_tokens {
     size_t max, count;
     struct token **buckets; /* a power of two, at least 2 * max */
     size_t nbuckets;
-    struct token *oldest, *newest;
+    struct web_ages ages;
 };
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -92,6 +92,11 @@ bool web_id_digest(const char *text, uint8_t digest[32])
     return ok;
 }
 
+static struct token *oldest(const wx_tokens_t *t)
+{
+    return WEB_ENTRY_OF(t->ages.oldest, struct token, age);
+}
+
 static size_t bucket_of(const wx_tokens_t *t, const uint8_t digest[32])
 {
     uint64_t h;
@@ -104,9 +109,7 @@ wx_tokens_t *wx_tokens_new(size_t max)
     assert(max > 0);
     struct wx_tokens *t = wx_calloc(1, sizeof *t);
     t->max = max;
-    t->nbuckets = 16;
-    while (t->nbuckets < 2 * max)
-        t->nbuckets *= 2;
+    t->nbuckets = web_buckets_for(max);
     t->buckets = wx_calloc(t->nbuckets, sizeof *t->buckets);
     return t;
 }
@@ -117,10 +120,7 @@ static void drop(wx_tokens_t *t, struct token *k)
     while (*p != k)
         p = &(*p)->next_bucket;
     *p = k->next_bucket;
-    if (k->older != NULL) k->older->newer = k->newer;
-    if (k->newer != NULL) k->newer->older = k->older;
-    if (t->oldest == k) t->oldest = k->newer;
-    if (t->newest == k) t->newest = k->older;
+    web_age_remove(&t->ages, &k->age);
     t->count--;
     wx_wipe(k, sizeof *k);
     free(k);
@@ -129,8 +129,8 @@ static void drop(wx_tokens_t *t, struct token *k)
 void wx_tokens_free(wx_tokens_t *t)
 {
     if (t == NULL) return;
-    while (t->oldest != NULL)
-        drop(t, t->oldest);
+    while (oldest(t) != NULL)
+        drop(t, oldest(t));
     free(t->buckets);
     free(t);
 }
@@ -139,7 +139,7 @@ void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t no
                      int64_t life_ms, char out[WX_TOKEN_TEXT_LEN + 1])
 {
     assert(len <= WX_TOKEN_PAYLOAD_MAX);
-    if (t->count == t->max) drop(t, t->oldest);
+    if (t->count == t->max) drop(t, oldest(t));
     struct token *k = wx_calloc(1, sizeof *k);
     web_id_new(k->digest, out);
     k->expires_ms = now_ms + life_ms;
@@ -148,10 +148,7 @@ void wx_tokens_issue(wx_tokens_t *t, const void *payload, size_t len, int64_t no
     struct token **head = &t->buckets[bucket_of(t, k->digest)];
     k->next_bucket = *head;
     *head = k;
-    k->older = t->newest;
-    if (t->newest != NULL) t->newest->newer = k;
-    t->newest = k;
-    if (t->oldest == NULL) t->oldest = k;
+    web_age_add_newest(&t->ages, &k->age);
     t->count++;
 }
 
@@ -183,6 +180,6 @@ void wx_tokens_sweep(wx_tokens_t *t, int64_t now_ms)
 {
     /* Issued in order with lives that differ: a long life may shield a short one behind it,
      * which the next sweep or its take then drops. */
-    while (t->oldest != NULL && t->oldest->expires_ms <= now_ms)
-        drop(t, t->oldest);
+    while (oldest(t) != NULL && oldest(t)->expires_ms <= now_ms)
+        drop(t, oldest(t));
 }
