@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/serve_util.h"
 #include "util/money.h"
 #include "wechat/wechat.h"
 
@@ -175,23 +176,7 @@ static void start_server(void)
 /* SIGTERM, then waits; the server must exit 0 within WAIT_MS. Returns 0 when it did. */
 static int stop_server(void)
 {
-    if (server_pid <= 0) return 0;
-    kill(server_pid, SIGTERM);
-    int st = 0;
-    for (int waited = 0; waited < WAIT_MS; waited += 10) {
-        pid_t r = waitpid(server_pid, &st, WNOHANG);
-        if (r == server_pid) {
-            server_pid = -1;
-            return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-        }
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, &st, 0);
-    server_pid = -1;
-    fprintf(stderr, "wxbank serve did not stop within %d ms of SIGTERM\n", WAIT_MS);
-    return -1;
+    return serve_stop(&server_pid, WAIT_MS);
 }
 
 /* How many lines of server.log contain what. */
