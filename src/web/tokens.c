@@ -1,9 +1,10 @@
 /*
  * tokens.c - tokens good once and for a while: one-time links, CAPTCHA challenges.
  *
- * A token is 32 bytes from the OS's RNG, given out as base64url text. The table keeps only
- * SHA-256 of it (a dump of this memory opens nothing), found through a hash table by the
- * digest's first bytes: the digest of a secret needs no keyed hash to be spread evenly, and
+ * A token is 32 bytes from the OS's RNG, given out as 64 lower-case hex characters: safe
+ * as they are in a URL, a cookie and the OAuth state WeChat passes back ([a-zA-Z0-9] only). The
+ * table keeps only SHA-256 of it (a dump of this memory opens nothing), found through a hash table
+ * by the digest's first bytes: the digest of a secret needs no keyed hash to be spread evenly, and
  * looking it up leaks nothing a guesser can use. Tokens are kept in order of issue, so the
  * oldest go first when the table is full and a sweep stops at the first still alive.
  */
@@ -34,44 +35,21 @@ struct wx_tokens {
     struct web_ages ages;
 };
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 static void encode(const uint8_t in[TOKEN_BYTES], char out[WX_TOKEN_TEXT_LEN + 1])
 {
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < TOKEN_BYTES; i++) {
-        acc = acc << 8 | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = B64URL[acc >> bits & 63];
-        }
-    }
-    if (bits > 0) out[o++] = B64URL[acc << (6 - bits) & 63];
-    assert(o == WX_TOKEN_TEXT_LEN);
-    out[o] = '\0';
+    size_t n = wx_hex_encode(in, TOKEN_BYTES, out, WX_TOKEN_TEXT_LEN + 1);
+    assert(n == WX_TOKEN_TEXT_LEN);
+    (void)n;
 }
 
-/* The token's bytes from its text; false for anything that is not one. */
+/* The token's bytes from its text; false for anything that is not one. Only lower-case hex
+ * is a token: one text per token, so no two spellings can name it. */
 static bool decode(const char *text, uint8_t out[TOKEN_BYTES])
 {
     if (strnlen(text, WX_TOKEN_TEXT_LEN + 1) != WX_TOKEN_TEXT_LEN) return false;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < WX_TOKEN_TEXT_LEN; i++) {
-        const char *p = memchr(B64URL, text[i], 64);
-        if (p == NULL || text[i] == '\0') return false;
-        acc = acc << 6 | (uint32_t)(p - B64URL);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return o == TOKEN_BYTES && (acc & ((1u << bits) - 1)) == 0; /* no stray low bits */
+    if (strspn(text, "0123456789abcdef") != WX_TOKEN_TEXT_LEN) return false;
+    size_t n = 0;
+    return wx_hex_decode(text, WX_TOKEN_TEXT_LEN, out, TOKEN_BYTES, &n) == 0 && n == TOKEN_BYTES;
 }
 
 void web_id_new(uint8_t digest[32], char text[WX_TOKEN_TEXT_LEN + 1])

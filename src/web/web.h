@@ -113,7 +113,7 @@ void wx_captcha_answer_hash(const uint8_t key[32], const char *answer, size_t le
  * One-time tokens (tokens.c): links from chat, CAPTCHA challenges
  * ========================================================================================= */
 
-#define WX_TOKEN_TEXT_LEN    43  /* a token as text: 32 random bytes in base64url, no padding */
+#define WX_TOKEN_TEXT_LEN    64  /* a token as text: 32 random bytes in lower-case hex */
 #define WX_TOKEN_PAYLOAD_MAX 192 /* what a token carries (a follower, an action, an answer) */
 
 /*

@@ -17,7 +17,7 @@
 
 #define WEB_ID_BYTES 32 /* every token and session id: 256 random bits */
 
-/* A fresh random id: its bytes' SHA-256 (what tables keep) and its base64url text. */
+/* A fresh random id: its bytes' SHA-256 (what tables keep) and its hex text. */
 void web_id_new(uint8_t digest[32], char text[WX_TOKEN_TEXT_LEN + 1]);
 
 /* The SHA-256 of the id text names; false for text that is not exactly an id's encoding. */
