@@ -5,8 +5,9 @@
  * Every answer is in the language the cardholder wrote in. Those that show the ledger set
  * reads_state, so the webhook lets them leave only once what they show is durable. Steps
  * that change money, limits or controls (and unlocking) belong to the secure web pages:
- * until those open, the answer says so plainly and the dialogue keeps the intent and its
- * slots, ready for the hand-off.
+ * binding, unbinding and unlocking get a one-time link to their page from the link maker
+ * (wx_chat_set_links); the others, until their pages open, say so plainly and the dialogue
+ * keeps the intent and its slots, ready for the hand-off.
  */
 #include "chat/chat_int.h"
 
@@ -15,10 +16,15 @@
 #include <string.h>
 
 #include "chat/nlu_int.h"
+#include "util/crypto.h"
 #include "util/money.h"
 #include "util/timeutil.h"
 
 #define GRACE_DAYS 20 /* from statement day to due date */
+/* A one-time link's bytes, NUL included. Links are about 200 bytes; with the longest
+ * explanation and the link's words the reply stays well within WX_CHAT_TEXT_MAX. */
+#define LINK_URL_MAX       512
+#define LINK_VALID_MINUTES 5 /* what the secure pages give a link; the words promise it */
 
 /* ---- words ---------------------------------------------------------------------------------- */
 
@@ -108,6 +114,44 @@ static void hand_off(struct turn *t, const char *zh, const char *en)
         "\nTo keep your money safe this step happens on the bank's secure page (login "
         "password and picture code). The secure page opens soon; then send the same message "
         "and you will get a one-time secure link.");
+}
+
+/*
+ * A step the secure page of action does (action NULL: a page not open yet): the explanation,
+ * then a one-time link for this follower made now, or words saying the page is busy when
+ * none can be made. Without a link maker, or without a follower to make the link for (a tool
+ * that talks without an OpenID), the words of hand_off().
+ */
+static void secure_step(struct turn *t, const char *action, const char *zh, const char *en)
+{
+    const char *openid = t->in->openid;
+    if (action == NULL || t->c->link == NULL || openid == NULL || openid[0] == '\0') {
+        hand_off(t, zh, en);
+        return;
+    }
+    say(t->out, "%s", t->lang == WX_CHAT_EN ? en : zh);
+    char url[LINK_URL_MAX];
+    url[0] = '\0';
+    int rc = t->c->link(t->c->link_arg, openid, action, t->in->now_ms, url, sizeof url);
+    /* A link that is empty or fills the buffer unterminated is no link: never half of one. */
+    if (rc != 0 || url[0] == '\0' || memchr(url, '\0', sizeof url) == NULL) {
+        SAY(t,
+            "\n为保护您的资金安全，这一步需在银行安全页面完成。安全页面现在繁忙，"
+            "请一分钟后再试。",
+            "\nTo keep your money safe this step happens on the bank's secure page, which is "
+            "busy right now. Please try again in a minute.");
+        wx_wipe(url, sizeof url);
+        return;
+    }
+    /* One say(): the words that point to the link never go without it. */
+    SAY(t,
+        "\n为保护您的资金安全，这一步需在银行安全页面完成。请点击下面的一次性安全链接完成"
+        "（%d分钟内有效，仅限本人使用，请勿转发）：\n%s",
+        "\nTo keep your money safe this step happens on the bank's secure page. Open the "
+        "one-time secure link below to finish it (it works once, for %d minutes, and only for "
+        "you: do not forward it):\n%s",
+        LINK_VALID_MINUTES, url);
+    wx_wipe(url, sizeof url); /* the link is a credential until used: no copy left behind */
 }
 
 /* ---- cards ---------------------------------------------------------------------------------- */
@@ -430,28 +474,29 @@ static void from_history(struct turn *t, enum wx_chat_intent intent)
 /* Intents whose answer is words alone: a hand-off to the secure pages, or a courtesy. */
 static const struct {
     enum wx_chat_intent intent;
-    bool hand_off; /* the secure pages' step, with hand_off()'s closing words */
+    bool hand_off;    /* the secure pages' step, with secure_step()'s closing words */
+    const char *page; /* the secure page's action, for its one-time link; NULL: not open */
     const char *zh, *en;
 } WORDS_ONLY[] = {
-    {WX_INTENT_UNBIND, true, "解除绑定后，这个微信将不再收到交易提醒，也不能查询卡片。",
+    {WX_INTENT_UNBIND, true, "unbind", "解除绑定后，这个微信将不再收到交易提醒，也不能查询卡片。",
      "Once unbound, this WeChat no longer receives alerts or sees your cards."},
-    {WX_INTENT_CARD_UNLOCK, true, "解锁需要验证交易密码。",
+    {WX_INTENT_CARD_UNLOCK, true, "unlock", "解锁需要验证交易密码。",
      "Unlocking needs your transaction password."},
-    {WX_INTENT_CARD_ACTIVATE, true, "激活新卡需要核实身份并设置密码。",
+    {WX_INTENT_CARD_ACTIVATE, true, NULL, "激活新卡需要核实身份并设置密码。",
      "Activating a new card needs your identity checked and a password set."},
-    {WX_INTENT_SECURITY_GUARD, true,
+    {WX_INTENT_SECURITY_GUARD, true, NULL,
      "安全卫士可分别开关网上支付、境外交易、夜间交易，并设置单笔限额。",
      "The security switches turn online, overseas and night-time payments on or off and set a "
      "per-transaction limit."},
-    {WX_INTENT_ALERT_SETTINGS, true, "提醒设置可选择短信提醒的范围和提醒语言（中文或英文）。",
+    {WX_INTENT_ALERT_SETTINGS, true, NULL, "提醒设置可选择短信提醒的范围和提醒语言（中文或英文）。",
      "Alert settings choose which transactions also go by SMS and the language (Chinese or "
      "English)."},
-    {WX_INTENT_COMPLAINT, false,
+    {WX_INTENT_COMPLAINT, false, NULL,
      "非常抱歉给您带来不好的体验。请直接描述问题，或回复“转人工”，客服专员会尽快为您处理。",
      "We are sorry for the trouble. Tell us what happened, or reply \"human\" and an agent "
      "will take it up with you."},
-    {WX_INTENT_THANKS, false, "不客气，随时为您服务！", "You're welcome!"},
-    {WX_INTENT_GOODBYE, false, "再见，祝您生活愉快！", "Goodbye, have a nice day!"},
+    {WX_INTENT_THANKS, false, NULL, "不客气，随时为您服务！", "You're welcome!"},
+    {WX_INTENT_GOODBYE, false, NULL, "再见，祝您生活愉快！", "Goodbye, have a nice day!"},
 };
 
 static bool words_only(struct turn *t, enum wx_chat_intent intent)
@@ -459,7 +504,7 @@ static bool words_only(struct turn *t, enum wx_chat_intent intent)
     for (size_t i = 0; i < sizeof WORDS_ONLY / sizeof WORDS_ONLY[0]; i++) {
         if (WORDS_ONLY[i].intent != intent) continue;
         if (WORDS_ONLY[i].hand_off) {
-            hand_off(t, WORDS_ONLY[i].zh, WORDS_ONLY[i].en);
+            secure_step(t, WORDS_ONLY[i].page, WORDS_ONLY[i].zh, WORDS_ONLY[i].en);
         } else {
             say(t->out, "%s", t->lang == WX_CHAT_EN ? WORDS_ONLY[i].en : WORDS_ONLY[i].zh);
         }
@@ -475,10 +520,11 @@ static void bind(struct turn *t)
             "This WeChat is already bound to your cards.");
         return;
     }
-    hand_off(t,
-             "绑定信用卡需要核实身份：登录名（证件号、卡号或预留手机号）、登录密码和图形验证码。",
-             "Binding a card needs your identity checked: login name (ID number, card number or "
-             "registered mobile), login password and a picture code.");
+    secure_step(
+        t, "bind",
+        "绑定信用卡需要核实身份：登录名（证件号、卡号或预留手机号）、登录密码和图形验证码。",
+        "Binding a card needs your identity checked: login name (ID number, card number or "
+        "registered mobile), login password and a picture code.");
 }
 
 static void limit_increase(struct turn *t)

@@ -105,6 +105,12 @@ void wx_chat_free(wx_chat_t *c)
     free(c);
 }
 
+void wx_chat_set_links(wx_chat_t *c, wx_chat_link_fn fn, void *arg)
+{
+    c->link = fn;
+    c->link_arg = fn != NULL ? arg : NULL;
+}
+
 void wx_chat_stats(const wx_chat_t *c, struct wx_chat_stats *out)
 {
     *out = c->stats;

@@ -11,7 +11,8 @@
  * wx_chat_input and send back the wx_chat_reply in the channel's own format. The
  * conversation reads the engine and changes nothing: what changes card state (a lock, after
  * the cardholder confirms) is a command in the reply that the adapter submits; what changes
- * money, limits or controls is handed to the secure web pages.
+ * money, limits or controls is handed to the secure web pages, with a one-time link where
+ * the page is open (wx_chat_set_links).
  */
 #ifndef WX_CHAT_CHAT_H
 #define WX_CHAT_CHAT_H
@@ -148,6 +149,16 @@ void wx_chat_options_default(struct wx_chat_options *opt);
 
 wx_chat_t *wx_chat_new(const struct wx_chat_options *opt);
 void wx_chat_free(wx_chat_t *c);
+
+/*
+ * Who makes the one-time links to the secure pages: fn writes into url (cap bytes) a link
+ * for the follower to the page of action ("bind", "unbind" or "unlock"), good once and for
+ * a few minutes; it returns 0, or -1 when no link can be made now. It runs on the thread of
+ * wx_chat_respond. Until it is set (or with fn NULL) the hand-offs say the page opens soon.
+ */
+typedef int (*wx_chat_link_fn)(void *arg, const char *openid, const char *action, int64_t now_ms,
+                               char *url, size_t cap);
+void wx_chat_set_links(wx_chat_t *c, wx_chat_link_fn fn, void *arg);
 
 enum wx_chat_input_kind {
     WX_CHAT_IN_TEXT = 0,   /* typed text, or a voice message's recognition */

@@ -55,6 +55,8 @@ struct wx_chat {
     size_t nbuckets, count;         /* buckets: a power of two, at least count */
     struct dialog *oldest, *newest; /* by last turn */
     struct wx_chat_stats stats;
+    wx_chat_link_fn link; /* makes the secure pages' one-time links; NULL: not open yet */
+    void *link_arg;       /* passed to link as it was given */
 };
 
 /* One turn's context. */

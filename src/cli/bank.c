@@ -98,6 +98,24 @@ static int load_tls(struct wx_bank *b, const struct wx_cli *cli, char *err, size
     return -1;
 }
 
+static int make_link(void *arg, const char *openid, const char *action, int64_t now_ms, char *url,
+                     size_t cap)
+{
+    return wx_web_link(arg, openid, action, now_ms, url, cap);
+}
+
+/* The secure pages, when https.listen is set; chat's hand-offs then send links to them. */
+static int start_web(struct wx_bank *b, const struct wx_cli *cli, char *err, size_t errlen)
+{
+    if (b->tls == NULL) return 0;
+    struct wx_web_options opt;
+    if (wx_web_options_from_config(cli->cfg, cli->db_path, &opt, err, errlen) != 0) return -1;
+    b->web = wx_web_start(b->hub, b->http, b->api, b->fetch, &opt, err, errlen);
+    if (b->web == NULL) return -1;
+    wx_webhook_set_links(b->webhook, make_link, b->web);
+    return 0;
+}
+
 /* The ops API, when ops.token is set. */
 static int start_ops(struct wx_bank *b, const struct wx_config *cfg, char *err, size_t errlen)
 {
@@ -110,6 +128,7 @@ static int start_ops(struct wx_bank *b, const struct wx_config *cfg, char *err, 
 void wx_bank_stop(struct wx_bank *b)
 {
     wx_ops_stop(b->ops);         /* its worker answers on the listener */
+    wx_web_stop(b->web);         /* so does the pages' */
     wx_http_free(b->http);       /* first: the webhook's first stage runs on its threads */
     wx_metrics_free(b->metrics); /* its route was on the listener; it reads what follows */
     wx_ops_free(b->ops);
@@ -117,6 +136,7 @@ void wx_bank_stop(struct wx_bank *b)
     wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
     wx_wechat_api_free(b->api);
     wx_notify_free(b->notify); /* after both: their last callbacks are the dispatcher's */
+    wx_web_free(b->web);       /* likewise the pages' (OAuth, SMS) */
     wx_iso_server_free(b->iso);
     wx_hub_free(b->hub);
     wx_tls_free(b->tls); /* after the listener, whose connections used it */
@@ -165,7 +185,7 @@ int wx_bank_start(struct wx_bank *b, struct wx_cli *cli)
     b->webhook = wx_webhook_start(b->hub, b->http, b->api, &wh_opt, err, sizeof err);
     if (b->webhook == NULL || push_menu(b, cli->cfg, err, sizeof err) != 0 ||
         start_alerts(b, cli->cfg, err, sizeof err) != 0 ||
-        start_ops(b, cli->cfg, err, sizeof err) != 0) {
+        start_web(b, cli, err, sizeof err) != 0 || start_ops(b, cli->cfg, err, sizeof err) != 0) {
         goto fail;
     }
     wx_bank_metrics_start(b);

@@ -12,6 +12,7 @@
 #include "net/net.h"
 #include "notify/notify.h"
 #include "ops/ops.h"
+#include "web/web.h"
 #include "wechat/wechat.h"
 
 /* Everything the bank runs on its loop. */
@@ -26,6 +27,7 @@ struct wx_bank {
     wx_notify_t *notify;   /* NULL when alerts.enabled is false */
     wx_metrics_t *metrics; /* GET /metrics on http */
     wx_ops_t *ops;         /* /api/v1 on http; NULL when ops.token is empty */
+    wx_web_t *web;         /* the secure pages on https; NULL without https.listen */
 };
 
 /* Starts every listener from cli's configuration, ledger and keys. Returns an exit code;

@@ -36,6 +36,11 @@ enum wx_cli_need {
 int wx_cli_open(struct wx_cli *cli, const char *config_path, enum wx_cli_need need, bool create);
 void wx_cli_close(struct wx_cli *cli);
 
+/* The HTTPS listener's self-signed pair beside the database, made unless https.cert names a
+ * certificate or the pair exists (`wxbank init`, `wxbank demo`). Returns an exit code, having
+ * printed why when it is not WX_EXIT_OK. */
+int wx_cli_init_tls(const struct wx_cli *cli);
+
 /* Parses a positive decimal id; false (and a message naming `what`) when it is not one. */
 bool wx_cli_parse_id(const char *text, const char *what, uint32_t *out);
 

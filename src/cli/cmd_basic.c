@@ -25,7 +25,7 @@
  * unless https.cert names a certificate of the bank's own or the pair is there already.
  * Returns an exit code, having printed why when it is not WX_EXIT_OK.
  */
-static int init_tls(const struct wx_cli *cli)
+int wx_cli_init_tls(const struct wx_cli *cli)
 {
     if (wx_config_str(cli->cfg, "https.cert")[0] != '\0') return WX_EXIT_OK;
     char cert[PATH_MAX], key[PATH_MAX], err[PATH_MAX + 256];
@@ -70,7 +70,7 @@ int wx_cmd_init(int argc, char **argv)
         if (key == NULL || key[0] == '\0') {
             printf("card key  %s.key (keep it safe: card numbers at rest need it)\n", cli.db_path);
         }
-        rc = init_tls(&cli);
+        rc = wx_cli_init_tls(&cli);
     }
     wx_cli_close(&cli);
     return rc;

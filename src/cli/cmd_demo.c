@@ -28,6 +28,7 @@
 #include "util/config.h"
 #include "util/money.h"
 #include "util/timeutil.h"
+#include "web/web.h"
 
 #define DEMO_DIR       "demo"
 #define DEMO_DB        DEMO_DIR "/wxbank.db"
@@ -272,6 +273,41 @@ static const struct {
     {"oWXB_demo_visitor_000000004", "访客 Visitor", -1},
 };
 
+/* Every demo cardholder's passwords for the secure pages (README: the tour). A real bank's
+ * cardholders set their own, through the registered mobile (/m/password). */
+#define DEMO_LOGIN_PASSWORD "Demo-2026-pass"
+#define DEMO_TXN_PASSWORD   "730915"
+
+static int set_passwords(struct demo *d)
+{
+    char err[256], hash[WX_PASSWORD_HASH_MAX];
+    struct wx_password_cost cost;
+    wx_password_cost_default(&cost);
+    wx_web_store_t *store = wx_web_store_open(d->cli.db_path, err, sizeof err);
+    int rc = store != NULL ? 0 : -1;
+    for (int i = 0; rc == 0 && i < DEMO_CARDS_MAX; i++) {
+        struct wx_card_view v;
+        struct wx_customer_view c;
+        const wx_engine_t *e = wx_ledger_engine(d->cli.ledger);
+        if (wx_engine_card(e, d->cards[i].card_id, &v) != 0 ||
+            wx_engine_customer(e, v.customer_id, &c) != 0) {
+            continue;
+        }
+        rc = wx_password_hash(&cost, DEMO_LOGIN_PASSWORD, strlen(DEMO_LOGIN_PASSWORD), hash) ||
+             wx_web_store_set_password(store, c.id, WX_PW_LOGIN, hash, d->now, err, sizeof err) ||
+             wx_password_hash(&cost, DEMO_TXN_PASSWORD, strlen(DEMO_TXN_PASSWORD), hash) ||
+             wx_web_store_set_password(store, c.id, WX_PW_TXN, hash, d->now, err, sizeof err) ||
+             wx_web_store_set_mobile(store, c.id, c.mobile, err, sizeof err);
+    }
+    wx_web_store_close(store);
+    if (rc != 0) {
+        fprintf(stderr, "demo: passwords: %s\n", err);
+        return -1;
+    }
+    printf("\nSecure-page passwords set for every cardholder (login and transaction: README).\n");
+    return 0;
+}
+
 /* Binds the followers to the demo's customers, as bank staff would (`wxbank bind`). */
 static int bind_followers(struct demo *d)
 {
@@ -328,7 +364,7 @@ static int create_bank(void)
         add_cardholder(&d, 2, "王芳", "31010419880808002X", "13933334444", 0, d.cards[1].account_id,
                        true) ||
         add_cardholder(&d, 3, "Alice Chen", "K12345678", "+85291234567", 1000000, 0, false) ||
-        bind_followers(&d) != 0 || write_cards(&d) != 0) {
+        bind_followers(&d) != 0 || write_cards(&d) != 0 || set_passwords(&d) != 0) {
         wx_cli_close(&d.cli);
         return WX_EXIT_FAIL;
     }
@@ -359,11 +395,12 @@ static int default_to(wx_config_t *cfg, const char *key, const char *value, bool
  * the real platform and the bank share them), and each pointed at the other. */
 static int demo_config(wx_config_t *cfg)
 {
-    char api[128], hook[128], sms[160];
+    char api[128], hook[128], sms[160], oauth[192];
     const char *listen = wx_config_str(cfg, "http.listen");
     snprintf(api, sizeof api, "http://%s/sandbox", listen);
     snprintf(hook, sizeof hook, "http://%s/wechat", listen);
     snprintf(sms, sizeof sms, "%s/sms/send", api);
+    snprintf(oauth, sizeof oauth, "%s/connect/oauth2/authorize", api);
     if (default_to(cfg, "wechat.token", "wxbankdemotoken", false) ||
         default_to(cfg, "wechat.appid", "wxd3a0b1c2d3e4f5a6", false) ||
         default_to(cfg, "wechat.secret", "demo-secret-for-the-sandbox-only", false) ||
@@ -373,9 +410,14 @@ static int demo_config(wx_config_t *cfg)
         default_to(cfg, "wechat.api_base", api, true) ||
         default_to(cfg, "sandbox.webhook_url", hook, true) ||
         default_to(cfg, "alerts.template_id", "wxbank_card_alert", false) ||
-        default_to(cfg, "sms.url", sms, false)) {
+        default_to(cfg, "sms.url", sms, false) ||
+        default_to(cfg, "https.listen", "127.0.0.1:8443", false) ||
+        default_to(cfg, "web.oauth_url", oauth, true)) {
         return -1;
     }
+    char details[160];
+    snprintf(details, sizeof details, "https://%s", wx_config_str(cfg, "https.listen"));
+    if (default_to(cfg, "alerts.details_url", details, false)) return -1;
     if (access("data/menu.json", R_OK) == 0) {
         return default_to(cfg, "wechat.menu", "data/menu.json", false);
     }
@@ -424,6 +466,7 @@ static int serve_demo(const char *config)
     struct wx_cli cli;
     int rc = wx_cli_open(&cli, config, WX_CLI_LEDGER, false);
     if (rc == WX_EXIT_OK && demo_config(cli.cfg) != 0) rc = WX_EXIT_USAGE;
+    if (rc == WX_EXIT_OK) rc = wx_cli_init_tls(&cli);
     struct wx_bank b;
     if (rc == WX_EXIT_OK) rc = wx_bank_start(&b, &cli);
     if (rc != WX_EXIT_OK) {
@@ -443,8 +486,9 @@ static int serve_demo(const char *config)
         printf("\nThe bank and its WeChat sandbox are running (Ctrl-C stops them):\n"
                "  open  %s      the followers' phone and a POS terminal\n"
                "  webhook         http://%s/wechat\n"
+               "  secure pages    https://%s/m/ (self-signed certificate)\n"
                "  ISO 8583        %s (%s)\n\n",
-               wx_sandbox_page_url(sb), wx_http_address(b.http),
+               wx_sandbox_page_url(sb), wx_http_address(b.http), wx_http_tls_address(b.http),
                wx_config_str(cli.cfg, "iso8583.listen"), wx_config_str(cli.cfg, "iso8583.dialect"));
         fflush(stdout);
         wx_hub_run(b.hub);

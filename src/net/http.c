@@ -127,6 +127,7 @@ struct conn {
     struct wx_hub_task task; /* to the worker (new, answered) or the hub (a request) */
     const struct route *route;
     int fd;
+    char peer_ip[64]; /* the client's address, numeric; "?" when unknown */
     enum conn_state state;
     SSL_CTX *tls;              /* the endpoint's context; NULL for plain HTTP */
     SSL *ssl;                  /* made on the I/O thread; NULL for plain HTTP */
@@ -344,6 +345,18 @@ static void wait_writable(struct conn *c)
 {
     c->deadline_ms = wx_now_ms() + (int64_t)c->s->timeout_s * 1000;
     arm_write(c);
+}
+
+/* The client's numeric address alone (rate limits and the audit log key on it). */
+static void peer_ip(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) !=
+            0) {
+        snprintf(out, cap, "?");
+    }
 }
 
 /* Formats the client's address for a log line. */
@@ -998,6 +1011,7 @@ static void on_new_conn(struct wx_hub_task *t, bool cancelled)
         atomic_fetch_sub(&w->s->open, 1);
         return;
     }
+    peer_ip(c->fd, c->peer_ip, sizeof c->peer_ip);
     /* a TLS handshake must end within the time a request head may take */
     c->deadline_ms = wx_now_ms() + (int64_t)w->s->timeout_s * 1000;
     bool tls = c->tls != NULL;
@@ -1380,6 +1394,16 @@ void wx_http_route_threaded(wx_http_t *s, const char *path, bool prefix, wx_http
 enum wx_http_method wx_http_method(const wx_http_req_t *req)
 {
     return (enum wx_http_method)req->head.method;
+}
+
+const char *wx_http_peer_ip(const wx_http_req_t *req)
+{
+    return req->c->peer_ip;
+}
+
+bool wx_http_is_tls(const wx_http_req_t *req)
+{
+    return req->c->tls != NULL;
 }
 
 const char *wx_http_path(const wx_http_req_t *req)

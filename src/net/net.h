@@ -250,6 +250,12 @@ enum wx_http_method wx_http_method(const wx_http_req_t *req);
 /* The request's path without the query, as sent ("/wechat"). */
 const char *wx_http_path(const wx_http_req_t *req);
 
+/* The client's IP address, numeric ("127.0.0.1", "::1"); "?" when it could not be read. */
+const char *wx_http_peer_ip(const wx_http_req_t *req);
+
+/* Whether the request came over HTTPS. */
+bool wx_http_is_tls(const wx_http_req_t *req);
+
 /* The raw query after '?', or NULL when there is none. */
 const char *wx_http_query(const wx_http_req_t *req);
 

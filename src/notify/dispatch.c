@@ -306,7 +306,7 @@ void wx_notify_free(wx_notify_t *n)
         if (evs[i] != NULL) event_free(evs[i]);
     }
     wx_journal_reader_close(n->reader);
-    sms_client_free(n->sms);
+    wx_sms_client_free(n->sms);
     disp_free_langs(n);
     outbox_todo_free(&n->recorded_beyond);
     free(n->heap);
@@ -491,7 +491,7 @@ wx_notify_t *wx_notify_start(struct wx_hub *hub, struct wx_wechat_api *api, stru
     struct event_base *base = wx_hub_base(hub);
     if (copy_options(n, opt, err, errlen) != 0) goto fail;
     if (opt->sms.url != NULL && opt->sms.url[0] != '\0' &&
-        (n->sms = sms_client_new(fetch, &opt->sms, err, errlen)) == NULL) {
+        (n->sms = wx_sms_client_new(fetch, &opt->sms, err, errlen)) == NULL) {
         goto fail;
     }
     n->reader = wx_journal_reader_open(opt->db_path, err, errlen);

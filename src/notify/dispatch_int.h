@@ -117,7 +117,7 @@ struct tfield {
 struct wx_notify {
     wx_hub_t *hub;
     wx_wechat_api_t *api;
-    sms_client_t *sms;
+    wx_sms_client_t *sms;
     outbox_t *outbox;
     wx_journal_reader_t *reader;
     struct wx_notify_options opt;

@@ -313,6 +313,29 @@ struct wx_sms_options {
     unsigned timeout_ms;       /* per attempt */
 };
 
+struct wx_fetch;
+typedef struct wx_sms_client wx_sms_client_t;
+
+enum wx_sms_result {
+    WX_SMS_OK = 0,        /* the gateway accepted it (2xx) */
+    WX_SMS_RETRYABLE = 1, /* try again: 5xx, 429, 408, no connection, timeout */
+    WX_SMS_PERMANENT = 2, /* the gateway refused it (other 4xx): retrying will not help */
+};
+
+typedef void (*wx_sms_cb)(enum wx_sms_result r, int status, const char *error, void *arg);
+
+/* A client of the SMS gateway, on the hub's loop: the alerts' SMS, and the secure pages'
+ * one-time codes and notices. NULL with a message in err when the options are bad (no {text}
+ * in the body, ...). */
+wx_sms_client_t *wx_sms_client_new(struct wx_fetch *fetch, const struct wx_sms_options *opt,
+                                   char *err, size_t errlen);
+void wx_sms_client_free(wx_sms_client_t *c);
+
+/* Builds the body and posts it. cb runs once, later, on the loop. 0, or -1 when the request
+ * could not be made (then cb never runs). */
+int wx_sms_client_send(wx_sms_client_t *c, const char *mobile, const char *text, const char *ref,
+                       wx_sms_cb cb, void *arg);
+
 /* The dispatcher's settings (the alerts.* and sms.* keys). */
 struct wx_notify_options {
     const char *db_path;         /* the journal; the outbox is <db_path>.notify */

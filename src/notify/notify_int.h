@@ -78,25 +78,7 @@ void outbox_todo_free(struct outbox_todo *t);
 
 /* ---- the SMS gateway (sms.c) ---------------------------------------------------------- */
 
-typedef struct sms_client sms_client_t;
-
-enum sms_result {
-    SMS_OK = 0,        /* the gateway accepted it (2xx) */
-    SMS_RETRYABLE = 1, /* try again: 5xx, 429, 408, no connection, timeout */
-    SMS_PERMANENT = 2, /* the gateway refused it (other 4xx): retrying will not help */
-};
-
-typedef void (*sms_cb)(enum sms_result r, int status, const char *error, void *arg);
-
-/* NULL with a message in err when the options are bad (no {text} in the body, ...). */
-sms_client_t *sms_client_new(struct wx_fetch *fetch, const struct wx_sms_options *opt, char *err,
-                             size_t errlen);
-void sms_client_free(sms_client_t *c);
-
-/* Builds the body and posts it. cb runs once, later, on the loop. 0, or -1 when the request
- * could not be made (then cb never runs). */
-int sms_client_send(sms_client_t *c, const char *mobile, const char *text, const char *ref,
-                    sms_cb cb, void *arg);
+/* The client itself (wx_sms_client_*) is in notify.h: the secure pages send by it too. */
 
 /* Writes the body the template makes for these values into out (cap bytes). The length, or
  * -1 when it does not fit. Exposed for tests. */

@@ -411,15 +411,15 @@ static void on_wechat(const struct wx_wechat_api_result *r, void *arg)
     disp_pump(n);
 }
 
-static void on_sms(enum sms_result r, int status, const char *error, void *arg)
+static void on_sms(enum wx_sms_result r, int status, const char *error, void *arg)
 {
     struct send *s = arg;
     struct wx_notify *n = s->job->n;
     s->in_flight = false;
     call_returned(n);
-    if (r == SMS_OK) {
+    if (r == WX_SMS_OK) {
         accepted(n, s, 0);
-    } else if (r == SMS_PERMANENT) {
+    } else if (r == WX_SMS_PERMANENT) {
         given_up(n, s, WX_SEND_FAILED, status, error);
     } else {
         try_again(n, s, status, error);
@@ -566,7 +566,7 @@ static void send_start(struct wx_notify *n, struct send *s)
         char text[WX_ALERT_TEXT_MAX];
         if (wx_alert_text(&j->a, send_lang(n, s), n->opt.tz_offset_minutes, n->details_url, text,
                           sizeof text) >= 0) {
-            rc = sms_client_send(n->sms, s->row.to, text, ref, on_sms, s);
+            rc = wx_sms_client_send(n->sms, s->row.to, text, ref, on_sms, s);
         }
     }
     if (rc != 0) {

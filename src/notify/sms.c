@@ -24,7 +24,7 @@
 #define SMS_TEMPLATE_MAX 1024 /* sms.body */
 #define SMS_AUTH_MAX     1024 /* sms.auth_header */
 
-struct sms_client {
+struct wx_sms_client {
     wx_fetch_t *fetch;
     char url[WX_FETCH_URL_MAX];
     char tmpl[SMS_TEMPLATE_MAX + 1];
@@ -33,7 +33,7 @@ struct sms_client {
 };
 
 struct sms_call {
-    sms_cb cb;
+    wx_sms_cb cb;
     void *arg;
 };
 
@@ -111,8 +111,8 @@ static int check_template(const char *tmpl, char *err, size_t errlen)
     return 0;
 }
 
-sms_client_t *sms_client_new(wx_fetch_t *fetch, const struct wx_sms_options *opt, char *err,
-                             size_t errlen)
+wx_sms_client_t *wx_sms_client_new(wx_fetch_t *fetch, const struct wx_sms_options *opt, char *err,
+                                   size_t errlen)
 {
     const char *auth = opt->auth_header != NULL ? opt->auth_header : "";
     if (opt->url == NULL || opt->url[0] == '\0' || strlen(opt->url) >= WX_FETCH_URL_MAX) {
@@ -126,7 +126,7 @@ sms_client_t *sms_client_new(wx_fetch_t *fetch, const struct wx_sms_options *opt
         return NULL;
     }
     if (check_template(opt->body_template, err, errlen) != 0) return NULL;
-    sms_client_t *c = wx_calloc(1, sizeof *c);
+    wx_sms_client_t *c = wx_calloc(1, sizeof *c);
     c->fetch = fetch;
     snprintf(c->url, sizeof c->url, "%s", opt->url);
     snprintf(c->tmpl, sizeof c->tmpl, "%s", opt->body_template);
@@ -135,26 +135,26 @@ sms_client_t *sms_client_new(wx_fetch_t *fetch, const struct wx_sms_options *opt
     return c;
 }
 
-void sms_client_free(sms_client_t *c)
+void wx_sms_client_free(wx_sms_client_t *c)
 {
     free(c);
 }
 
-static enum sms_result classify(long status)
+static enum wx_sms_result classify(long status)
 {
-    if (status >= 200 && status < 300) return SMS_OK;
-    if (status == 400 || status == 413 || status == 422) return SMS_PERMANENT;
-    return SMS_RETRYABLE;
+    if (status >= 200 && status < 300) return WX_SMS_OK;
+    if (status == 400 || status == 413 || status == 422) return WX_SMS_PERMANENT;
+    return WX_SMS_RETRYABLE;
 }
 
 static void on_answer(const struct wx_fetch_response *resp, void *arg)
 {
     struct sms_call *call = arg;
     char error[96] = "";
-    enum sms_result r = SMS_RETRYABLE;
+    enum wx_sms_result r = WX_SMS_RETRYABLE;
     if (resp->status == WX_FETCH_OK) {
         r = classify(resp->http_status);
-        if (r != SMS_OK)
+        if (r != WX_SMS_OK)
             snprintf(error, sizeof error, "gateway answered HTTP %ld", resp->http_status);
     } else {
         snprintf(error, sizeof error, "gateway: %s", wx_fetch_status_name(resp->status));
@@ -163,8 +163,8 @@ static void on_answer(const struct wx_fetch_response *resp, void *arg)
     free(call);
 }
 
-int sms_client_send(sms_client_t *c, const char *mobile, const char *text, const char *ref,
-                    sms_cb cb, void *arg)
+int wx_sms_client_send(wx_sms_client_t *c, const char *mobile, const char *text, const char *ref,
+                       wx_sms_cb cb, void *arg)
 {
     char body[SMS_BODY_MAX];
     int len = sms_body_render(c->tmpl, mobile, text, ref, body, sizeof body);

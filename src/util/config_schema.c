@@ -88,7 +88,7 @@ const struct cfg_key wx_cfg_schema[] = {
         "HTTP I/O threads besides the hub's loop: they read, parse and write, and the webhook "
         "checks and decrypts there"),
     CHECKED("https.listen", "", check_listen_or_empty,
-            "HTTPS listener for the secure H5 pages, with http.listen's routes for now "
+            "HTTPS listener for the secure pages (/m/...), with http.listen's routes too "
             "(e.g. 127.0.0.1:8443); empty: none"),
     STR("https.cert", "",
         "PEM certificate chain file for https.listen; empty: <db>.tls.crt, the self-signed "
@@ -96,6 +96,22 @@ const struct cfg_key wx_cfg_schema[] = {
     STR("https.key", "",
         "PEM private key file (unencrypted) of https.cert; empty: <db>.tls.key, from wxbank "
         "init"),
+    STR("web.public_url", "",
+        "how cardholders reach the secure pages, https://host[:port]; empty: https.listen's "
+        "address (loopback use)"),
+    BOOL("web.oauth", "true",
+         "ask WeChat (OAuth2 snsapi_base) who opens a one-time link; needs wechat.secret"),
+    CHECKED("web.oauth_url", "https://open.weixin.qq.com/connect/oauth2/authorize", check_url,
+            "WeChat's OAuth2 authorize page"),
+    INT("web.link_life_s", "300", 30, 3600, "a one-time link from chat works this long, once"),
+    INT("web.captcha_life_s", "120", 10, 600, "a picture code works this long, once"),
+    INT("web.sms_code_life_s", "300", 60, 900, "an SMS one-time code works this long"),
+    INT("web.session_idle_s", "600", 1, 3600, "a secure-page session unused this long ends"),
+    INT("web.session_max_s", "1800", 1, 86400, "and any session this old"),
+    INT("web.login_lock_s", "1800", 1, 86400, "5 wrong login passwords lock the login this long"),
+    INT("web.password_memory_kib", "65536", 8192, 1048576,
+        "Argon2id memory per password hash, KiB (m)"),
+    INT("web.password_iterations", "2", 1, 10, "Argon2id passes per password hash (t)"),
     LISTEN("iso8583.listen", "127.0.0.1:8583", "ISO 8583 listener for the card switch"),
     ENUM("iso8583.dialect", "ascii87", dialects, "ISO 8583:1987 wire dialect"),
     ENUM("iso8583.framing", "len2", framings,

@@ -40,6 +40,7 @@ struct entry {
 struct wx_guard {
     uint8_t hash_key[16];
     int tz_offset_minutes;
+    int64_t login_lock_ms;
     size_t max, count;
     struct entry **buckets;
     size_t nbuckets;
@@ -52,6 +53,7 @@ wx_guard_t *wx_guard_new(size_t max, int tz_offset_minutes)
     struct wx_guard *g = wx_calloc(1, sizeof *g);
     wx_random_bytes(g->hash_key, sizeof g->hash_key);
     g->tz_offset_minutes = tz_offset_minutes;
+    g->login_lock_ms = WX_LOGIN_LOCK_MS;
     g->max = max;
     g->nbuckets = web_buckets_for(max);
     g->buckets = wx_calloc(g->nbuckets, sizeof *g->buckets);
@@ -81,6 +83,12 @@ void wx_guard_free(wx_guard_t *g)
         drop(g, oldest(g));
     free(g->buckets);
     free(g);
+}
+
+void wx_guard_set_login_lock(wx_guard_t *g, int64_t lock_ms)
+{
+    assert(lock_ms > 0);
+    g->login_lock_ms = lock_ms;
 }
 
 /* The entry of (kind, key), touched; created when `create`, else NULL when there is none. */
@@ -138,7 +146,7 @@ int64_t wx_guard_failed(wx_guard_t *g, uint32_t customer_id, enum wx_password_ki
     e->count++;
     unsigned tries = kind == WX_PW_LOGIN ? WX_LOGIN_TRIES : WX_TXN_TRIES;
     if (e->count < tries || e->until_ms != 0) return 0;
-    e->until_ms = kind == WX_PW_LOGIN ? now_ms + WX_LOGIN_LOCK_MS : tomorrow(g, now_ms);
+    e->until_ms = kind == WX_PW_LOGIN ? now_ms + g->login_lock_ms : tomorrow(g, now_ms);
     return e->until_ms;
 }
 

@@ -27,6 +27,7 @@ struct entry {
 
 struct wx_sessions {
     size_t max, count;
+    int64_t idle_ms, absolute_ms;
     struct entry **buckets; /* a power of two, at least 2 * max */
     size_t nbuckets;
     struct web_ages ages;
@@ -44,6 +45,8 @@ wx_sessions_t *wx_sessions_new(size_t max)
     assert(max > 0);
     struct wx_sessions *s = wx_calloc(1, sizeof *s);
     s->max = max;
+    s->idle_ms = WX_SESSION_IDLE_MS;
+    s->absolute_ms = WX_SESSION_ABSOLUTE_MS;
     s->nbuckets = web_buckets_for(max);
     s->buckets = wx_calloc(s->nbuckets, sizeof *s->buckets);
     return s;
@@ -87,10 +90,16 @@ void wx_sessions_free(wx_sessions_t *s)
     free(s);
 }
 
-static bool over(const struct wx_session *x, int64_t now_ms)
+void wx_sessions_set_life(wx_sessions_t *s, int64_t idle_ms, int64_t absolute_ms)
 {
-    return now_ms - x->last_ms >= WX_SESSION_IDLE_MS ||
-           now_ms - x->created_ms >= WX_SESSION_ABSOLUTE_MS;
+    assert(idle_ms > 0 && absolute_ms >= idle_ms);
+    s->idle_ms = idle_ms;
+    s->absolute_ms = absolute_ms;
+}
+
+static bool over(const wx_sessions_t *s, const struct wx_session *x, int64_t now_ms)
+{
+    return now_ms - x->last_ms >= s->idle_ms || now_ms - x->created_ms >= s->absolute_ms;
 }
 
 static void new_csrf(struct wx_session *x)
@@ -117,7 +126,7 @@ struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_
 
 static struct entry *lookup(wx_sessions_t *s, const char *id, int64_t now_ms)
 {
-    while (oldest(s) != NULL && now_ms - oldest(s)->s.last_ms >= WX_SESSION_IDLE_MS)
+    while (oldest(s) != NULL && now_ms - oldest(s)->s.last_ms >= s->idle_ms)
         end(s, oldest(s));
     uint8_t digest[32];
     if (!web_id_digest(id, digest)) return NULL;
@@ -125,7 +134,7 @@ static struct entry *lookup(wx_sessions_t *s, const char *id, int64_t now_ms)
     while (e != NULL && memcmp(e->digest, digest, sizeof digest) != 0)
         e = e->next_bucket;
     if (e == NULL) return NULL;
-    if (over(&e->s, now_ms)) {
+    if (over(s, &e->s, now_ms)) {
         end(s, e);
         return NULL;
     }

@@ -1,6 +1,6 @@
 /*
  * store.c - the secure back end's own SQLite file, <db>.web: password hashes, the audit log,
- * and the key that hashes IP addresses.
+ * each customer's registered mobile as a login name, and the key that hashes IP addresses.
  *
  * Separate from the journal: a login writes here at a person's pace, and must never wait
  * for (or hold) the journal's write lock. WAL with synchronous=FULL: a password change or an
@@ -25,7 +25,9 @@ static const char *const SCHEMA =
     "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
     " customer_id INTEGER NOT NULL, openid TEXT NOT NULL, ip_hash TEXT NOT NULL,"
     " action TEXT NOT NULL, result TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_customer ON audit(customer_id, id);";
+    "CREATE INDEX IF NOT EXISTS audit_customer ON audit(customer_id, id);"
+    "CREATE TABLE IF NOT EXISTS mobiles(customer_id INTEGER PRIMARY KEY, mobile TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS mobiles_mobile ON mobiles(mobile);";
 
 struct wx_web_store {
     sqlite3 *db;
@@ -191,5 +193,39 @@ int wx_web_audit_list(const char *db_path, uint32_t customer_id, size_t limit,
     }
     if (rc != 0) fail(db, err, errlen);
     sqlite3_close(db);
+    return rc;
+}
+
+int wx_web_store_set_mobile(wx_web_store_t *s, uint32_t customer_id, const char *mobile, char *err,
+                            size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO mobiles VALUES (?1, ?2)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return fail(s->db, err, errlen);
+    }
+    sqlite3_bind_int64(st, 1, customer_id);
+    sqlite3_bind_text(st, 2, mobile, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s->db, err, errlen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wx_web_store_customer_by_mobile(wx_web_store_t *s, const char *mobile, uint32_t *customer_id,
+                                    char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT customer_id FROM mobiles WHERE mobile = ?1 LIMIT 2", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return fail(s->db, err, errlen);
+    }
+    sqlite3_bind_text(st, 1, mobile, -1, SQLITE_STATIC);
+    int found = 0, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        *customer_id = (uint32_t)sqlite3_column_int64(st, 0);
+        found++;
+    }
+    int rc = step != SQLITE_DONE ? fail(s->db, err, errlen) : found == 1 ? 1 : 0;
+    sqlite3_finalize(st);
     return rc;
 }

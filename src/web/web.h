@@ -161,6 +161,24 @@ struct wx_session {
     int64_t created_ms, last_ms;
     int64_t txn_ok_ms;                /* the transaction password last verified; 0 never */
     char csrf[WX_TOKEN_TEXT_LEN + 1]; /* every form of the session carries it */
+    /* What the pages keep of the visit (server.c and the pages' files). */
+    uint8_t action;       /* the page the follower came for (enum web_action) */
+    uint64_t arg;         /* its argument: the transaction's journal seq for details */
+    bool english;         /* pages in English */
+    bool busy;            /* a request of this session waits for the worker or the journal */
+    struct {              /* the CAPTCHA on the form shown last */
+        uint8_t hash[32]; /* HMAC of its answer (wx_captcha_answer_hash) */
+        char id[17];      /* in the picture's URL: hex of 8 random bytes */
+        char draw[WX_CAPTCHA_LEN + 1]; /* the answer until the picture is drawn, then "" */
+        int64_t expires_ms;            /* 0: none (used, or never shown) */
+    } captcha;
+    struct {                  /* the SMS one-time code of a password reset */
+        uint8_t hash[32];     /* HMAC of the code */
+        uint32_t customer_id; /* whose registered mobile it went to; 0: the ID was unknown */
+        char id_number[20];   /* as typed: new passwords must not contain it */
+        int64_t expires_ms, sent_ms;
+        uint8_t tries; /* wrong codes entered */
+    } code;
 };
 
 typedef struct wx_sessions wx_sessions_t;
@@ -168,6 +186,10 @@ typedef struct wx_sessions wx_sessions_t;
 /* At most max sessions at once; opening one more ends the least recently used. */
 wx_sessions_t *wx_sessions_new(size_t max);
 void wx_sessions_free(wx_sessions_t *s);
+
+/* How long a session lives idle and at most (by default WX_SESSION_IDLE_MS and
+ * WX_SESSION_ABSOLUTE_MS; shorter for tests of expiry). */
+void wx_sessions_set_life(wx_sessions_t *s, int64_t idle_ms, int64_t absolute_ms);
 
 /* A new session for the follower; its id (the cookie's value) is written to id. */
 struct wx_session *wx_sessions_open(wx_sessions_t *s, const char *openid, int64_t now_ms,
@@ -214,6 +236,9 @@ typedef struct wx_guard wx_guard_t;
 wx_guard_t *wx_guard_new(size_t max, int tz_offset_minutes);
 void wx_guard_free(wx_guard_t *g);
 
+/* How long WX_LOGIN_TRIES wrong login passwords lock the login (default WX_LOGIN_LOCK_MS). */
+void wx_guard_set_login_lock(wx_guard_t *g, int64_t lock_ms);
+
 /* When the customer's password of this kind is locked until (epoch ms); 0 when it is not. */
 int64_t wx_guard_locked_until(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
                               int64_t now_ms);
@@ -257,6 +282,15 @@ int wx_web_store_set_password(wx_web_store_t *s, uint32_t customer_id, enum wx_p
 /* The hash: 1 with it in out, 0 when none is set, -1 with err. */
 int wx_web_store_password(wx_web_store_t *s, uint32_t customer_id, enum wx_password_kind kind,
                           char out[WX_PASSWORD_HASH_MAX], char *err, size_t errlen);
+
+/* A customer's registered mobile as a login name (set with the passwords: the mobile the
+ * one-time code reached). 0, or -1 with err. */
+int wx_web_store_set_mobile(wx_web_store_t *s, uint32_t customer_id, const char *mobile, char *err,
+                            size_t errlen);
+/* The customer whose login name mobile is: 1 with *customer_id, 0 when none or more than one
+ * customer has it (the page then asks for the ID or card number), -1 with err. */
+int wx_web_store_customer_by_mobile(wx_web_store_t *s, const char *mobile, uint32_t *customer_id,
+                                    char *err, size_t errlen);
 
 struct wx_audit_entry {
     int64_t at_ms;
@@ -326,5 +360,69 @@ size_t wx_html_escape(const char *in, char *out, size_t cap);
 /* The value of cookie `name` in a Cookie header (NULL: none) into out; 1 when found and it
  * fits, else 0. Only [A-Za-z0-9_-] values are taken (every cookie of ours is one). */
 int wx_cookie_get(const char *header, const char *name, char *out, size_t cap);
+
+/* ============================================================================================
+ * The secure pages (server.c): /m/... over HTTPS only
+ * ========================================================================================= */
+
+struct wx_hub;
+struct wx_http;
+struct wx_wechat_api;
+struct wx_fetch;
+struct wx_config;
+
+#define WX_WEB_URL_MAX 256 /* a link to the pages, with its token */
+
+/* The web.* keys and what the pages need from the rest of the configuration. */
+struct wx_web_options {
+    const char *db_path;     /* the journal; the pages' own file is <db_path>.web */
+    const char *public_url;  /* web.public_url: "https://bank.example"; "": the listener's */
+    const char *appid;       /* wechat.appid, for OAuth */
+    const char *oauth_url;   /* web.oauth_url: WeChat's authorize page */
+    bool oauth;              /* web.oauth: who opens a link is asked of WeChat (snsapi_base) */
+    int tz_offset_minutes;   /* tz */
+    int64_t link_life_ms;    /* web.link_life_s */
+    int64_t captcha_life_ms; /* web.captcha_life_s */
+    int64_t code_life_ms;    /* web.sms_code_life_s */
+    int64_t session_idle_ms, session_max_ms; /* web.session_idle_s, web.session_max_s */
+    int64_t login_lock_ms;                   /* web.login_lock_s */
+    struct wx_password_cost cost;            /* web.password_memory_kib, _iterations */
+    const char *sms_url;                     /* sms.*: one-time codes and notices */
+    const char *sms_auth_header, *sms_body;
+    unsigned sms_timeout_ms;
+};
+
+/* Fills opt from the configuration (strings point into cfg). 0, or -1 with err naming the
+ * key. */
+int wx_web_options_from_config(const struct wx_config *cfg, const char *db_path,
+                               struct wx_web_options *opt, char *err, size_t errlen);
+
+typedef struct wx_web wx_web_t;
+
+/*
+ * Serves the secure pages on http's HTTPS listener (the routes answer 403 over plain HTTP):
+ * opens <db>.web and starts the worker thread that hashes passwords, draws CAPTCHAs and
+ * writes the audit log off the loop. api (NULL: no OAuth, links alone) and fetch (for the
+ * SMS gateway) are borrowed. NULL with a message in err.
+ */
+wx_web_t *wx_web_start(struct wx_hub *hub, struct wx_http *http, struct wx_wechat_api *api,
+                       struct wx_fetch *fetch, const struct wx_web_options *opt, char *err,
+                       size_t errlen);
+
+/* Stops the worker and answers what waits for it (503): before wx_http_free. */
+void wx_web_stop(wx_web_t *w);
+/* After wx_http_free (and wx_fetch_free: its calls' callbacks are the pages'). */
+void wx_web_free(wx_web_t *w);
+
+/* A one-time link for the follower to the page for action ("bind", "unbind", "unlock"),
+ * good for web.link_life_s. On the hub's loop. 0, or -1 for an unknown action. */
+int wx_web_link(wx_web_t *w, const char *openid, const char *action, int64_t now_ms, char *url,
+                size_t cap);
+
+struct wx_web_stats {
+    uint64_t pages, logins_ok, logins_failed, binds, refused; /* refused: 4xx pages */
+    unsigned sessions;
+};
+void wx_web_stats(const wx_web_t *w, struct wx_web_stats *out);
 
 #endif

@@ -1005,3 +1005,8 @@ void wx_webhook_on_report(wx_webhook_t *w, wx_webhook_report_fn fn, void *arg)
     w->on_report = fn;
     w->report_arg = arg;
 }
+
+void wx_webhook_set_links(wx_webhook_t *w, wx_chat_link_fn fn, void *arg)
+{
+    wx_chat_set_links(w->chat, fn, arg);
+}

@@ -399,6 +399,9 @@ void wx_webhook_free(wx_webhook_t *w);
 typedef void (*wx_webhook_report_fn)(void *arg, const char *openid, uint64_t msgid,
                                      const char *status);
 void wx_webhook_on_report(wx_webhook_t *w, wx_webhook_report_fn fn, void *arg);
+/* Who makes the conversation's one-time links to the secure pages (wx_chat_set_links): fn
+ * runs on the hub's loop, where the conversation answers. Set before wx_hub_run. */
+void wx_webhook_set_links(wx_webhook_t *w, wx_chat_link_fn fn, void *arg);
 void wx_webhook_stats(const wx_webhook_t *w, struct wx_webhook_stats *out);
 
 /* ============================================================================================

@@ -2,7 +2,7 @@
  * test_chat_dialog.c - the conversation (src/chat: chat.c, answer.c, dialog.c, quote.c):
  * what each intent answers, numbered choices, confirmations, cancel at any step, context
  * carried from one question to the next, dialogues forgotten when idle or evicted, and the
- * installment quotes.
+ * installment quotes, and the one-time links to the secure pages.
  *
  * Every turn goes through wx_chat_respond against a real engine. There is no network and no
  * journal: the fixture applies commands to the engine directly, and a lock the conversation
@@ -1221,9 +1221,246 @@ static void test_lock_key_from_message_id(void **state)
     assert_memory_equal(r.cmd.key, want, (size_t)n);
 }
 
+/* ---- one-time links to the secure pages ------------------------------------------------------ */
+
+#define SOON_ZH     "安全页面即将开放"
+#define LINK_ZH     "请点击下面的一次性安全链接完成（5分钟内有效，仅限本人使用，请勿转发）：\n"
+#define LINK_EN     "one-time secure link below"
+#define BUSY_ZH     "安全页面现在繁忙，请一分钟后再试"
+#define BUSY_EN     "busy right now. Please try again in a minute"
+#define LINK_PREFIX "https://bank.example/m/go/"
+
+enum link_mode { LINK_OK, LINK_FAIL, LINK_UNTERMINATED, LINK_LONGEST };
+
+/* The link maker's stand-in: what it was asked for, and the link it made. */
+struct link_fake {
+    enum link_mode mode;
+    unsigned calls;
+    char openid[WX_OPENID_MAX + 1]; /* of the last call */
+    char action[16];                /* of the last call */
+    char url[WX_CHAT_TEXT_MAX];     /* the last link made */
+};
+
+/* Writes LINK_PREFIX and 64 hex digits that differ from call to call, as the pages' tokens. */
+static int fake_link(void *arg, const char *openid, const char *action, int64_t now_ms, char *url,
+                     size_t cap)
+{
+    struct link_fake *k = arg;
+    assert_non_null(openid);
+    assert_non_null(action);
+    assert_int_equal(now_ms, NOW_MS);
+    k->calls++;
+    snprintf(k->openid, sizeof k->openid, "%s", openid);
+    snprintf(k->action, sizeof k->action, "%s", action);
+    switch (k->mode) {
+    case LINK_FAIL:
+        return -1;
+    case LINK_UNTERMINATED:
+        memset(url, 'x', cap);
+        return 0;
+    case LINK_LONGEST:
+        memset(url, 'a', cap - 1);
+        memcpy(url, LINK_PREFIX, strlen(LINK_PREFIX));
+        url[cap - 1] = '\0';
+        break;
+    case LINK_OK: {
+        int n = snprintf(url, cap, LINK_PREFIX);
+        for (int i = 0; i < 32; i++)
+            n += snprintf(url + n, cap - (size_t)n, "%02x", (unsigned)(k->calls * 37 + i) & 0xff);
+        break;
+    }
+    }
+    snprintf(k->url, sizeof k->url, "%s", url);
+    return 0;
+}
+
+/* The reply ends with the link made, on a line of its own. */
+#define assert_link_last(r, k) link_last_at(&(r), (k), __LINE__)
+static void link_last_at(const struct wx_chat_reply *r, const struct link_fake *k, int line)
+{
+    size_t len = strlen(r->text), ulen = strlen(k->url);
+    if (ulen == 0 || len <= ulen || strcmp(r->text + len - ulen, k->url) != 0 ||
+        r->text[len - ulen - 1] != '\n') {
+        fail_msg("line %d: the reply does not end with the link \"%s\" on its own line:\n%s", line,
+                 k->url, r->text);
+    }
+}
+
+static void test_links_bind(void **state)
+{
+    struct fx *f = *state;
+    struct link_fake k = {.mode = LINK_OK};
+    wx_chat_set_links(f->chat, fake_link, &k);
+
+    struct wx_chat_reply r = say_to(f, UNBOUND, "绑定");
+    assert_text(r);
+    assert_int_equal(k.calls, 1);
+    assert_string_equal(k.action, "bind");
+    assert_string_equal(k.openid, UNBOUND);
+    assert_int_equal(strlen(k.url), strlen(LINK_PREFIX) + 64);
+    assert_says(r, "绑定信用卡需要核实身份"); /* the explanation stays */
+    assert_says(r, LINK_ZH);
+    assert_link_last(r, &k);
+    assert_not_says(r, SOON_ZH);
+    assert_not_says(r, "secure");
+
+    r = say_to(f, UNBOUND, "bind my card");
+    assert_text(r);
+    assert_int_equal(k.calls, 2);
+    assert_string_equal(k.action, "bind");
+    assert_says(r, "Binding a card needs your identity checked");
+    assert_says(r, LINK_EN);
+    assert_says(r, "works once, for 5 minutes");
+    assert_says(r, "do not forward it");
+    assert_link_last(r, &k);
+    assert_not_says(r, "opens soon");
+    assert_not_says(r, "安全");
+
+    /* Bound already: nothing to bind, no link made. */
+    r = say_to(f, HOLDER, "绑定");
+    assert_says(r, "已绑定信用卡");
+    assert_not_says(r, LINK_PREFIX);
+    assert_int_equal(k.calls, 2);
+}
+
+static void test_links_unbind_and_unlock(void **state)
+{
+    struct fx *f = *state;
+    struct link_fake k = {.mode = LINK_OK};
+    wx_chat_set_links(f->chat, fake_link, &k);
+
+    struct wx_chat_reply r = say_to(f, HOLDER, "解绑");
+    assert_text(r);
+    assert_int_equal(k.calls, 1);
+    assert_string_equal(k.action, "unbind");
+    assert_string_equal(k.openid, HOLDER);
+    assert_says(r, "解除绑定后");
+    assert_says(r, LINK_ZH);
+    assert_link_last(r, &k);
+
+    /* Not bound: nothing to unbind or unlock, and no link. */
+    r = say_to(f, UNBOUND, "解绑");
+    assert_says(r, NOT_BOUND);
+    assert_not_says(r, LINK_PREFIX);
+    r = say_to(f, UNBOUND, "解锁");
+    assert_says(r, NOT_BOUND);
+    assert_not_says(r, LINK_PREFIX);
+    assert_int_equal(k.calls, 1);
+
+    r = say_to(f, HOLDER, "解锁");
+    assert_int_equal(k.calls, 2);
+    assert_string_equal(k.action, "unlock");
+    assert_string_equal(k.openid, HOLDER);
+    assert_says(r, "解锁需要验证交易密码");
+    assert_says(r, LINK_ZH);
+    assert_link_last(r, &k);
+
+    r = say_to(f, TWO_CARDS, "unlock my card");
+    assert_int_equal(k.calls, 3);
+    assert_string_equal(k.action, "unlock");
+    assert_string_equal(k.openid, TWO_CARDS);
+    assert_says(r, "Unlocking needs your transaction password");
+    assert_says(r, LINK_EN);
+    assert_link_last(r, &k);
+    assert_not_says(r, "解锁");
+}
+
+/* The pages not open yet keep their words, link maker or not. */
+static void test_links_only_for_open_pages(void **state)
+{
+    struct fx *f = *state;
+    struct link_fake k = {.mode = LINK_OK};
+    wx_chat_set_links(f->chat, fake_link, &k);
+    const char *const SOON[] = {"激活", "提额", "安全卫士", "提醒设置"};
+    for (size_t i = 0; i < sizeof SOON / sizeof SOON[0]; i++) {
+        idle(f);
+        struct wx_chat_reply r = say_to(f, HOLDER, SOON[i]);
+        assert_says(r, SOON_ZH);
+        assert_not_says(r, LINK_PREFIX);
+    }
+    idle(f);
+    struct wx_chat_reply r = say_to(f, HOLDER, "钱包连卡一起丢了");
+    assert_says(r, "即将开放");
+    assert_not_says(r, LINK_PREFIX);
+    assert_int_equal(k.calls, 0);
+}
+
+static void test_links_busy(void **state)
+{
+    struct fx *f = *state;
+    struct link_fake k = {.mode = LINK_FAIL};
+    wx_chat_set_links(f->chat, fake_link, &k);
+    struct wx_chat_reply r = say_to(f, UNBOUND, "绑定");
+    assert_text(r);
+    assert_int_equal(k.calls, 1);
+    assert_says(r, "绑定信用卡需要核实身份");
+    assert_says(r, BUSY_ZH);
+    assert_not_says(r, "https://");
+    assert_not_says(r, "链接");
+    assert_not_says(r, SOON_ZH);
+
+    r = say_to(f, HOLDER, "unlock my card");
+    assert_int_equal(k.calls, 2);
+    assert_says(r, BUSY_EN);
+    assert_not_says(r, "https://");
+    assert_not_says(r, "link");
+
+    /* A link that fills the buffer with no end is no link either. */
+    k.mode = LINK_UNTERMINATED;
+    r = say_to(f, HOLDER, "解锁");
+    assert_int_equal(k.calls, 3);
+    assert_says(r, BUSY_ZH);
+    assert_not_says(r, "xxxx");
+}
+
+/* The longest link the buffer takes still goes whole, after the longest explanation. */
+static void test_links_longest(void **state)
+{
+    struct fx *f = *state;
+    struct link_fake k = {.mode = LINK_LONGEST};
+    wx_chat_set_links(f->chat, fake_link, &k);
+    struct wx_chat_reply r = say_to(f, UNBOUND, "bind my card");
+    assert_int_equal(k.calls, 1);
+    assert_true(strlen(k.url) > 200);
+    assert_says(r, LINK_EN);
+    assert_link_last(r, &k);
+    assert_true(strlen(r.text) < WX_CHAT_TEXT_MAX);
+}
+
+/* Without a link maker, and without a follower to make a link for, the words stay. */
+static void test_links_not_set(void **state)
+{
+    struct fx *f = *state;
+    struct wx_chat_reply r = say_to(f, UNBOUND, "绑定");
+    assert_says(r, SOON_ZH);
+    assert_not_says(r, "https://");
+    r = say_to(f, HOLDER, "解锁");
+    assert_says(r, SOON_ZH);
+
+    struct link_fake k = {.mode = LINK_OK};
+    wx_chat_set_links(f->chat, fake_link, &k);
+    r = turn(f, WX_CHAT_IN_TEXT, NULL, 0, "绑定");
+    assert_says(r, SOON_ZH);
+    r = turn(f, WX_CHAT_IN_TEXT, "", f->holder, "解锁");
+    assert_says(r, SOON_ZH);
+    assert_int_equal(k.calls, 0);
+
+    wx_chat_set_links(f->chat, NULL, &k);
+    r = say_to(f, HOLDER, "解绑");
+    assert_says(r, SOON_ZH);
+    assert_not_says(r, "https://");
+    assert_int_equal(k.calls, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_links_bind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_unbind_and_unlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_only_for_open_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_longest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_not_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_card_never_swapped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_periods_answer_is_not_an_amount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_question_is_not_a_follow_up, setup, teardown),
