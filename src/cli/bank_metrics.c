@@ -195,6 +195,24 @@ static void collect_alerts(struct wx_metrics_out *o, void *arg)
                          &st.latency);
 }
 
+static void collect_web(struct wx_metrics_out *o, void *arg)
+{
+    struct wx_web_stats st;
+    wx_web_stats(arg, &st);
+    wx_metrics_counter(o, "wxbank_web_pages_total", "Secure pages answered.", NULL, st.pages);
+    wx_metrics_counter(o, "wxbank_web_refused_total",
+                       "Secure pages answered with a refusal (4xx, 5xx).", NULL, st.refused);
+    wx_metrics_counter(o, "wxbank_web_logins_total", "Logins on the secure pages, by result.",
+                       "result=\"ok\"", st.logins_ok);
+    wx_metrics_counter(o, "wxbank_web_logins_total", "Logins on the secure pages, by result.",
+                       "result=\"failed\"", st.logins_failed);
+    wx_metrics_counter(o, "wxbank_web_binds_total",
+                       "WeChat followers bound by cardholders on the secure pages.", NULL,
+                       st.binds);
+    wx_metrics_gauge(o, "wxbank_web_sessions", "Secure-page sessions open now.", NULL,
+                     (double)st.sessions);
+}
+
 void wx_bank_metrics_start(struct wx_bank *b)
 {
     assert(b->hub != NULL);
@@ -212,4 +230,5 @@ void wx_bank_metrics_start(struct wx_bank *b)
     if (b->api != NULL) wx_metrics_add(b->metrics, collect_wechat_api, b->api);
     if (b->webhook != NULL) wx_metrics_add(b->metrics, collect_webhook, b->webhook);
     if (b->notify != NULL) wx_metrics_add(b->metrics, collect_alerts, b->notify);
+    if (b->web != NULL) wx_metrics_add(b->metrics, collect_web, b->web);
 }

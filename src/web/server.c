@@ -35,12 +35,7 @@
 #define SESSIONS_MAX 65536
 #define GUARD_MAX    262144 /* lockouts and rate-limit windows */
 
-/* Requests a client may make: per IP address, per minute; and per follower. */
-#define PER_IP_GETS    120
-#define PER_IP_POSTS   30
-#define PER_OPENID     30
-#define LIMIT_WINDOW   60000
-#define PATH_WORDS_MAX 64
+#define LIMIT_WINDOW 60000 /* the rate limits count requests per minute */
 
 /* Every page: nothing from elsewhere, no framing, no caching, no referrer. */
 static const char CSP[] = "default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -89,6 +84,9 @@ int wx_web_options_from_config(const struct wx_config *cfg, const char *db_path,
     opt->session_idle_ms = wx_config_int(cfg, "web.session_idle_s") * 1000;
     opt->session_max_ms = wx_config_int(cfg, "web.session_max_s") * 1000;
     opt->login_lock_ms = wx_config_int(cfg, "web.login_lock_s") * 1000;
+    opt->ip_requests_per_min = (unsigned)wx_config_int(cfg, "web.ip_requests_per_min");
+    opt->ip_posts_per_min = (unsigned)wx_config_int(cfg, "web.ip_posts_per_min");
+    opt->follower_posts_per_min = (unsigned)wx_config_int(cfg, "web.follower_posts_per_min");
     opt->cost.memory_kib = (uint32_t)wx_config_int(cfg, "web.password_memory_kib");
     opt->cost.iterations = (uint32_t)wx_config_int(cfg, "web.password_iterations");
     opt->cost.lanes = 1;
@@ -149,11 +147,13 @@ bool web_allow(wx_web_t *w, wx_http_req_t *req, const struct wx_session *s, bool
     int64_t now = wx_now_ms();
     char key[WX_GUARD_KEY_MAX];
     int n = snprintf(key, sizeof key, "%s:%s", post ? "ip-post" : "ip", wx_http_peer_ip(req));
-    bool ok = wx_guard_allow(w->guard, key, (size_t)n, post ? PER_IP_POSTS : PER_IP_GETS,
+    bool ok = wx_guard_allow(w->guard, key, (size_t)n,
+                             post ? w->opt.ip_posts_per_min : w->opt.ip_requests_per_min,
                              LIMIT_WINDOW, now);
-    if (ok && s != NULL && s->openid[0] != '\0') {
+    if (ok && post && s != NULL && s->openid[0] != '\0') {
         n = snprintf(key, sizeof key, "openid:%s", s->openid);
-        ok = wx_guard_allow(w->guard, key, (size_t)n, PER_OPENID, LIMIT_WINDOW, now);
+        ok = wx_guard_allow(w->guard, key, (size_t)n, w->opt.follower_posts_per_min, LIMIT_WINDOW,
+                            now);
     }
     if (!ok) {
         wx_http_add_header(req, "Retry-After", "60");

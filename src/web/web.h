@@ -386,6 +386,9 @@ struct wx_web_options {
     int64_t code_life_ms;    /* web.sms_code_life_s */
     int64_t session_idle_ms, session_max_ms; /* web.session_idle_s, web.session_max_s */
     int64_t login_lock_ms;                   /* web.login_lock_s */
+    unsigned ip_requests_per_min;            /* web.ip_requests_per_min: any request */
+    unsigned ip_posts_per_min;               /* web.ip_posts_per_min: forms posted */
+    unsigned follower_posts_per_min;         /* web.follower_posts_per_min */
     struct wx_password_cost cost;            /* web.password_memory_kib, _iterations */
     const char *sms_url;                     /* sms.*: one-time codes and notices */
     const char *sms_auth_header, *sms_body;

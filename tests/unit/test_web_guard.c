@@ -36,6 +36,22 @@ static void test_login_lockout(void **state)
     wx_guard_free(g);
 }
 
+/* The lock's length is the bank's (web.login_lock_s); the transaction lock is not touched. */
+static void test_login_lock_length_set(void **state)
+{
+    (void)state;
+    wx_guard_t *g = wx_guard_new(16, SHANGHAI);
+    wx_guard_set_login_lock(g, 3000);
+    int64_t until = 0;
+    for (int i = 1; i <= WX_LOGIN_TRIES; i++)
+        until = wx_guard_failed(g, 7, WX_PW_LOGIN, T0 + i);
+    assert_int_equal(until, T0 + WX_LOGIN_TRIES + 3000);
+    for (int i = 1; i <= WX_TXN_TRIES; i++)
+        until = wx_guard_failed(g, 7, WX_PW_TXN, T0 + i);
+    assert_int_equal(until, MIDNIGHT);
+    wx_guard_free(g);
+}
+
 static void test_right_password_resets(void **state)
 {
     (void)state;
@@ -93,6 +109,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_lockout),
+        cmocka_unit_test(test_login_lock_length_set),
         cmocka_unit_test(test_right_password_resets),
         cmocka_unit_test(test_transaction_lockout_until_tomorrow),
         cmocka_unit_test(test_rate_limits),

@@ -41,6 +41,24 @@ static void test_idle_and_absolute(void **state)
     wx_sessions_free(s);
 }
 
+/* The lives are the bank's (web.session_idle_s, web.session_max_s). */
+static void test_lives_set(void **state)
+{
+    (void)state;
+    wx_sessions_t *s = wx_sessions_new(4);
+    wx_sessions_set_life(s, 2000, 5000);
+    char id[WX_TOKEN_TEXT_LEN + 1];
+    wx_sessions_open(s, "oFollower", T0, id);
+    assert_non_null(wx_sessions_find(s, id, T0 + 1999));
+    assert_non_null(wx_sessions_find(s, id, T0 + 3998));
+    assert_null(wx_sessions_find(s, id, T0 + 5998)); /* idle for 2000 ms: over */
+    wx_sessions_open(s, "oFollower", T0, id);
+    for (int64_t t = T0 + 1500; t < T0 + 5000; t += 1500)
+        assert_non_null(wx_sessions_find(s, id, t));
+    assert_null(wx_sessions_find(s, id, T0 + 5000)); /* used all along, but 5000 ms old */
+    wx_sessions_free(s);
+}
+
 static void test_rotation_and_close(void **state)
 {
     (void)state;
@@ -109,6 +127,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_and_absolute),
+        cmocka_unit_test(test_lives_set),
         cmocka_unit_test(test_rotation_and_close),
         cmocka_unit_test(test_csrf),
         cmocka_unit_test(test_bounded),
