@@ -136,9 +136,9 @@ void wx_bank_stop(struct wx_bank *b)
     wx_fetch_free(b->fetch); /* cancels the API's calls in flight */
     wx_wechat_api_free(b->api);
     wx_notify_free(b->notify); /* after both: their last callbacks are the dispatcher's */
-    wx_web_free(b->web);       /* likewise the pages' (OAuth, SMS) */
     wx_iso_server_free(b->iso);
     wx_hub_free(b->hub);
+    wx_web_free(b->web); /* after the client (OAuth, SMS calls) and the hub (worker's tasks) */
     wx_tls_free(b->tls); /* after the listener, whose connections used it */
     memset(b, 0, sizeof *b);
 }

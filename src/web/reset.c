@@ -352,6 +352,7 @@ void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
     }
     const char *why = refuse(s, &form, &c, NULL);
     if (why != NULL) { /* the code stays good for another try: the person is the same */
+        web_audit(w, req, c.id, s->openid, "password_set", "refused_weak");
         code_page(w, req, s, sid, why, why);
         return;
     }

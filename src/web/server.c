@@ -324,6 +324,7 @@ static void on_durable(void *arg, uint64_t seq)
         x->fn(x->arg, false);
         free(x);
     }
+    if (w->stopping && w->waits == NULL) wx_hub_settle(w->hub);
 }
 
 static void cancel_waits(wx_web_t *w)
@@ -345,7 +346,7 @@ static void on_stop(void *arg)
 static bool is_busy(void *arg)
 {
     const wx_web_t *w = arg;
-    return w->waits != NULL;
+    return w->waits != NULL || w->jobs_out > 0;
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */

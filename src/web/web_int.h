@@ -105,6 +105,7 @@ struct wx_web {
     uint8_t captcha_key[32]; /* hashes CAPTCHA answers and SMS codes */
     struct web_worker *worker;
     struct web_wait *waits; /* answers waiting for the journal */
+    unsigned jobs_out;      /* jobs posted to the worker and not yet finished on the loop */
     bool stopping;
     struct wx_web_stats stats;
 };

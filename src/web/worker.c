@@ -11,6 +11,7 @@
  */
 #include "web/web_int.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -31,7 +32,11 @@ struct web_worker {
 static void finish(struct wx_hub_task *t, bool cancelled)
 {
     struct web_job *j = (struct web_job *)((char *)t - offsetof(struct web_job, task));
+    wx_web_t *w = j->w;
+    assert(w->jobs_out > 0);
+    w->jobs_out--;
     j->done(j, cancelled);
+    if (!cancelled && w->stopping) wx_hub_settle(w->hub); /* shutdown waits for the pages */
 }
 
 static void *run(void *arg)
@@ -81,6 +86,7 @@ struct web_worker *web_worker_start(wx_web_t *w, char *err, size_t errlen)
 bool web_worker_post(struct web_worker *k, struct web_job *j)
 {
     if (k == NULL) return false;
+    j->w = k->w;
     j->next = NULL;
     pthread_mutex_lock(&k->mu);
     bool ok = !k->stop && k->waiting < WEB_JOBS_MAX;
@@ -95,6 +101,7 @@ bool web_worker_post(struct web_worker *k, struct web_job *j)
         pthread_cond_signal(&k->cond);
     }
     pthread_mutex_unlock(&k->mu);
+    if (ok) k->w->jobs_out++;
     return ok;
 }
 
