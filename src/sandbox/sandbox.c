@@ -194,6 +194,7 @@ static const struct sb_route routes[] = {
     {"/api/stats", false, false, sb_stats_handler},
     {"/api/clock", true, false, clock_handler},
     {"/api/pos", true, false, sb_pos_handler},
+    {"/api/sms", false, false, sb_sms_read_handler},
     {"/sms/send", true, false, sb_sms_send_handler},
 };
 

@@ -25,7 +25,8 @@
  *   - SMS: POST <base>/sandbox/sms/send plays the bank's SMS gateway, and the page's SMS tab
  *     plays the cardholder's phone. A repeated idempotency ref is sent again, as a real
  *     gateway would, and counted, as is a template client_msg_id the platform absorbed: the
- *     counters say how often the bank's alerts would have reached a customer twice.
+ *     counters say how often the bank's alerts would have reached a customer twice. Tests
+ *     read what one number received, unmasked, at GET <base>/sandbox/api/sms (sms.c).
  *
  * Everything runs on the hub's loop. State is in memory and bounded by the limits below.
  */

@@ -46,6 +46,7 @@ struct evbuffer;
 #define SB_HOLD_S             60    /* a call held by the "timeout" fault is dropped after this */
 #define SB_SLOW_DEFAULT_MS    1500  /* delay of the "slow" fault when none is given */
 #define SB_EVENTS_SMS_MAX     100   /* SMS in one events answer (the newest): what the page lists */
+#define SB_SMS_READ_MAX       50    /* SMS in one GET /sandbox/api/sms answer (the newest) */
 #define SB_SMS_BUCKETS        16384 /* hash buckets of the SMS refs: 2 x WX_SANDBOX_SMS_REFS_MAX */
 #define SB_CLIENT_MSG_BUCKETS 2048  /* client_msg_id buckets: 2 x WX_SANDBOX_CLIENT_MSG_MAX */
 #define SB_FOLLOWER_SLOTS     512   /* follower index slots: 2 x WX_SANDBOX_FOLLOWERS_MAX */
@@ -223,8 +224,18 @@ struct sb_sms_ref {
     uint32_t next;                        /* next slot + 1 in the same bucket; 0 ends the chain */
 };
 
+/* An SMS as GET /sandbox/api/sms gives it to a test: the page's line masks the number, and a
+ * test that checks what one cardholder received must tell numbers apart. */
+struct sb_sms_read {
+    char mobile[WX_SANDBOX_MOBILE_MAX + 1]; /* in full, as the bank sent it */
+    char *text;                             /* owned */
+    uint64_t id;                            /* the gateway's answer's id */
+    int64_t time_ms;                        /* the page line's "time" */
+};
+
 struct sb_sms {
     struct sb_msg ring[WX_SANDBOX_SMS_MAX]; /* the SMS as the page gets them, oldest at first */
+    struct sb_sms_read reads[WX_SANDBOX_SMS_MAX]; /* the same SMS, same slots, for tests */
     unsigned first, count;
     uint64_t next_id;                                /* id of the next accepted SMS */
     struct sb_sms_ref refs[WX_SANDBOX_SMS_REFS_MAX]; /* a ring: a new ref takes the oldest slot */
@@ -535,6 +546,9 @@ void sb_sms_send_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *
 /* Appends the SMS newer than after (the newest SB_EVENTS_SMS_MAX, oldest first) to an events
  * answer as a JSON array. */
 void sb_sms_events(const struct wx_sandbox *sb, struct evbuffer *out, uint64_t after);
+
+/* GET /sandbox/api/sms?mobile=M&after=SEQ: the SMS sent to one number, unmasked (sms.c). */
+void sb_sms_read_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query);
 
 /* ---- json.c ---------------------------------------------------------------------------------- */
 

@@ -12,6 +12,18 @@
  * (sms_duplicates), which is what tells a retrying dispatcher from a careful one. Refs are
  * remembered in a hash table that forgets the oldest past WX_SANDBOX_SMS_REFS_MAX; the page
  * gets the newest WX_SANDBOX_SMS_MAX messages through the events long poll.
+ *
+ * The page only ever sees a number masked (138****8000), which cannot tell two cardholders
+ * apart; a test that must read the one-time code one cardholder was sent asks instead:
+ *
+ *   GET /sandbox/api/sms?mobile=13800138000&after=SEQ
+ *   200 {"seq": N, "sms": [{"seq", "id", "mobile", "text", "time"}, ...]}
+ *
+ * mobile is required and compared in full (a leading + is sent as %2B; a bare + reads as a
+ * space and is taken for it); after (default 0) keeps only SMS with a larger seq. The list
+ * holds at most SB_SMS_READ_MAX, the newest of those kept, oldest first; "seq" is the newest
+ * SMS's seq to anyone, the after of the next call. time is in Unix milliseconds, id is the
+ * gateway's answer's. A bad parameter gets 400 {"error": ...}.
  */
 #include "sandbox/sandbox_int.h"
 
@@ -56,7 +68,9 @@ void sb_sms_free(struct wx_sandbox *sb)
     struct sb_sms *sms = sb->sms;
     if (sms == NULL) return;
     for (unsigned k = 0; k < sms->count; k++) {
-        free(sms->ring[(sms->first + k) % WX_SANDBOX_SMS_MAX].json);
+        unsigned slot = (sms->first + k) % WX_SANDBOX_SMS_MAX;
+        free(sms->ring[slot].json);
+        free(sms->reads[slot].text);
     }
     free(sms);
     sb->sms = NULL;
@@ -165,27 +179,39 @@ static bool ref_seen(struct sb_sms *sms, const char *ref)
 /* ---- the phone ------------------------------------------------------------------------------- */
 
 /* Keeps line (the object without its closing brace; ,"seq":N,"time":T} is added, where
- * jansson put them before) for the page and wakes its long polls. The oldest SMS goes when
+ * jansson put them before) for the page, and the full number with the text and id for
+ * GET /sandbox/api/sms, then wakes the page's long polls. The oldest SMS goes when
  * WX_SANDBOX_SMS_MAX are kept. */
-static void sms_keep(struct wx_sandbox *sb, struct sb_out *line)
+static void sms_keep(struct wx_sandbox *sb, struct sb_out *line, const char *mobile,
+                     const char *text, uint64_t id)
 {
     struct sb_sms *sms = sb->sms;
     uint64_t seq = ++sb->seq;
+    int64_t now = wx_now_ms();
     SB_OUT_LIT(line, ",\"seq\":");
     sb_out_int(line, (int64_t)seq);
     SB_OUT_LIT(line, ",\"time\":");
-    sb_out_int(line, wx_now_ms());
+    sb_out_int(line, now);
     SB_OUT_LIT(line, "}");
     if (sms->count == WX_SANDBOX_SMS_MAX) {
         free(sms->ring[sms->first].json);
+        free(sms->reads[sms->first].text);
         memset(&sms->ring[sms->first], 0, sizeof sms->ring[0]);
+        memset(&sms->reads[sms->first], 0, sizeof sms->reads[0]);
         sms->first = (sms->first + 1) % WX_SANDBOX_SMS_MAX;
         sms->count--;
     }
-    struct sb_msg *m = &sms->ring[(sms->first + sms->count) % WX_SANDBOX_SMS_MAX];
+    unsigned slot = (sms->first + sms->count) % WX_SANDBOX_SMS_MAX;
+    struct sb_msg *m = &sms->ring[slot];
     m->seq = seq;
     m->json = wx_strndup(line->p, line->len);
     m->len = line->len;
+    struct sb_sms_read *r = &sms->reads[slot];
+    assert(strlen(mobile) <= WX_SANDBOX_MOBILE_MAX); /* checked by mobile_ok */
+    memcpy(r->mobile, mobile, strlen(mobile) + 1);
+    r->text = wx_strndup(text, strlen(text));
+    r->id = id;
+    r->time_ms = now;
     sms->count++;
     sb->sms_seq = seq;
     sb_polls_wake(sb);
@@ -205,6 +231,51 @@ void sb_sms_events(const struct wx_sandbox *sb, struct evbuffer *out, uint64_t a
         first = false;
     }
     evbuffer_add(out, "]", 1);
+}
+
+/* ---- what one number received, for tests ----------------------------------------------------- */
+
+/* A decimal query parameter within [0, INT64_MAX]; def when absent; -1 when bad. */
+static int64_t query_seq(const char *query, const char *name, int64_t def)
+{
+    char text[24];
+    int n = wx_http_query_param(query, name, text, sizeof text);
+    if (n == -1) return def;
+    if (n <= 0 || n > 19 || strspn(text, "0123456789") != (size_t)n) return -1;
+    unsigned long long v = strtoull(text, NULL, 10);
+    return v <= (unsigned long long)INT64_MAX ? (int64_t)v : -1;
+}
+
+void sb_sms_read_handler(struct wx_sandbox *sb, wx_http_req_t *req, const char *query)
+{
+    const struct sb_sms *sms = sb->sms;
+    char mobile[WX_SANDBOX_MOBILE_MAX + 1];
+    int n = wx_http_query_param(query, "mobile", mobile, sizeof mobile);
+    if (n > 0 && mobile[0] == ' ') mobile[0] = '+'; /* an unencoded + came as a space */
+    int64_t after = query_seq(query, "after", 0);
+    if (n <= 0 || !mobile_ok(mobile) || after < 0) {
+        sb_page_error(req, 400, "sms: mobile=NUMBER (5 to 20 digits, + as %2B), after=SEQ");
+        return;
+    }
+    /* The newest SB_SMS_READ_MAX that match, found newest first and listed oldest first. */
+    unsigned found[SB_SMS_READ_MAX], nfound = 0;
+    for (unsigned k = sms->count; k > 0 && nfound < SB_SMS_READ_MAX; k--) {
+        unsigned slot = (sms->first + k - 1) % WX_SANDBOX_SMS_MAX;
+        if (sms->ring[slot].seq <= (uint64_t)after) break; /* seqs grow with k */
+        if (strcmp(sms->reads[slot].mobile, mobile) == 0) found[nfound++] = slot;
+    }
+    json_t *list = json_array();
+    while (nfound > 0) {
+        unsigned slot = found[--nfound];
+        const struct sb_sms_read *r = &sms->reads[slot];
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
+        json_array_append_new(list, json_pack("{s:I,s:s,s:s,s:s,s:I}", "seq",
+                                              (json_int_t)sms->ring[slot].seq, "id", id, "mobile",
+                                              r->mobile, "text", r->text, "time",
+                                              (json_int_t)r->time_ms));
+    }
+    sb_reply_json(req, 200, json_pack("{s:I,s:o}", "seq", (json_int_t)sb->sms_seq, "sms", list));
 }
 
 /* ---- the gateway ----------------------------------------------------------------------------- */
@@ -251,11 +322,12 @@ static void sms_accept(struct wx_sandbox *sb, wx_http_req_t *req, const char *mo
     bool repeat = ref_seen(sb->sms, ref);
     bool auth = wx_http_header(req, "Authorization") != NULL;
     char id[24], masked[WX_SANDBOX_MOBILE_MAX + 1];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)sb->sms->next_id++);
+    uint64_t id_num = sb->sms->next_id++;
+    snprintf(id, sizeof id, "%llu", (unsigned long long)id_num);
     mask_mobile(mobile, masked);
     sb->stats.sms_sent++;
     if (repeat) sb->stats.sms_duplicates++;
-    sms_keep(sb, sms_line(sb, id, masked, text, ref, repeat, auth));
+    sms_keep(sb, sms_line(sb, id, masked, text, ref, repeat, auth), mobile, text, id_num);
     sb_observe(sb, WX_SANDBOX_MSG_SMS, mobile, ref, text, repeat, 0);
     WX_DEBUG("sandbox: SMS %s to %s%s", id, masked, repeat ? ", a ref seen before" : "");
     char answer[64];

@@ -6,7 +6,10 @@
 // and the card's last four digits) but no SMS for it on the 短信 tab (a domestic POS purchase
 // under 300.00 goes by WeChat alone), ask again and see the credit drop by exactly 88.00;
 // then pay 388.00 and see both the WeChat alert and the SMS to 张伟's phone, and press the
-// menu's 额度查询 (click event BALANCE) and see the credit down by both purchases. Ends with
+// menu's 额度查询 (click event BALANCE) and see the credit down by both purchases. Before all
+// that, a follower of its own sends a text with links, and the gateway gets an SMS with a
+// one-time link: both show their http(s) URLs as links that open in a new tab, and nothing
+// else (a javascript: URL, markup) as anything but text. Ends with
 // a screenshot of the phone, the last alert in the chat (the README's picture of the sandbox
 // is taken this way).
 //
@@ -32,6 +35,11 @@ const MERCHANT = 'WXBANK SANDBOX SHOP';
 // alert has shown: both channels go out from the same alert, so an SMS would come within
 // milliseconds of it (the bank's SMS fallback waits alerts.sms_fallback_s, 60 s).
 const NO_SMS_WINDOW_MS = 1500;
+// The links check: its own follower (张伟's chat stays as the bank left it) and a mobile that
+// is no cardholder's.
+const LINK_FOLLOWER = '链接测试';
+const LINK_MOBILE = '13900000001';
+const ONE_TIME = 'https://127.0.0.1:8443/m/go/' + '0123456789abcdef'.repeat(4);
 
 // The rule for browser tests: Debian's Chromium, with these flags.
 const CHROMIUM = '/usr/bin/chromium';
@@ -219,6 +227,73 @@ function smsMatching(page, re) {
   })).filter((m) => new RegExp(r).test(m.text)), re);
 }
 
+// The links a node shows: [{href, text, target, rel}].
+function linksIn(locator) {
+  return locator.evaluate((node) => [...node.querySelectorAll('a')].map((a) => ({
+    href: a.getAttribute('href'), text: a.textContent, target: a.getAttribute('target'),
+    rel: a.getAttribute('rel'),
+  })));
+}
+
+function checkLink(got, href, where) {
+  check(got && got.href === href && got.text === href,
+    where + ': no link to ' + href + ' (got ' + JSON.stringify(got) + ')');
+  check(got.target === '_blank' && got.rel === 'noopener noreferrer',
+    where + ': the link to ' + href + ' does not open apart (' + JSON.stringify(got) + ')');
+}
+
+// A follower of its own types URLs among Chinese text: the http(s) ones become links that open
+// in a new tab with no way back to the page, the rest stays text; then an SMS with a one-time
+// link shows it linked on the SMS phone.
+async function checkLinks(page) {
+  const plain = new URL('app.css?from=link', PAGE_URL).href;
+  const text = '请点击一次性安全链接（5分钟内有效）：' + ONE_TIME + '，或打开 ' + plain +
+    '。 javascript:alert(1) <a href="javascript:alert(2)">x</a> <img src=x onerror=alert(3)>';
+  const before = await page.getAttribute('#chat-log', 'data-openid');
+  await page.fill('#new-follower-name', LINK_FOLLOWER);
+  await page.click('#new-follower');
+  await page.waitForFunction(([old, name]) => {
+    const sel = document.getElementById('follower-select');
+    const o = sel.options[sel.selectedIndex];
+    return document.getElementById('chat-log').dataset.openid !== old && o &&
+      o.textContent.includes(name);
+  }, [before, LINK_FOLLOWER], { timeout: WAIT_MS });
+  await page.waitForSelector('#chat-input:enabled', { timeout: WAIT_MS });
+  await say(page, text);
+  const bubble = page.locator('#chat-log .msg[data-from="user"] .bubble').last();
+  const links = await linksIn(bubble);
+  check(links.length === 2, 'the message shows ' + links.length + ' links, not 2: ' +
+    JSON.stringify(links));
+  checkLink(links[0], ONE_TIME, 'the message');
+  checkLink(links[1], plain, 'the message');
+  check(await bubble.textContent() === text, 'the message does not read as it was typed');
+  check(await bubble.locator('img, b, script').count() === 0, 'markup in the message took effect');
+
+  const [popup] = await Promise.all([
+    page.context().waitForEvent('page', { timeout: WAIT_MS }),
+    bubble.locator('a').nth(1).click(),
+  ]);
+  await popup.waitForURL(plain, { timeout: WAIT_MS });
+  check(await popup.evaluate(() => window.opener === null && document.referrer === ''),
+    'the opened tab can reach back to the page or knows where it came from');
+  check(page.url() === PAGE_URL, 'the page itself went to ' + page.url());
+  await popup.close();
+
+  const sms = '【微信银行】请点击一次性安全链接完成验证：' + ONE_TIME + '，5分钟内有效，请勿转发。';
+  const r = await page.request.post(new URL('sms/send', PAGE_URL).href, {
+    data: { mobile: LINK_MOBILE, text: sms, ref: 'browser-link-1' }, timeout: WAIT_MS,
+  });
+  check(r.status() === 200, 'the SMS gateway answered HTTP ' + r.status());
+  await showTab(page, '#tab-sms', '#panel-sms');
+  const item = page.locator('#sms-list .sms[data-ref="browser-link-1"] .sms-text');
+  await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+  const smsLinks = await linksIn(item);
+  check(smsLinks.length === 1, 'the SMS shows ' + smsLinks.length + ' links, not 1');
+  checkLink(smsLinks[0], ONE_TIME, 'the SMS');
+  check(await item.textContent() === sms, 'the SMS does not read as it was sent');
+  await showTab(page, '#tab-chat', '#panel-chat');
+}
+
 async function run(browser) {
   const context = await browser.newContext({
     viewport: { width: 420, height: 860 },
@@ -236,6 +311,9 @@ async function run(browser) {
     await page.goto(PAGE_URL, { timeout: WAIT_MS });
     await page.waitForSelector('body[data-ready="true"]', { timeout: WAIT_MS });
   });
+
+  await step('links in a message and an SMS: http(s) only, opened in a new tab',
+    () => checkLinks(page));
 
   const openid = await step('pick ' + HOLDER + "'s follower", async () => {
     const value = await page.$eval('#follower-select', (sel, who) => {
@@ -308,8 +386,18 @@ async function run(browser) {
   });
 
   const alert388 = await step('the WeChat alert: ' + BIG_PURCHASE + ', card ending ' + last4,
-    () => waitForAlert(page, BIG_PURCHASE, last4, seq388));
-  log('     alert: ' + alert388.rows.join(' | '));
+    async () => {
+      const alert = await waitForAlert(page, BIG_PURCHASE, last4, seq388);
+      // A details URL, when the bank sends one, is a link that opens apart like any other.
+      const more = await linksIn(page.locator(ALERT + '[data-seq="' + alert.seq + '"] .card'));
+      for (const a of more) {
+        check(/^https?:\/\//.test(a.href) && a.target === '_blank' &&
+          a.rel === 'noopener noreferrer', 'the alert links as ' + JSON.stringify(a));
+      }
+      alert.links = more.length;
+      return alert;
+    });
+  log('     alert: ' + alert388.rows.join(' | ') + (alert388.links ? ' | details link' : ''));
 
   await step('the SMS for ' + BIG_PURCHASE + ' on the SMS tab, to ' + HOLDER_MOBILE, async () => {
     await showTab(page, '#tab-sms', '#panel-sms');

@@ -39,6 +39,7 @@
 #include "wechat/wechat.h"
 
 #include "../unit/engine_cmds.h"
+#include "integration/serve_util.h"
 
 #define APPID    "wx5823bf96d3bd56c7"
 #define SECRET   "sandbox-secret-7f2a"
@@ -545,9 +546,10 @@ static int teardown(void **state)
     bank_stop();
     sandbox_stop();
     wx_ledger_close(fx.ledger);
+    int rc = serve_keep_logs("test_alerts", fx.dir);
     nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     pthread_mutex_destroy(&fx.mu);
-    return 0;
+    return rc;
 }
 
 /* ---- the outbox as staff see it ------------------------------------------------------------- */

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "integration/serve_util.h"
 #include "iso8583/iso8583.h"
 #include "journal/journal.h"
 #include "ledger/ledger.h"
@@ -1249,6 +1250,7 @@ static void test_kill9_alerts_exactly_once_but_the_window(void **state)
     wx_engine_free(e);
     wx_config_free(cfg);
     obs_free();
+    assert_int_equal(serve_keep_logs("test_alerts_crash", fx.dir), 0);
     nftw(fx.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "integration/serve_util.h"
 #include "util/pan.h"
 #include "web/web.h"
 
@@ -55,6 +56,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (serve_keep_logs("test_cli", workdir) != 0) return -1;
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
     return system(cmd) == 0 ? 0 : -1;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "integration/serve_util.h"
 #include "issuing/issuing.h"
 #include "journal/journal.h"
 #include "keys/keys.h"
@@ -318,6 +319,7 @@ static void test_kill9_loses_nothing_acknowledged(void **state)
     printf("# verify: %" PRIu64 " events, snapshot + replay equals replay from event 0\n", events);
     check_acks_in_journal(db, &r.acks);
     free(r.acks.v);
+    assert_int_equal(serve_keep_logs("test_crash", dir), 0);
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -387,6 +389,7 @@ static void test_snapshot_of_a_lost_future_is_discarded(void **state)
     if (rc != 0) fail_msg("verify: %s", err);
     assert_int_equal(events, 90);
     wx_keys_free(keys);
+    assert_int_equal(serve_keep_logs("test_crash", dir), 0);
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 

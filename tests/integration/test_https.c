@@ -206,6 +206,7 @@ static int teardown(void **state)
 {
     (void)state;
     int rc = stop_server();
+    if (serve_keep_logs("test_https", workdir) != 0) rc = -1;
     if (rc != 0 || getenv("WX_KEEP_WORKDIR") != NULL) {
         fprintf(stderr, "work directory kept: %s\n", workdir);
         return rc;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/serve_util.h"
 #include "iso8583/iso8583.h"
 
 #define CARDS         20
@@ -50,11 +51,11 @@ static pid_t server_pid = -1;
 static int port;
 static unsigned next_stan = 1;
 
-/* Runs `wxbank <args>` in the work directory; returns its exit code. */
+/* Runs `wxbank <args>` in the work directory, output to cli.log; returns its exit code. */
 static int wxbank(const char *args)
 {
     char cmd[PATH_MAX + 512];
-    snprintf(cmd, sizeof cmd, "cd '%s' && WXBANK_DB_URL=sqlite:bank.db '%s' %s >>log.txt 2>&1",
+    snprintf(cmd, sizeof cmd, "cd '%s' && WXBANK_DB_URL=sqlite:bank.db '%s' %s >>cli.log 2>&1",
              workdir, getenv("WXBANK_BIN"), args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -72,7 +73,7 @@ static int free_port(void)
 }
 
 /* Starts `wxbank serve` with extra NAME=VALUE settings (NULL-terminated) and waits for its
- * "listening" line. */
+ * "listening" line. Its log goes to server.log in the work directory, kept for the scan. */
 static void start_server(const char *const *extra_env)
 {
     int out[2];
@@ -86,6 +87,9 @@ static void start_server(const char *const *extra_env)
         dup2(out[1], 1);
         close(out[0]);
         if (chdir(workdir) != 0) _exit(127);
+        int log = open("server.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (log < 0) _exit(127);
+        dup2(log, 2);
         setenv("WXBANK_DB_URL", "sqlite:bank.db", 1);
         setenv("WXBANK_ISO8583_LISTEN", listen, 1);
         setenv("WXBANK_HTTP_LISTEN", "127.0.0.1:0", 1);
@@ -154,6 +158,7 @@ static int group_teardown(void **state)
         fprintf(stderr, "wxbank verify failed after serving\n");
         rc = -1;
     }
+    if (serve_keep_logs("test_iso_server", workdir) != 0) rc = -1;
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
     if (rc == 0 && system(cmd) != 0) rc = -1;

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/serve_util.h"
 #include "net/net.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_int.h" /* the hot path's JSON reader and writer, against jansson */
@@ -652,8 +653,10 @@ static int make_workdir(void)
     return mkdtemp(workdir) != NULL ? 0 : -1;
 }
 
+/* Keeps the logs (sandbox.log, bank.log) for the suite's scan, then removes the directory. */
 static int remove_workdir(void)
 {
+    if (serve_keep_logs("test_sandbox", workdir) != 0) return -1;
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
     return system(cmd) == 0 ? 0 : -1;
@@ -1983,6 +1986,131 @@ static void test_sms_accepted(void **state)
     json_decref(ev);
 }
 
+/* GET /sandbox/api/sms for mobile (as it goes in the query) after seq; asserts HTTP 200. */
+static json_t *sms_read(const char *mobile, json_int_t after)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/sandbox/api/sms?mobile=%s&after=%lld", mobile, (long long)after);
+    return get_json(path);
+}
+
+/* The HTTP status of METHOD path; a refusal other than 405 must come as {"error": ...}. */
+static long get_status(const char *method, const char *path)
+{
+    struct resp r;
+    http(method, path, NULL, NULL, 0, WAIT_MS, &r);
+    long st = r.status;
+    if (st != 200 && st != 405) {
+        json_t *v = parse_json(&r);
+        assert_non_null(json_string_value(json_object_get(v, "error")));
+        json_decref(v);
+    }
+    resp_free(&r);
+    return st;
+}
+
+/* What one number received, unmasked, for tests that read one-time codes: other numbers
+ * (one with the same last digits) left out, oldest first, after a seq, bounded. */
+static void test_sms_read(void **state)
+{
+    (void)state;
+    json_int_t seq = sms_seq();
+    const char *code1 = "【微信银行】验证码 123456，5分钟内有效，请勿告诉他人。";
+    const char *code2 = "【微信银行】验证码 654321，5分钟内有效，请勿告诉他人。";
+    long long id1 = sms_ok("13800138000", code1, "otp-read-1");
+    sms_ok("13900139000", "someone else", "otp-read-2");
+    sms_ok("+8613800138000", "same last digits", "otp-read-3");
+    long long id2 = sms_ok("13800138000", code2, "otp-read-4");
+
+    json_t *v = sms_read("13800138000", seq);
+    assert_int_equal(json_object_size(v), 2);
+    assert_int_equal(json_integer_value(json_object_get(v, "seq")), sms_seq());
+    json_t *list = json_object_get(v, "sms");
+    assert_int_equal(json_array_size(list), 2);
+    assert_string_equal(sms_field(list, 0, "mobile"), "13800138000");
+    assert_string_equal(sms_field(list, 0, "text"), code1);
+    assert_int_equal(strtoll(sms_field(list, 0, "id"), NULL, 10), id1);
+    assert_string_equal(sms_field(list, 1, "text"), code2);
+    assert_int_equal(strtoll(sms_field(list, 1, "id"), NULL, 10), id2);
+    json_t *first = json_array_get(list, 0), *second = json_array_get(list, 1);
+    assert_int_equal(json_object_size(first), 5);
+    json_int_t seq1 = json_integer_value(json_object_get(first, "seq"));
+    json_int_t seq2 = json_integer_value(json_object_get(second, "seq"));
+    assert_true(seq1 > seq && seq2 > seq1);
+    assert_int_equal(seq2, sms_seq());
+    assert_true(json_integer_value(json_object_get(first, "time")) > 1700000000000LL);
+    json_decref(v);
+
+    /* after: only what came later; the answer's seq is the next call's after. */
+    v = sms_read("13800138000", seq1);
+    list = json_object_get(v, "sms");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(sms_field(list, 0, "text"), code2);
+    json_decref(v);
+    v = sms_read("13800138000", seq2);
+    assert_int_equal(json_array_size(json_object_get(v, "sms")), 0);
+    json_decref(v);
+    /* Without after: everything kept for the number, older tests' SMS included. */
+    v = get_json("/sandbox/api/sms?mobile=13800138000");
+    list = json_object_get(v, "sms");
+    assert_true(json_array_size(list) >= 2);
+    assert_string_equal(sms_field(list, json_array_size(list) - 1, "text"), code2);
+    json_decref(v);
+
+    /* A leading +, encoded or not (a bare + decodes as a space). */
+    for (int i = 0; i < 2; i++) {
+        v = sms_read(i == 0 ? "%2B8613800138000" : "+8613800138000", seq);
+        list = json_object_get(v, "sms");
+        assert_int_equal(json_array_size(list), 1);
+        assert_string_equal(sms_field(list, 0, "mobile"), "+8613800138000");
+        assert_string_equal(sms_field(list, 0, "text"), "same last digits");
+        json_decref(v);
+    }
+
+    /* The bound: the newest SB_SMS_READ_MAX of more, still oldest first. */
+    json_int_t before = sms_seq();
+    char text[32], ref[32];
+    for (int i = 0; i < SB_SMS_READ_MAX + 5; i++) {
+        snprintf(text, sizeof text, "bulk %d", i);
+        snprintf(ref, sizeof ref, "otp-bulk-%d", i);
+        sms_ok("13700137001", text, ref);
+    }
+    v = sms_read("13700137001", before);
+    list = json_object_get(v, "sms");
+    assert_int_equal(json_array_size(list), SB_SMS_READ_MAX);
+    assert_string_equal(sms_field(list, 0, "text"), "bulk 5");
+    snprintf(text, sizeof text, "bulk %d", SB_SMS_READ_MAX + 4);
+    assert_string_equal(sms_field(list, SB_SMS_READ_MAX - 1, "text"), text);
+    json_decref(v);
+
+    /* Refused: no number, a bad one, a bad after; the method is GET. */
+    static const char *const bad[] = {
+        "/sandbox/api/sms",
+        "/sandbox/api/sms?after=0",
+        "/sandbox/api/sms?mobile=",
+        "/sandbox/api/sms?mobile=1380",
+        "/sandbox/api/sms?mobile=138001380001380013800",
+        "/sandbox/api/sms?mobile=1380013800x",
+        "/sandbox/api/sms?mobile=%2B%2B13800138000",
+        "/sandbox/api/sms?mobile=13800138000&after=x",
+        "/sandbox/api/sms?mobile=13800138000&after=-1",
+        "/sandbox/api/sms?mobile=13800138000&after=99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long st = get_status("GET", bad[i]);
+        if (st != 400) fail_msg("GET %s: HTTP %ld, expected 400", bad[i], st);
+    }
+    assert_int_equal(get_status("POST", "/sandbox/api/sms?mobile=13800138000"), 405);
+
+    /* The page's own feed still shows the numbers masked only. */
+    json_t *ev = get_json("/sandbox/api/events?after=0&wait=0");
+    char *all = json_dumps(ev, 0);
+    assert_null(strstr(all, "13800138000"));
+    assert_non_null(strstr(all, "123456"));
+    free(all);
+    json_decref(ev);
+}
+
 /* A JSON string of n bytes: n copies of c. */
 static char *quoted(char c, size_t n)
 {
@@ -3281,6 +3409,7 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_page_api_errors),
         cmocka_unit_test(test_sms_accepted),
+        cmocka_unit_test(test_sms_read),
         cmocka_unit_test(test_sms_refused),
         cmocka_unit_test(test_sms_limits),
         cmocka_unit_test(test_sms_duplicate_ref),

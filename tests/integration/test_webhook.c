@@ -239,6 +239,7 @@ static int teardown(void **state)
         fprintf(stderr, "wxbank verify failed after serving\n");
         rc = -1;
     }
+    if (serve_keep_logs("test_webhook", workdir) != 0) rc = -1;
     if (rc != 0 || getenv("WX_KEEP_WORKDIR") != NULL) {
         fprintf(stderr, "work directory kept: %s\n", workdir);
         return rc;

@@ -39,8 +39,22 @@
     return e;
   }
 
+  // An absolute http(s) URL as the browser parses it, or null: javascript:, data: and the
+  // like never become a link or an image source.
   function safeUrl(u) {
-    return typeof u === "string" && /^https?:\/\//i.test(u) ? u : null;
+    if (typeof u !== "string" || !/^https?:\/\//i.test(u)) return null;
+    try {
+      const p = new URL(u);
+      return p.protocol === "http:" || p.protocol === "https:" ? p.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // A link that opens beside the page, as WeChat opens links in its in-app browser, and tells
+  // the opened page neither where it came from nor how to reach back.
+  function link(href, text, cls) {
+    return el("a", { class: cls, href, target: "_blank", rel: "noopener noreferrer" }, text);
   }
 
   let toastTimer = null;
@@ -75,24 +89,47 @@
     return state.followers.find((f) => f.openid === openid) || null;
   }
 
-  // ---- text with links: WeChat shows <a href="...">label</a> in text messages as links -----
+  // ---- text with links ----------------------------------------------------------------------
 
+  // A bare URL: ASCII URL characters only, so that it ends at the Chinese text or punctuation
+  // around it ("链接：https://x/y，5分钟内有效" links https://x/y).
+  const BARE_URL = /https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&()*+,;=%]+/gi;
+
+  // Appends text with its http(s) URLs as links; trailing sentence punctuation stays text,
+  // as does a ")" the URL did not open.
+  function appendLinked(parent, text) {
+    let last = 0;
+    let m;
+    BARE_URL.lastIndex = 0;
+    while ((m = BARE_URL.exec(text)) !== null) {
+      let url = m[0].replace(/[.,;:!?]+$/, "");
+      while (url.endsWith(")") && url.split("(").length < url.split(")").length) {
+        url = url.slice(0, -1).replace(/[.,;:!?]+$/, "");
+      }
+      const href = safeUrl(url);
+      if (!href) continue;
+      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      parent.appendChild(link(href, url));
+      last = m.index + url.length;
+      BARE_URL.lastIndex = last;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // WeChat text messages may also carry <a href="...">label</a>, shown as the label linked;
+  // any other markup, and a link to anything but http(s), stays text as it came.
   function appendRichText(parent, text) {
-    const re = /<a\s+href=(["'])(.*?)\1\s*>(.*?)<\/a>|(https?:\/\/[^\s<>"']+)/gi;
+    const re = /<a\s+href=(["'])(.*?)\1\s*>(.*?)<\/a>/gi;
     let last = 0;
     let m;
     while ((m = re.exec(text)) !== null) {
-      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
-      const href = safeUrl(m[2] !== undefined ? m[2] : m[4]);
-      const label = m[3] !== undefined ? m[3] : m[4];
-      if (href) {
-        parent.appendChild(el("a", { href, target: "_blank", rel: "noopener noreferrer" }, label));
-      } else {
-        parent.appendChild(document.createTextNode(m[0]));
-      }
+      const href = safeUrl(m[2]);
+      if (!href) continue;
+      appendLinked(parent, text.slice(last, m.index));
+      parent.appendChild(link(href, m[3]));
       last = re.lastIndex;
     }
-    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+    appendLinked(parent, text.slice(last));
   }
 
   // ---- chat lines ---------------------------------------------------------------------------
@@ -141,13 +178,13 @@
     }
     c.appendChild(rows);
     const url = safeUrl(m.url);
-    if (url) c.appendChild(el("a", { class: "more", href: url, target: "_blank", rel: "noopener noreferrer" }, "详情 · Details ›"));
+    if (url) c.appendChild(link(url, "详情 · Details ›", "more"));
     return c;
   }
 
   function newsCard(m) {
     const url = safeUrl(m.url);
-    const c = el(url ? "a" : "div", url ? { class: "card", href: url, target: "_blank", rel: "noopener noreferrer" } : { class: "card" });
+    const c = url ? link(url, undefined, "card") : el("div", { class: "card" });
     const pic = safeUrl(m.pic_url);
     if (pic) c.appendChild(el("img", { class: "cover", src: pic, alt: "" }));
     c.appendChild(el("h3", {}, m.title || ""));
@@ -212,7 +249,9 @@
     head.appendChild(el("time", { class: "sms-time", datetime: when.toISOString() },
       when.toLocaleString()));
     li.appendChild(head);
-    li.appendChild(el("div", { class: "sms-text" }, m.text));
+    const text = el("div", { class: "sms-text" });
+    appendLinked(text, m.text || ""); // phones link the URLs in an SMS too
+    li.appendChild(text);
     if (m.repeat) {
       li.appendChild(el("span", { class: "sms-repeat", title: "ref " + m.ref }, "重复 · ref seen before"));
     }
@@ -416,7 +455,7 @@
     if (!state.selected) return toast("先选择关注者 · pick a follower first");
     if (b.type === "view") {
       const url = safeUrl(b.url);
-      if (url) window.open(url, "_blank", "noopener");
+      if (url) window.open(url, "_blank", "noopener,noreferrer");
       return send({ type: "view", url: b.url });
     }
     if (b.key) return send({ type: "click", key: b.key });
