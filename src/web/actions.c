@@ -181,9 +181,9 @@ static void txn_done(struct web_job *j, bool gone)
         free(t);
         return;
     }
+    if (s != NULL) s->busy = false;
     if (s == NULL) {
-        web_notice(w, t->req, 401, false, "会话已过期", "Session expired",
-                   "会话已过期，请重新打开链接。", "Your session has ended; open the link again.");
+        web_session_gone(w, t->req);
     } else if (kind == NULL || wx_engine_card(wx_hub_engine(w->hub), t->res.id, &card) != 0 ||
                card.customer_id != s->customer_id) {
         /* not a card transaction, or not this cardholder's: the same words either way */
@@ -224,7 +224,6 @@ static void txn_done(struct web_job *j, bool gone)
 static void details(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid)
 {
     struct txn_job *t = wx_calloc(1, sizeof *t);
-    t->job.w = w;
     t->job.work = txn_work;
     t->job.done = txn_done;
     t->req = req;
@@ -234,11 +233,8 @@ static void details(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const
         free(t);
         web_notice(w, req, 404, s->english, "交易不存在", "No such transaction",
                    "没有找到这笔交易。", "This transaction was not found.");
-    } else if (!web_worker_post(w->worker, &t->job)) {
-        free(t);
-        wx_http_add_header(req, "Retry-After", "2");
-        web_notice(w, req, 503, s->english, "系统繁忙", "Busy", "请稍后再试。",
-                   "Please try again in a moment.");
+    } else {
+        web_post_job(w, req, s, &t->job, sizeof *t);
     }
 }
 
@@ -373,9 +369,7 @@ static void check_done(struct web_job *j, bool gone)
     struct wx_session *s = gone ? NULL : wx_sessions_find(w->sessions, c->sid, wx_now_ms());
     if (s == NULL) {
         if (!gone) {
-            web_notice(w, c->req, 401, c->english, "会话已过期", "Session expired",
-                       "会话已过期，请回到微信重新获取链接。",
-                       "Your session has ended; ask for a new link in WeChat.");
+            web_session_gone(w, c->req);
         }
         wx_wipe(c, sizeof *c);
         free(c);
@@ -418,7 +412,7 @@ void actions_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const c
     struct wx_form form;
     if (!web_form(w, req, s, &form)) return;
     struct change_job *c = wx_calloc(1, sizeof *c);
-    c->job.w = w;
+    c->job.w = w; /* a lock goes to the engine without the worker */
     c->job.work = check_work;
     c->job.done = check_done;
     c->req = req;
@@ -468,13 +462,5 @@ void actions_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const c
         return;
     }
     memcpy(c->password, pw, WX_TXN_PASSWORD_LEN + 1);
-    if (!web_worker_post(w->worker, &c->job)) {
-        wx_wipe(c, sizeof *c);
-        free(c);
-        wx_http_add_header(req, "Retry-After", "2");
-        web_notice(w, req, 503, s->english, "系统繁忙", "Busy", "请稍后再试。",
-                   "Please try again in a moment.");
-        return;
-    }
-    s->busy = true;
+    web_post_job(w, req, s, &c->job, sizeof *c);
 }

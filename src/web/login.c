@@ -177,9 +177,7 @@ static void login_done(struct web_job *j, bool gone)
     struct wx_session *s = gone ? NULL : wx_sessions_find(w->sessions, l->sid, wx_now_ms());
     if (gone) goto out;
     if (s == NULL) {
-        web_notice(w, l->req, 401, false, "会话已过期", "Session expired",
-                   "会话已过期，请回到微信重新获取链接。",
-                   "Your session has ended; ask for a new link in WeChat.");
+        web_session_gone(w, l->req);
         goto out;
     }
     s->busy = false;
@@ -269,18 +267,9 @@ void login_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
     memcpy(l->password, password, strlen(password) + 1);
     memcpy(l->sid, sid, sizeof l->sid);
     l->req = req;
-    l->job.w = w;
     l->job.work = login_work;
     l->job.done = login_done;
-    if (!web_worker_post(w->worker, &l->job)) {
-        wx_wipe(l, sizeof *l);
-        free(l);
-        wx_http_add_header(req, "Retry-After", "2");
-        web_notice(w, req, 503, s->english, "系统繁忙", "Busy", "请稍后再试。",
-                   "Please try again in a moment.");
-        return;
-    }
-    s->busy = true;
+    web_post_job(w, req, s, &l->job, sizeof *l);
 }
 
 /* ---- binding ----------------------------------------------------------------------------------

@@ -357,7 +357,6 @@ void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
         return;
     }
     struct set_job *t = wx_calloc(1, sizeof *t);
-    t->job.w = w;
     t->job.work = set_work;
     t->job.done = set_done;
     t->req = req;
@@ -369,14 +368,7 @@ void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
     const char *tp = wx_form_get(&form, "txn_password");
     snprintf(t->login_pw, sizeof t->login_pw, "%s", lp != NULL ? lp : "");
     snprintf(t->txn_pw, sizeof t->txn_pw, "%s", tp != NULL ? tp : "");
-    if (!web_worker_post(w->worker, &t->job)) {
-        wx_wipe(t, sizeof *t);
-        free(t);
-        wx_http_add_header(req, "Retry-After", "2");
-        web_notice(w, req, 503, s->english, "系统繁忙", "Busy", "请稍后再试。",
-                   "Please try again in a moment.");
-        return;
+    if (web_post_job(w, req, s, &t->job, sizeof *t)) {
+        memset(&s->code, 0, sizeof s->code); /* the code is spent */
     }
-    memset(&s->code, 0, sizeof s->code); /* the code is spent */
-    s->busy = true;
 }

@@ -241,6 +241,28 @@ bool web_form(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, struct wx_f
     return true;
 }
 
+bool web_post_job(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, struct web_job *j,
+                  size_t size)
+{
+    if (web_worker_post(w->worker, j)) {
+        s->busy = true;
+        return true;
+    }
+    wx_wipe(j, size); /* it may hold a password */
+    free(j);
+    wx_http_add_header(req, "Retry-After", "2");
+    web_notice(w, req, 503, s->english, "系统繁忙", "Busy", "请稍后再试。",
+               "Please try again in a moment.");
+    return false;
+}
+
+void web_session_gone(wx_web_t *w, wx_http_req_t *req)
+{
+    web_notice(w, req, 401, false, "会话已过期", "Session expired",
+               "会话已过期，请回到微信重新获取链接。",
+               "Your session has ended; ask for a new link in WeChat.");
+}
+
 /* ---- the audit log, through the worker ----------------------------------------------------- */
 
 struct audit_job {

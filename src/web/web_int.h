@@ -89,6 +89,7 @@ struct web_page {
 
 struct web_worker;
 struct web_wait;
+struct web_job;
 
 struct wx_web {
     wx_hub_t *hub;
@@ -145,6 +146,15 @@ void web_redirect(wx_web_t *w, wx_http_req_t *req, const char *path, const char 
 
 /* The posted form of a request (false: a notice was sent: not a form, or a bad CSRF). */
 bool web_form(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, struct wx_form *form);
+
+/* Hands j (size bytes, allocated) to the worker for the session's request and marks the
+ * session busy until its page is made; false when the worker is full: j is wiped and freed
+ * and 503 answered. */
+bool web_post_job(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, struct web_job *j,
+                  size_t size);
+
+/* The page for a session that ended while its request was being worked on. */
+void web_session_gone(wx_web_t *w, wx_http_req_t *req);
 
 /* Writes an audit entry (on the worker: the store is its own). */
 void web_audit(wx_web_t *w, wx_http_req_t *req, uint32_t customer_id, const char *openid,
