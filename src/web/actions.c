@@ -284,6 +284,7 @@ static void changed(void *arg, bool cancelled)
 {
     struct change_job *c = arg;
     wx_web_t *w = c->job.w;
+    if (cancelled) wx_http_error(c->req, 503, "the bank is restarting; try again shortly");
     if (!cancelled) {
         web_audit(w, c->req, c->customer_id, c->openid, CHANGE_NAMES[c->what], "ok");
         if (c->what == CHANGE_UNBIND) {
@@ -310,6 +311,14 @@ static void changed(void *arg, bool cancelled)
 /* Submits the change to the engine; the answer waits until it is durable. */
 static void apply(wx_web_t *w, struct change_job *c)
 {
+    if (w->stopping) { /* the hub takes no new decisions while it drains */
+        wx_http_add_header(c->req, "Retry-After", "5");
+        web_notice(w, c->req, 503, c->english, "系统维护", "Restarting",
+                   "系统正在重启，请稍后再试。", "The bank is restarting; try again shortly.");
+        wx_wipe(c, sizeof *c);
+        free(c);
+        return;
+    }
     struct wx_cmd cmd = {.time_ms = wx_now_ms()};
     uint8_t nonce[8];
     char hex[17];
@@ -376,7 +385,7 @@ static void check_done(struct web_job *j, bool gone)
         return;
     }
     s->busy = false;
-    int64_t now = wx_now_ms();
+    int64_t now = wx_now_ms(), until = 0;
     if (c->have == 0) {
         web_notice(w, c->req, 409, s->english, "未设置交易密码", "No transaction password",
                    "您尚未设置交易密码，请先通过预留手机设置（登录页面的“设置密码”）。",
@@ -386,7 +395,7 @@ static void check_done(struct web_job *j, bool gone)
         web_notice(w, c->req, 500, s->english, "系统繁忙", "Service unavailable",
                    "系统暂时无法处理，请稍后再试。", "Please try again later.");
     } else if (!c->ok) {
-        int64_t until = wx_guard_failed(w->guard, c->customer_id, WX_PW_TXN, now);
+        until = wx_guard_failed(w->locks, c->customer_id, WX_PW_TXN, now);
         web_audit(w, c->req, c->customer_id, c->openid, CHANGE_NAMES[c->what],
                   until != 0 ? "txn_locked" : "wrong_txn_password");
         if (until != 0) {
@@ -396,8 +405,13 @@ static void check_done(struct web_job *j, bool gone)
         } else {
             cards_page(w, c->req, s, c->sid, "交易密码错误。", "Wrong transaction password.");
         }
+    } else if ((until = wx_guard_locked_until(w->locks, c->customer_id, WX_PW_TXN, now)) != 0) {
+        /* locked while this one was being checked (guesses posted at once from several
+         * sessions): a right guess after the lock counts for nothing */
+        web_audit(w, c->req, c->customer_id, c->openid, CHANGE_NAMES[c->what], "txn_locked");
+        txn_locked(w, c, s, until);
     } else {
-        wx_guard_passed(w->guard, c->customer_id, WX_PW_TXN);
+        wx_guard_passed(w->locks, c->customer_id, WX_PW_TXN);
         s->txn_ok_ms = now;
         apply(w, c);
         return;
@@ -409,8 +423,8 @@ static void check_done(struct web_job *j, bool gone)
 void actions_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid,
                   const char *what)
 {
-    struct wx_form form;
-    if (!web_form(w, req, s, &form)) return;
+    struct wx_form *form = &w->form; /* wiped once the request is handled (server.c) */
+    if (!web_form(w, req, s, form)) return;
     struct change_job *c = wx_calloc(1, sizeof *c);
     c->job.w = w; /* a lock goes to the engine without the worker */
     c->job.work = check_work;
@@ -425,7 +439,7 @@ void actions_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const c
               : strcmp(what, "/m/card/lock") == 0 ? CHANGE_LOCK
                                                   : CHANGE_UNLOCK;
     if (c->what != CHANGE_UNBIND) {
-        if (!own_card(w, s->customer_id, wx_form_get(&form, "card"), &card)) {
+        if (!own_card(w, s->customer_id, wx_form_get(form, "card"), &card)) {
             free(c);
             cards_page(w, req, s, sid, "没有这张卡。", "No such card.");
             return;
@@ -442,8 +456,8 @@ void actions_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const c
         apply(w, c);
         return;
     }
-    const char *pw = wx_form_get(&form, "txn_password");
-    int64_t until = wx_guard_locked_until(w->guard, s->customer_id, WX_PW_TXN, wx_now_ms());
+    const char *pw = wx_form_get(form, "txn_password");
+    int64_t until = wx_guard_locked_until(w->locks, s->customer_id, WX_PW_TXN, wx_now_ms());
     if (until != 0) {
         web_audit(w, req, c->customer_id, c->openid, CHANGE_NAMES[c->what], "txn_locked");
         txn_locked(w, c, s, until);

@@ -20,11 +20,15 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/crypto.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#define OAUTH_COOKIE "__Host-wxo" /* the OAuth state this browser was sent off with */
+
 static void link_refused(wx_web_t *w, wx_http_req_t *req, bool english)
 {
+    web_audit(w, req, 0, "", "link_open", "invalid");
     web_notice(w, req, 410, english, "链接已失效", "Link no longer valid",
                "这个安全链接已使用过或已过期（链接5分钟内有效，只能使用一次）。请回到微信公众号重新"
                "发送您要办理的业务，获取新的链接。",
@@ -90,6 +94,13 @@ static void ask_wechat(wx_web_t *w, wx_http_req_t *req, const struct web_link *l
              "%s?appid=%s&redirect_uri=%s&response_type=code&scope=snsapi_base&state=%s"
              "#wechat_redirect",
              w->oauth_url, w->appid, back_enc, state);
+    /* The state is bound to this browser: a /m/oauth URL taken from another one (an
+     * attacker's own, sent to a victim to have the victim's cards bound to the attacker's
+     * WeChat) finds no such cookie. Lax: it must come back on WeChat's redirect. */
+    char cookie[160];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=%lld",
+             OAUTH_COOKIE, state, (long long)(w->opt.link_life_ms / 1000));
+    wx_http_add_header(req, "Set-Cookie", cookie);
     wx_http_add_header(req, "Location", location);
     wx_http_add_header(req, "Cache-Control", "no-store");
     wx_http_add_header(req, "Referrer-Policy", "no-referrer");
@@ -131,10 +142,13 @@ static void on_openid(const struct wx_wechat_api_result *r, void *arg)
 {
     struct oauth_call *c = arg;
     wx_web_t *w = c->w;
-    if (w->stopping) { /* the listener is going: its requests are gone */
+    w->oauth_out--;
+    if (w->stopped) { /* the listener is gone, and its requests with it */
         free(c);
         return;
     }
+    wx_http_add_header(c->req, "Set-Cookie",
+                       OAUTH_COOKIE "=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
     if (r->cls != WX_WECHAT_API_OK || r->openid[0] == '\0') {
         WX_WARN("web: OAuth code not exchanged (%s: %s)", wx_wechat_api_class_name(r->cls),
                 r->errmsg);
@@ -149,9 +163,20 @@ static void on_openid(const struct wx_wechat_api_result *r, void *arg)
                    "This secure link was sent to another WeChat and cannot be used here. Ask the "
                    "bank's account from your own WeChat.");
     } else {
+        web_audit(w, c->req, 0, r->openid, "link_open", "ok");
         arrive(w, c->req, r->openid, &c->link);
     }
     free(c);
+    if (w->stopping) wx_hub_settle(w->hub);
+}
+
+/* Whether the browser holds the cookie ask_wechat set for this state. */
+static bool same_browser(wx_http_req_t *req, const char *state)
+{
+    char mine[WX_TOKEN_TEXT_LEN + 1];
+    const char *cookie = wx_http_header(req, "Cookie");
+    return cookie != NULL && wx_cookie_get(cookie, OAUTH_COOKIE, mine, sizeof mine) &&
+           strlen(mine) == WX_TOKEN_TEXT_LEN && wx_ct_equal(mine, state, WX_TOKEN_TEXT_LEN);
 }
 
 void entry_oauth(wx_web_t *w, wx_http_req_t *req)
@@ -161,8 +186,21 @@ void entry_oauth(wx_web_t *w, wx_http_req_t *req)
     struct oauth_call *c = wx_calloc(1, sizeof *c);
     size_t len = 0;
     if (w->api == NULL || q == NULL || wx_http_query_param(q, "code", code, sizeof code) <= 0 ||
-        wx_http_query_param(q, "state", state, sizeof state) != WX_TOKEN_TEXT_LEN ||
-        wx_tokens_take(w->links, state, wx_now_ms(), &c->link, sizeof c->link, &len) != 1 ||
+        wx_http_query_param(q, "state", state, sizeof state) != WX_TOKEN_TEXT_LEN) {
+        free(c);
+        link_refused(w, req, false);
+        return;
+    }
+    if (!same_browser(req, state)) {
+        free(c);
+        web_audit(w, req, 0, "", "link_open", "other_browser");
+        web_notice(w, req, 403, false, "请在原浏览器中打开", "Open it where it began",
+                   "这个页面只能在打开安全链接的同一浏览器中继续。请回到微信重新获取链接。",
+                   "This page only continues in the browser that opened the secure link. Ask "
+                   "for a new link in WeChat.");
+        return;
+    }
+    if (wx_tokens_take(w->links, state, wx_now_ms(), &c->link, sizeof c->link, &len) != 1 ||
         len != sizeof c->link) {
         free(c);
         link_refused(w, req, false);
@@ -170,7 +208,9 @@ void entry_oauth(wx_web_t *w, wx_http_req_t *req)
     }
     c->w = w;
     c->req = req;
+    w->oauth_out++; /* before the call: its answer could come at once */
     if (wx_wechat_api_oauth_openid(w->api, code, on_openid, c) != 0) {
+        w->oauth_out--;
         free(c);
         web_notice(w, req, 400, false, "链接无效", "Invalid link", "微信返回的授权码无效。",
                    "WeChat's code is not valid.");

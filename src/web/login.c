@@ -110,6 +110,22 @@ static bool is_mobile(const char *s)
     return strlen(s) == 11 && s[0] == '1' && strspn(s, "0123456789") == 11;
 }
 
+/*
+ * Wrong passwords for a name nobody has count and lock like a customer's, under an id of the
+ * name's own (the high bit set: customer ids are small), so that neither a lockout nor its
+ * absence tells which names exist.
+ */
+static uint32_t name_lock_id(const wx_web_t *w, const char *login)
+{
+    uint8_t mac[32];
+    char text[LOGIN_MAX + 8];
+    int n = snprintf(text, sizeof text, "login:%s", login);
+    wx_hmac_sha256(w->captcha_key, sizeof w->captcha_key, text, (size_t)n, mac);
+    uint32_t id;
+    memcpy(&id, mac, sizeof id);
+    return id | 0x80000000u;
+}
+
 /* ---- the check, on the worker --------------------------------------------------------------- */
 
 enum login_result { LOGIN_OK, LOGIN_WRONG, LOGIN_NO_PASSWORD, LOGIN_ERROR };
@@ -119,6 +135,7 @@ struct login_job {
     wx_http_req_t *req;
     char sid[WX_TOKEN_TEXT_LEN + 1];
     uint32_t customer_id;           /* 0: find it by mobile */
+    uint32_t lock_id;               /* whose wrong passwords these are */
     char mobile[WX_MOBILE_MAX + 4]; /* the login name when it is a mobile */
     char login[LOGIN_MAX + 1];      /* as typed, shown again on a failure */
     char password[WX_PASSWORD_MAX + 1];
@@ -182,42 +199,45 @@ static void login_done(struct web_job *j, bool gone)
     }
     s->busy = false;
     int64_t now = wx_now_ms();
-    int64_t until =
-        l->customer_id != 0 ? wx_guard_locked_until(w->guard, l->customer_id, WX_PW_LOGIN, now) : 0;
+    if (l->customer_id != 0) l->lock_id = l->customer_id; /* a mobile found on the worker */
+    int64_t until = wx_guard_locked_until(w->locks, l->lock_id, WX_PW_LOGIN, now);
     if (until != 0) {
         web_audit(w, l->req, l->customer_id, s->openid, "login", "locked");
         locked_page(w, l->req, s, l->sid, until);
     } else if (l->result == LOGIN_ERROR) {
+        web_audit(w, l->req, l->customer_id, s->openid, "login", "error");
         web_notice(w, l->req, 500, s->english, "系统繁忙", "Service unavailable",
                    "系统暂时无法处理，请稍后再试。", "Please try again later.");
-    } else if (l->result == LOGIN_NO_PASSWORD) {
-        web_audit(w, l->req, l->customer_id, s->openid, "login", "no_password");
-        login_page(w, l->req, s, l->sid, "您尚未设置登录密码，请先通过预留手机设置。",
-                   "You have not set a login password yet: set it through your registered "
-                   "mobile first.",
-                   l->login);
-    } else if (l->result == LOGIN_WRONG) {
+    } else if (l->result != LOGIN_OK) {
+        /* an unknown name, no password set yet, or a wrong one: the same words and count */
         w->stats.logins_failed++;
-        until =
-            l->customer_id != 0 ? wx_guard_failed(w->guard, l->customer_id, WX_PW_LOGIN, now) : 0;
+        until = wx_guard_failed(w->locks, l->lock_id, WX_PW_LOGIN, now);
         web_audit(w, l->req, l->customer_id, s->openid, "login",
-                  until != 0            ? "locked"
-                  : l->customer_id != 0 ? "wrong_password"
-                                        : "unknown_login");
+                  until != 0                       ? "locked"
+                  : l->result == LOGIN_NO_PASSWORD ? "no_password"
+                  : l->customer_id != 0            ? "wrong_password"
+                                                   : "unknown_login");
         if (until != 0) {
             locked_page(w, l->req, s, l->sid, until);
         } else {
-            login_page(w, l->req, s, l->sid, "登录名或登录密码错误。",
-                       "Wrong login name or password.", l->login);
+            login_page(w, l->req, s, l->sid,
+                       "登录名或登录密码错误。首次使用请先通过预留手机设置密码。",
+                       "Wrong login name or password. First time here? Set your password through "
+                       "your registered mobile first.",
+                       l->login);
         }
     } else {
-        w->stats.logins_ok++;
-        wx_guard_passed(w->guard, l->customer_id, WX_PW_LOGIN);
         char sid[WX_TOKEN_TEXT_LEN + 1];
-        s = wx_sessions_rotate(w->sessions, l->sid, now, sid);
-        s->customer_id = l->customer_id;
-        web_audit(w, l->req, l->customer_id, s->openid, "login", "ok");
-        login_go_on(w, l->req, s, sid);
+        struct wx_session *fresh = wx_sessions_rotate(w->sessions, l->sid, now, sid);
+        if (fresh == NULL) { /* it ended between the two looks */
+            web_session_gone(w, l->req);
+            goto out;
+        }
+        w->stats.logins_ok++;
+        wx_guard_passed(w->locks, l->customer_id, WX_PW_LOGIN);
+        fresh->customer_id = l->customer_id;
+        web_audit(w, l->req, l->customer_id, fresh->openid, "login", "ok");
+        login_go_on(w, l->req, fresh, sid);
     }
 out:
     wx_wipe(l, sizeof *l);
@@ -226,17 +246,18 @@ out:
 
 void login_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid)
 {
-    struct wx_form form;
-    if (!web_form(w, req, s, &form)) return;
-    const char *login = wx_form_get(&form, "login");
-    const char *password = wx_form_get(&form, "password");
-    char echo[LOGIN_MAX + 1] = "";
-    if (login != NULL && strlen(login) <= LOGIN_MAX) snprintf(echo, sizeof echo, "%s", login);
-    if (wx_form_get(&form, "refresh") != NULL) {
+    struct wx_form *form = &w->form; /* wiped once the request is handled (server.c) */
+    if (!web_form(w, req, s, form)) return;
+    const char *login = wx_form_get(form, "login");
+    const char *password = wx_form_get(form, "password");
+    char echo[LOGIN_MAX + 1] = ""; /* typed back on a failure: a mobile only, never a card
+                                    * or ID number (no page shows one) */
+    if (login != NULL && clean_login(login, echo, sizeof echo) && !is_mobile(echo)) echo[0] = '\0';
+    if (wx_form_get(form, "refresh") != NULL) {
         login_page(w, req, s, sid, NULL, NULL, echo); /* a new picture, the name kept */
         return;
     }
-    if (!captcha_check(w, s, &form, wx_now_ms())) {
+    if (!captcha_check(w, s, form, wx_now_ms())) {
         web_audit(w, req, 0, s->openid, "login", "bad_captcha");
         login_page(w, req, s, sid, "图形验证码错误或已过期，请重新输入。",
                    "The picture code is wrong or has expired; try the new one.", echo);
@@ -245,21 +266,22 @@ void login_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
     struct login_job *l = wx_calloc(1, sizeof *l);
     if (login == NULL || password == NULL || !clean_login(login, l->login, sizeof l->login) ||
         strlen(password) > WX_PASSWORD_MAX || password[0] == '\0') {
+        wx_wipe(l, sizeof *l);
         free(l);
         login_page(w, req, s, sid, "请填写登录名（身份证号、卡号或手机号）和登录密码。",
                    "Enter your login name (ID, card or mobile number) and login password.", echo);
         return;
     }
     l->customer_id = customer_of(w, l->login);
+    l->lock_id = l->customer_id != 0 ? l->customer_id : name_lock_id(w, l->login);
     if (l->customer_id == 0 && is_mobile(l->login)) {
-        snprintf(l->mobile, sizeof l->mobile, "%s", l->login);
+        memcpy(l->mobile, l->login, strlen(l->login) + 1); /* is_mobile: at most 14 */
     }
     snprintf(l->login, sizeof l->login, "%s", echo);
-    int64_t until = l->customer_id != 0
-                        ? wx_guard_locked_until(w->guard, l->customer_id, WX_PW_LOGIN, wx_now_ms())
-                        : 0;
+    int64_t until = wx_guard_locked_until(w->locks, l->lock_id, WX_PW_LOGIN, wx_now_ms());
     if (until != 0) { /* no hash is checked while locked: guessing goes nowhere */
         web_audit(w, req, l->customer_id, s->openid, "login", "locked");
+        wx_wipe(l, sizeof *l);
         free(l);
         locked_page(w, req, s, sid, until);
         return;
@@ -309,6 +331,7 @@ void web_sms_notice(wx_web_t *w, uint32_t customer_id, const char *what, const c
 static void bound(void *arg, bool cancelled)
 {
     struct bind_wait *b = arg;
+    if (cancelled) wx_http_error(b->req, 503, "the bank is restarting; try again shortly");
     if (!cancelled) {
         wx_web_t *w = b->w;
         w->stats.binds++;
@@ -340,6 +363,12 @@ static void bind(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const ch
     if (wx_engine_follower(e, s->openid, &f) == 0 && f.customer_id == s->customer_id) {
         web_notice_sid(w, req, sid, 200, s->english, "已绑定", "Already bound",
                        "这个微信已绑定您的信用卡。", "This WeChat is already bound to your cards.");
+        return;
+    }
+    if (w->stopping) { /* the hub takes no new decisions while it drains */
+        wx_http_add_header(req, "Retry-After", "5");
+        web_notice_sid(w, req, sid, 503, s->english, "系统维护", "Restarting",
+                       "系统正在重启，请稍后再试。", "The bank is restarting; try again shortly.");
         return;
     }
     struct wx_cmd cmd = {.kind = WX_CMD_FOLLOWER_BIND, .time_ms = wx_now_ms()};
@@ -383,8 +412,13 @@ static void bind(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const ch
 
 void login_go_on(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid)
 {
-    if (s->action == WEB_GO_BIND || s->action == WEB_GO_NONE) {
+    if (s->action == WEB_GO_BIND) {
         bind(w, req, s, sid);
+        return;
+    }
+    if (s->action == WEB_GO_NONE || s->action == WEB_GO_PASSWORD) {
+        web_notice_sid(w, req, sid, 200, s->english, "已登录", "Logged in",
+                       "您已登录。请回到微信继续办理。", "You are logged in. Go back to WeChat.");
         return;
     }
     char path[48];

@@ -127,8 +127,8 @@ void page_begin(struct web_page *p, bool english, const char *title_zh, const ch
 void page_end(struct web_page *p)
 {
     page_raw(p, "</main><footer>%s</footer></body></html>",
-             PAGE_T(p, "🔒 本页经加密传输。银行工作人员不会向您索要密码或验证码。客服热线 95555",
-                    "🔒 This page is encrypted. The bank never asks for your passwords or codes. "
+             PAGE_T(p, "本页经加密传输。银行工作人员不会向您索要密码或验证码。客服热线 95555",
+                    "This page is encrypted. The bank never asks for your passwords or codes. "
                     "Service line 95555"));
 }
 

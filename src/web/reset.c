@@ -152,58 +152,61 @@ static bool send_code(wx_web_t *w, struct wx_session *s, uint32_t customer_id)
 
 void reset_post_code(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid)
 {
-    struct wx_form form;
-    if (!web_form(w, req, s, &form)) return;
-    if (wx_form_get(&form, "refresh") != NULL) {
+    struct wx_form *form = &w->form; /* wiped once the request is handled (server.c) */
+    if (!web_form(w, req, s, form)) return;
+    if (wx_form_get(form, "refresh") != NULL) {
         id_page(w, req, s, sid, NULL, NULL);
         return;
     }
     int64_t now = wx_now_ms();
-    if (!captcha_check(w, s, &form, now)) {
+    if (!captcha_check(w, s, form, now)) {
+        web_audit(w, req, 0, s->openid, "sms_code", "bad_captcha");
         id_page(w, req, s, sid, "图形验证码错误或已过期，请重新输入。",
                 "The picture code is wrong or has expired; try the new one.");
         return;
     }
     char id[ID_NUMBER_MAX + 1];
-    const char *typed = wx_form_get(&form, "id_number");
+    const char *typed = wx_form_get(form, "id_number");
     if (typed == NULL || !clean_id(typed, id)) {
         id_page(w, req, s, sid, "请输入15位或18位身份证号。",
                 "Enter your 15- or 18-digit ID number.");
+        return;
+    }
+    if (w->sms == NULL) {
+        wx_wipe(id, sizeof id);
+        web_notice(w, req, 503, s->english, "短信暂不可用", "SMS unavailable",
+                   "暂时无法发送短信验证码，请稍后再试或致电95555。",
+                   "The code cannot be sent by SMS now; try later or call 95555.");
         return;
     }
     uint8_t hmac[WX_REF_LEN];
     struct wx_customer_view c = {.id = 0};
     wx_id_hmac(wx_hub_keys(w->hub), id, hmac);
     wx_engine_customer_by_id_hmac(wx_hub_engine(w->hub), hmac, &c);
-    memset(&s->code, 0, sizeof s->code);
+    /* one code a minute and five an hour per ID number, known or not: the limit must not
+     * tell which numbers are customers' */
+    char who[2 * WX_REF_LEN + 1], key[48], hour[48];
+    wx_hex_encode(hmac, sizeof hmac, who, sizeof who); /* the number itself is not kept */
+    int n = snprintf(key, sizeof key, "sms:%s", who);
+    int h = snprintf(hour, sizeof hour, "smsh:%s", who);
+    if (!wx_guard_allow(w->locks, key, (size_t)n, 1, SMS_GAP_MS, now) ||
+        !wx_guard_allow(w->locks, hour, (size_t)h, SMS_PER_HOUR, HOUR_MS, now)) {
+        wx_wipe(id, sizeof id);
+        web_audit(w, req, c.id, s->openid, "sms_code", "too_often");
+        id_page(w, req, s, sid, "验证码发送过于频繁，请稍后再试。",
+                "A code was sent very recently; please wait a minute.");
+        return;
+    }
+    memset(&s->code, 0, sizeof s->code); /* a new code replaces the last */
     s->code.customer_id = c.id;
     snprintf(s->code.id_number, sizeof s->code.id_number, "%s", id);
     s->code.expires_ms = now + w->opt.code_life_ms;
     wx_wipe(id, sizeof id);
-    if (c.id != 0) {
-        char key[32], hour[32];
-        int n = snprintf(key, sizeof key, "sms:%" PRIu32, c.id);
-        int h = snprintf(hour, sizeof hour, "smsh:%" PRIu32, c.id);
-        if (!wx_guard_allow(w->guard, key, (size_t)n, 1, SMS_GAP_MS, now) ||
-            !wx_guard_allow(w->guard, hour, (size_t)h, SMS_PER_HOUR, HOUR_MS, now)) {
-            web_audit(w, req, c.id, s->openid, "sms_code", "too_often");
-            memset(&s->code, 0, sizeof s->code);
-            id_page(w, req, s, sid, "验证码发送过于频繁，请稍后再试。",
-                    "A code was sent very recently; please wait a minute.");
-            return;
-        }
-        bool sent = send_code(w, s, c.id);
-        web_audit(w, req, c.id, s->openid, "sms_code", sent ? "sent" : "not_sent");
-        if (!sent) {
-            memset(&s->code, 0, sizeof s->code);
-            web_notice(w, req, 503, s->english, "短信暂不可用", "SMS unavailable",
-                       "暂时无法发送短信验证码，请稍后再试或致电95555。",
-                       "The code cannot be sent by SMS now; try later or call 95555.");
-            return;
-        }
-    } else {
-        web_audit(w, req, 0, s->openid, "sms_code", "unknown_id");
-    }
+    bool sent = c.id != 0 && send_code(w, s, c.id);
+    web_audit(w, req, c.id, s->openid, "sms_code",
+              c.id == 0 ? "unknown_id"
+              : sent    ? "sent"
+                        : "not_sent");
     code_page(w, req, s, sid, NULL, NULL);
 }
 
@@ -217,13 +220,14 @@ struct set_job {
     char openid[WX_OPENID_MAX + 1];
     char mobile[WX_MOBILE_MAX + 1];
     char login_pw[WX_PASSWORD_MAX + 1], txn_pw[WX_TXN_PASSWORD_LEN + 1];
+    bool set_login, set_txn; /* which of the two is new: only its lockout ends */
     bool ok;
 };
 
 static void set_work(struct web_job *j, wx_web_store_t *store)
 {
     struct set_job *t = (struct set_job *)j;
-    char hash[WX_PASSWORD_HASH_MAX], err[160];
+    char hash[WX_PASSWORD_HASH_MAX], err[160] = "Argon2 failed (out of memory?)";
     int64_t now = wx_now_ms();
     t->ok = true;
     if (t->login_pw[0] != '\0') {
@@ -257,8 +261,8 @@ static void set_done(struct web_job *j, bool gone)
             web_notice(w, t->req, 500, english, "系统繁忙", "Service unavailable",
                        "密码未能保存，请稍后再试。", "The passwords were not saved; try again.");
         } else {
-            wx_guard_unlock(w->guard, t->customer_id, WX_PW_LOGIN);
-            wx_guard_unlock(w->guard, t->customer_id, WX_PW_TXN);
+            if (t->set_login) wx_guard_unlock(w->locks, t->customer_id, WX_PW_LOGIN);
+            if (t->set_txn) wx_guard_unlock(w->locks, t->customer_id, WX_PW_TXN);
             web_sms_notice(w, t->customer_id, "password",
                            "【微信银行】您的信用卡密码已重新设置。如非本人操作，请立即致电95555。");
             const char *next = s != NULL && s->action != WEB_GO_PASSWORD && s->action != WEB_GO_NONE
@@ -315,10 +319,10 @@ static const char *refuse(struct wx_session *s, const struct wx_form *form,
 
 void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid)
 {
-    struct wx_form form;
-    if (!web_form(w, req, s, &form)) return;
+    struct wx_form *form = &w->form; /* wiped once the request is handled (server.c) */
+    if (!web_form(w, req, s, form)) return;
     int64_t now = wx_now_ms();
-    const char *code = wx_form_get(&form, "code");
+    const char *code = wx_form_get(form, "code");
     if (s->code.expires_ms == 0 || now >= s->code.expires_ms || s->code.tries >= CODE_TRIES) {
         memset(&s->code, 0, sizeof s->code);
         id_page(w, req, s, sid, "验证码已失效，请重新获取。",
@@ -350,7 +354,7 @@ void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
         id_page(w, req, s, sid, "请重新获取验证码。", "Ask for a new code.");
         return;
     }
-    const char *why = refuse(s, &form, &c, NULL);
+    const char *why = refuse(s, form, &c, NULL);
     if (why != NULL) { /* the code stays good for another try: the person is the same */
         web_audit(w, req, c.id, s->openid, "password_set", "refused_weak");
         code_page(w, req, s, sid, why, why);
@@ -364,10 +368,12 @@ void reset_post(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const cha
     snprintf(t->sid, sizeof t->sid, "%s", sid);
     snprintf(t->openid, sizeof t->openid, "%s", s->openid);
     snprintf(t->mobile, sizeof t->mobile, "%s", c.mobile);
-    const char *lp = wx_form_get(&form, "login_password");
-    const char *tp = wx_form_get(&form, "txn_password");
+    const char *lp = wx_form_get(form, "login_password");
+    const char *tp = wx_form_get(form, "txn_password");
     snprintf(t->login_pw, sizeof t->login_pw, "%s", lp != NULL ? lp : "");
     snprintf(t->txn_pw, sizeof t->txn_pw, "%s", tp != NULL ? tp : "");
+    t->set_login = t->login_pw[0] != '\0';
+    t->set_txn = t->txn_pw[0] != '\0';
     if (web_post_job(w, req, s, &t->job, sizeof *t)) {
         memset(&s->code, 0, sizeof s->code); /* the code is spent */
     }

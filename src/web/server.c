@@ -18,6 +18,7 @@
  */
 #include "web/web_int.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -142,11 +143,24 @@ struct wx_session *web_session_open(wx_web_t *w, const char *openid, const struc
 
 /* ---- limits -------------------------------------------------------------------------------- */
 
+/* What a client's limits count by: its IPv4 address, or its IPv6 /64 (one subscriber's
+ * network holds as many addresses as it likes). */
+static void client_net(const char *ip, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", ip);
+    if (strchr(ip, ':') == NULL) return;
+    struct in6_addr a;
+    if (inet_pton(AF_INET6, ip, &a) != 1) return;
+    memset(a.s6_addr + 8, 0, 8);
+    inet_ntop(AF_INET6, &a, out, (socklen_t)cap);
+}
+
 bool web_allow(wx_web_t *w, wx_http_req_t *req, const struct wx_session *s, bool post)
 {
     int64_t now = wx_now_ms();
-    char key[WX_GUARD_KEY_MAX];
-    int n = snprintf(key, sizeof key, "%s:%s", post ? "ip-post" : "ip", wx_http_peer_ip(req));
+    char key[WX_GUARD_KEY_MAX], ip[64];
+    client_net(wx_http_peer_ip(req), ip, sizeof ip);
+    int n = snprintf(key, sizeof key, "%s:%s", post ? "ip-post" : "ip", ip);
     bool ok = wx_guard_allow(w->guard, key, (size_t)n,
                              post ? w->opt.ip_posts_per_min : w->opt.ip_requests_per_min,
                              LIMIT_WINDOW, now);
@@ -232,6 +246,7 @@ bool web_form(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, struct wx_f
     }
     const char *csrf = wx_form_get(form, "csrf");
     if (csrf == NULL || !wx_session_csrf_ok(s, csrf)) {
+        web_audit(w, req, s->customer_id, s->openid, "form", "bad_csrf");
         web_notice(w, req, 403, s->english, "页面已过期", "Page expired",
                    "表单已过期或来源不明，请返回重新打开页面。",
                    "This form has expired or did not come from this page. Go back and open the "
@@ -368,7 +383,7 @@ static void on_stop(void *arg)
 static bool is_busy(void *arg)
 {
     const wx_web_t *w = arg;
-    return w->waits != NULL || w->jobs_out > 0;
+    return w->waits != NULL || w->jobs_out > 0 || w->oauth_out > 0;
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */
@@ -403,6 +418,22 @@ static void language(wx_http_req_t *req, struct wx_session *s)
     }
 }
 
+/*
+ * Whether the session may do a: a session does what its link was for (a transaction's
+ * details lead on to the cards, to lock one), so a link for one thing opens no other.
+ */
+static bool came_for(wx_web_t *w, wx_http_req_t *req, const struct wx_session *s, enum web_action a)
+{
+    bool ok = s->action == a || (a == WEB_GO_CARDS && s->action == WEB_GO_TXN);
+    if (!ok) {
+        web_notice(w, req, 403, s->english, "请重新获取链接", "Ask for a new link",
+                   "这个安全链接不能办理该业务。请回到微信，发送您要办理的业务获取新的链接。",
+                   "This secure link is not for that. Go back to WeChat and ask for what you "
+                   "want to do.");
+    }
+    return ok;
+}
+
 static void no_session(wx_web_t *w, wx_http_req_t *req)
 {
     web_notice(
@@ -410,6 +441,14 @@ static void no_session(wx_web_t *w, wx_http_req_t *req)
         "会话不存在或已过期。请回到微信公众号，发送“绑定”或您要办理的业务，获取新的安全链接。",
         "Your session has ended or never began. Go back to the bank's WeChat account and "
         "send what you want to do (e.g. \"bind\") to get a new secure link.");
+}
+
+/* The pages a logged-in session may GET (the login form stands in for them before). */
+static bool page_known(const char *path)
+{
+    return strcmp(path, "/m/bind") == 0 || strcmp(path, "/m/login") == 0 ||
+           strcmp(path, "/m/unbind") == 0 || strcmp(path, "/m/cards") == 0 ||
+           (strncmp(path, "/m/txn/", 7) == 0 && seq_of(path + 7) != 0);
 }
 
 static void on_get(wx_web_t *w, wx_http_req_t *req, const char *path)
@@ -453,14 +492,17 @@ static void on_get(wx_web_t *w, wx_http_req_t *req, const char *path)
         captcha_picture(w, req, id);
     } else if (strcmp(path, "/m/password") == 0) {
         reset_page(w, req, s, sid);
+    } else if (!page_known(path)) {
+        web_notice(w, req, 404, s->english, "页面不存在", "Not found", "没有这个页面。",
+                   "There is no such page.");
     } else if (s->customer_id == 0) {
         login_page(w, req, s, sid, NULL, NULL, NULL);
     } else if (strcmp(path, "/m/bind") == 0 || strcmp(path, "/m/login") == 0) {
         bind_status(w, req, s);
     } else if (strcmp(path, "/m/unbind") == 0) {
-        actions_page(w, req, s, sid, WEB_GO_UNBIND);
+        if (came_for(w, req, s, WEB_GO_UNBIND)) actions_page(w, req, s, sid, WEB_GO_UNBIND);
     } else if (strcmp(path, "/m/cards") == 0) {
-        actions_page(w, req, s, sid, WEB_GO_CARDS);
+        if (came_for(w, req, s, WEB_GO_CARDS)) actions_page(w, req, s, sid, WEB_GO_CARDS);
     } else if (strncmp(path, "/m/txn/", 7) == 0 && seq_of(path + 7) != 0) {
         actions_page(w, req, s, sid, WEB_GO_TXN);
     } else {
@@ -492,9 +534,10 @@ static void on_post(wx_web_t *w, wx_http_req_t *req, const char *path)
         reset_post(w, req, s, sid);
     } else if (s->customer_id == 0) {
         login_page(w, req, s, sid, "请先登录。", "Please log in first.", NULL);
-    } else if (strcmp(path, "/m/unbind") == 0 || strcmp(path, "/m/card/lock") == 0 ||
-               strcmp(path, "/m/card/unlock") == 0) {
-        actions_post(w, req, s, sid, path);
+    } else if (strcmp(path, "/m/unbind") == 0) {
+        if (came_for(w, req, s, WEB_GO_UNBIND)) actions_post(w, req, s, sid, path);
+    } else if (strcmp(path, "/m/card/lock") == 0 || strcmp(path, "/m/card/unlock") == 0) {
+        if (came_for(w, req, s, WEB_GO_CARDS)) actions_post(w, req, s, sid, path);
     } else {
         web_notice(w, req, 404, s->english, "页面不存在", "Not found", "没有这个页面。",
                    "There is no such page.");
@@ -517,6 +560,7 @@ static void on_request(wx_http_req_t *req, void *arg)
         break;
     case WX_HTTP_POST:
         on_post(w, req, path);
+        wx_wipe(&w->form, sizeof w->form); /* handlers copied what they keep */
         break;
     default:
         wx_http_add_header(req, "Allow", "GET, HEAD, POST");
@@ -550,6 +594,14 @@ wx_web_t *wx_web_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api, wx_
     w->http = http;
     w->opt = *opt;
     w->api = opt->oauth ? api : NULL;
+    if (opt->oauth && api == NULL) {
+        /* never fall back silently to links alone: they trust whoever holds one */
+        snprintf(err, errlen,
+                 "web.oauth: needs the WeChat API (wechat.secret); set web.oauth = "
+                 "false to trust the one-time links alone");
+        free(w);
+        return NULL;
+    }
     snprintf(w->appid, sizeof w->appid, "%s", opt->appid != NULL ? opt->appid : "");
     snprintf(w->oauth_url, sizeof w->oauth_url, "%s", opt->oauth_url != NULL ? opt->oauth_url : "");
     if (opt->public_url != NULL && opt->public_url[0] != '\0') {
@@ -572,7 +624,8 @@ wx_web_t *wx_web_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api, wx_
     w->sessions = wx_sessions_new(SESSIONS_MAX);
     wx_sessions_set_life(w->sessions, opt->session_idle_ms, opt->session_max_ms);
     w->guard = wx_guard_new(GUARD_MAX, opt->tz_offset_minutes);
-    wx_guard_set_login_lock(w->guard, opt->login_lock_ms);
+    w->locks = wx_guard_new(GUARD_MAX, opt->tz_offset_minutes);
+    wx_guard_set_login_lock(w->locks, opt->login_lock_ms);
     wx_random_bytes(w->captcha_key, sizeof w->captcha_key);
     w->worker = web_worker_start(w, err, errlen);
     if (w->worker == NULL) goto fail;
@@ -590,7 +643,7 @@ fail:
 void wx_web_stop(wx_web_t *w)
 {
     if (w == NULL) return;
-    w->stopping = true;
+    w->stopping = w->stopped = true;
     web_worker_stop(w->worker);
     w->worker = NULL;
     cancel_waits(w);
@@ -604,6 +657,7 @@ void wx_web_free(wx_web_t *w)
     wx_tokens_free(w->links);
     wx_sessions_free(w->sessions);
     wx_guard_free(w->guard);
+    wx_guard_free(w->locks);
     wx_wipe(w->captcha_key, sizeof w->captcha_key);
     free(w);
 }

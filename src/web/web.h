@@ -412,7 +412,8 @@ wx_web_t *wx_web_start(struct wx_hub *hub, struct wx_http *http, struct wx_wecha
                        struct wx_fetch *fetch, const struct wx_web_options *opt, char *err,
                        size_t errlen);
 
-/* Stops the worker and answers what waits for it (503): before wx_http_free. */
+/* Stops the worker (what it holds is finished, its pages dropped) and answers 503 to what
+ * waits for the journal: before wx_http_free. */
 void wx_web_stop(wx_web_t *w);
 /* After wx_http_free (and wx_fetch_free: its calls' callbacks are the pages'). */
 void wx_web_free(wx_web_t *w);

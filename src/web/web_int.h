@@ -107,6 +107,12 @@ struct wx_web {
     struct web_worker *worker;
     struct web_wait *waits; /* answers waiting for the journal */
     unsigned jobs_out;      /* jobs posted to the worker and not yet finished on the loop */
+    unsigned oauth_out;     /* OAuth codes being exchanged with WeChat */
+    bool stopped;           /* wx_web_stop ran: the listener's requests are gone */
+    wx_guard_t *locks;      /* lockouts, apart from the rate limits: a flood of new keys
+                             * there cannot push a lock in force out */
+    struct wx_form form;    /* the form being handled (posted forms hold passwords: it is
+                             * wiped after every request) */
     bool stopping;
     struct wx_web_stats stats;
 };

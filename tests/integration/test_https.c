@@ -143,6 +143,7 @@ static void start_server_with(const char *https_listen)
         setenv("WXBANK_DB_URL", "sqlite:bank.db", 1);
         setenv("WXBANK_HTTP_LISTEN", "127.0.0.1:0", 1);
         setenv("WXBANK_HTTPS_LISTEN", https_listen, 1);
+        setenv("WXBANK_WEB_OAUTH", "false", 1); /* no WeChat here: the links alone */
         setenv("WXBANK_ISO8583_LISTEN", "127.0.0.1:0", 1);
         setenv("WXBANK_HTTP_IDLE_SECONDS", idle, 1);
         setenv("WXBANK_LOG_LEVEL", "debug", 1);
@@ -531,7 +532,7 @@ static void test_bad_files_exit_2(void **state)
 {
     (void)state;
     const char *listen = "WXBANK_HTTP_LISTEN=127.0.0.1:0 WXBANK_ISO8583_LISTEN=127.0.0.1:0 "
-                         "WXBANK_HTTPS_LISTEN=127.0.0.1:0";
+                         "WXBANK_HTTPS_LISTEN=127.0.0.1:0 WXBANK_WEB_OAUTH=false";
     struct {
         const char *env, *key;
     } cases[] = {
