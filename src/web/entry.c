@@ -29,11 +29,12 @@
 static void link_refused(wx_web_t *w, wx_http_req_t *req, bool english)
 {
     web_audit(w, req, 0, "", "link_open", "invalid");
-    web_notice(w, req, 410, english, "链接已失效", "Link no longer valid",
-               "这个安全链接已使用过或已过期（链接5分钟内有效，只能使用一次）。请回到微信公众号重新"
-               "发送您要办理的业务，获取新的链接。",
-               "This secure link has been used or has expired (a link works once, within 5 "
-               "minutes). Go back to the bank's WeChat account and ask again for a new one.");
+    web_notice(
+        w, req, 410, english, "链接已失效", "Link no longer valid",
+        "这个安全链接已使用过或已过期（链接只能使用一次，且几分钟后失效）。请回到微信公众号重新"
+        "发送您要办理的业务，获取新的链接。",
+        "This secure link has been used or has expired (a link works once, for a few "
+        "minutes). Go back to the bank's WeChat account and ask again for a new one.");
 }
 
 /* Opens the session and moves on to the action's page. */

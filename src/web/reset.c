@@ -68,9 +68,9 @@ static void code_page(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, con
     struct web_page p;
     page_begin(&p, s->english, "设置新密码", "Choose new passwords");
     page_raw(&p, "<p class=\"hint\">%s</p>",
-             PAGE_T(&p, "如身份证号无误，验证码已发送至您的预留手机，5分钟内有效。",
-                    "If the ID number is ours, a code went to your registered mobile; it works "
-                    "for 5 minutes."));
+             PAGE_T(&p, "如身份证号无误，验证码已发送至您的预留手机，请在短信所述时间内使用。",
+                    "If the ID number is ours, a code went to your registered mobile; use it "
+                    "within the time the SMS says."));
     page_error(&p, err_zh, err_en);
     page_form(&p, "/m/password", s);
     page_field(&p, "code", "text", "短信验证码", "Code from the SMS", NULL,
@@ -142,7 +142,7 @@ static bool send_code(wx_web_t *w, struct wx_session *s, uint32_t customer_id)
     snprintf(text, sizeof text,
              "【微信银行】验证码%s，用于设置信用卡密码，%d分钟内有效。银行不会向您索要验证码，请勿"
              "告诉任何人。",
-             code, (int)(w->opt.code_life_ms / 60000));
+             code, (int)((w->opt.code_life_ms + 59999) / 60000)); /* whole minutes, up */
     snprintf(ref, sizeof ref, "web:code:%" PRIu32 ":%" PRId64, customer_id, wx_now_ms());
     bool ok = wx_sms_client_send(w->sms, c.mobile, text, ref, on_code_sms, NULL) == 0;
     wx_wipe(code, sizeof code);
