@@ -396,6 +396,7 @@ static void check_done(struct web_job *j, bool gone)
                    "系统暂时无法处理，请稍后再试。", "Please try again later.");
     } else if (!c->ok) {
         until = wx_guard_failed(w->locks, c->customer_id, WX_PW_TXN, now);
+        if (until != 0) web_lock_changed(w, c->customer_id, WX_PW_TXN, until);
         web_audit(w, c->req, c->customer_id, c->openid, CHANGE_NAMES[c->what],
                   until != 0 ? "txn_locked" : "wrong_txn_password");
         if (until != 0) {

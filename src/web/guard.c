@@ -150,6 +150,14 @@ int64_t wx_guard_failed(wx_guard_t *g, uint32_t customer_id, enum wx_password_ki
     return e->until_ms;
 }
 
+void wx_guard_restore(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
+                      int64_t until_ms)
+{
+    struct entry *e = entry_of(g, (uint8_t)kind, &customer_id, sizeof customer_id, true);
+    e->until_ms = until_ms;
+    e->count = kind == WX_PW_LOGIN ? WX_LOGIN_TRIES : WX_TXN_TRIES;
+}
+
 void wx_guard_passed(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind)
 {
     struct entry *e = entry_of(g, (uint8_t)kind, &customer_id, sizeof customer_id, false);

@@ -212,6 +212,7 @@ static void login_done(struct web_job *j, bool gone)
         /* an unknown name, no password set yet, or a wrong one: the same words and count */
         w->stats.logins_failed++;
         until = wx_guard_failed(w->locks, l->lock_id, WX_PW_LOGIN, now);
+        if (until != 0) web_lock_changed(w, l->lock_id, WX_PW_LOGIN, until);
         web_audit(w, l->req, l->customer_id, s->openid, "login",
                   until != 0                       ? "locked"
                   : l->result == LOGIN_NO_PASSWORD ? "no_password"

@@ -261,8 +261,14 @@ static void set_done(struct web_job *j, bool gone)
             web_notice(w, t->req, 500, english, "系统繁忙", "Service unavailable",
                        "密码未能保存，请稍后再试。", "The passwords were not saved; try again.");
         } else {
-            if (t->set_login) wx_guard_unlock(w->locks, t->customer_id, WX_PW_LOGIN);
-            if (t->set_txn) wx_guard_unlock(w->locks, t->customer_id, WX_PW_TXN);
+            if (t->set_login) {
+                wx_guard_unlock(w->locks, t->customer_id, WX_PW_LOGIN);
+                web_lock_changed(w, t->customer_id, WX_PW_LOGIN, 0);
+            }
+            if (t->set_txn) {
+                wx_guard_unlock(w->locks, t->customer_id, WX_PW_TXN);
+                web_lock_changed(w, t->customer_id, WX_PW_TXN, 0);
+            }
             web_sms_notice(w, t->customer_id, "password",
                            "【微信银行】您的信用卡密码已重新设置。如非本人操作，请立即致电95555。");
             const char *next = s != NULL && s->action != WEB_GO_PASSWORD && s->action != WEB_GO_NONE

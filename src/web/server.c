@@ -324,6 +324,38 @@ void web_audit(wx_web_t *w, wx_http_req_t *req, uint32_t customer_id, const char
     }
 }
 
+/* ---- lockouts kept across restarts ---------------------------------------------------------- */
+
+struct lock_job {
+    struct web_job job;
+    uint32_t id;
+    enum wx_password_kind kind;
+    int64_t until_ms;
+};
+
+static void lock_work(struct web_job *j, wx_web_store_t *store)
+{
+    struct lock_job *l = (struct lock_job *)j;
+    char err[160];
+    if (wx_web_store_set_lock(store, l->id, l->kind, l->until_ms, err, sizeof err) != 0) {
+        WX_ERROR("web: lockout not kept: %s", err);
+    }
+}
+
+void web_lock_changed(wx_web_t *w, uint32_t id, enum wx_password_kind kind, int64_t until_ms)
+{
+    struct lock_job *l = wx_calloc(1, sizeof *l);
+    l->job.work = lock_work;
+    l->job.done = audit_done; /* nothing to answer: it only frees */
+    l->id = id;
+    l->kind = kind;
+    l->until_ms = until_ms;
+    if (!web_worker_post(w->worker, &l->job)) {
+        WX_ERROR("web: worker full; a lockout of %" PRIu32 " holds until a restart only", id);
+        free(l);
+    }
+}
+
 /* ---- answers that wait for the journal ---------------------------------------------------- */
 
 struct web_wait {

@@ -27,7 +27,9 @@ static const char *const SCHEMA =
     " action TEXT NOT NULL, result TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS audit_customer ON audit(customer_id, id);"
     "CREATE TABLE IF NOT EXISTS mobiles(customer_id INTEGER PRIMARY KEY, mobile TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS mobiles_mobile ON mobiles(mobile);";
+    "CREATE INDEX IF NOT EXISTS mobiles_mobile ON mobiles(mobile);"
+    "CREATE TABLE IF NOT EXISTS locks(customer_id INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " until_ms INTEGER NOT NULL, PRIMARY KEY (customer_id, kind));";
 
 struct wx_web_store {
     sqlite3 *db;
@@ -226,6 +228,51 @@ int wx_web_store_customer_by_mobile(wx_web_store_t *s, const char *mobile, uint3
         found++;
     }
     int rc = step != SQLITE_DONE ? fail(s->db, err, errlen) : found == 1 ? 1 : 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wx_web_store_set_lock(wx_web_store_t *s, uint32_t customer_id, enum wx_password_kind kind,
+                          int64_t until_ms, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    const char *sql = until_ms != 0 ? "INSERT OR REPLACE INTO locks VALUES (?1, ?2, ?3)"
+                                    : "DELETE FROM locks WHERE customer_id = ?1 AND kind = ?2";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return fail(s->db, err, errlen);
+    }
+    sqlite3_bind_int64(st, 1, customer_id);
+    sqlite3_bind_int(st, 2, kind);
+    if (until_ms != 0) sqlite3_bind_int64(st, 3, until_ms);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s->db, err, errlen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wx_web_store_locks(wx_web_store_t *s, int64_t now_ms,
+                       void (*fn)(void *ctx, uint32_t customer_id, enum wx_password_kind kind,
+                                  int64_t until_ms),
+                       void *ctx, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    /* the ones that ended are forgotten first: the table holds only what is in force */
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM locks WHERE until_ms <= ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return fail(s->db, err, errlen);
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE ||
+        sqlite3_prepare_v2(s->db, "SELECT customer_id, kind, until_ms FROM locks", -1, &st, NULL) !=
+            SQLITE_OK) {
+        return fail(s->db, err, errlen);
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(ctx, (uint32_t)sqlite3_column_int64(st, 0),
+           (enum wx_password_kind)sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
+    }
+    int rc = step == SQLITE_DONE ? 0 : fail(s->db, err, errlen);
     sqlite3_finalize(st);
     return rc;
 }

@@ -247,6 +247,10 @@ int64_t wx_guard_locked_until(wx_guard_t *g, uint32_t customer_id, enum wx_passw
 int64_t wx_guard_failed(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
                         int64_t now_ms);
 
+/* Puts back a lock kept across a restart (the store's), in force until until_ms. */
+void wx_guard_restore(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind,
+                      int64_t until_ms);
+
 /* A right password: the count of wrong ones starts again (a lock in force stays). */
 void wx_guard_passed(wx_guard_t *g, uint32_t customer_id, enum wx_password_kind kind);
 
@@ -291,6 +295,15 @@ int wx_web_store_set_mobile(wx_web_store_t *s, uint32_t customer_id, const char 
  * customer has it (the page then asks for the ID or card number), -1 with err. */
 int wx_web_store_customer_by_mobile(wx_web_store_t *s, const char *mobile, uint32_t *customer_id,
                                     char *err, size_t errlen);
+
+/* A lockout kept across restarts (until_ms 0: ended, the entry goes). 0, or -1 with err. */
+int wx_web_store_set_lock(wx_web_store_t *s, uint32_t customer_id, enum wx_password_kind kind,
+                          int64_t until_ms, char *err, size_t errlen);
+/* Calls fn for every lock still in force at now_ms. 0, or -1 with err. */
+int wx_web_store_locks(wx_web_store_t *s, int64_t now_ms,
+                       void (*fn)(void *ctx, uint32_t customer_id, enum wx_password_kind kind,
+                                  int64_t until_ms),
+                       void *ctx, char *err, size_t errlen);
 
 struct wx_audit_entry {
     int64_t at_ms;

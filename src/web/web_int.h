@@ -166,6 +166,10 @@ void web_session_gone(wx_web_t *w, wx_http_req_t *req);
 void web_audit(wx_web_t *w, wx_http_req_t *req, uint32_t customer_id, const char *openid,
                const char *action, const char *result);
 
+/* A lockout began (until_ms) or ended (0) in w->locks: it is kept in the store, so that a
+ * restart does not end it. */
+void web_lock_changed(wx_web_t *w, uint32_t id, enum wx_password_kind kind, int64_t until_ms);
+
 /* Calls fn(arg) on the loop once seq is durable (at once when it is). */
 void web_after_durable(wx_web_t *w, uint64_t seq, void (*fn)(void *arg, bool cancelled), void *arg);
 

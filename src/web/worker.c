@@ -17,6 +17,7 @@
 
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 struct web_worker {
     wx_web_t *w;
@@ -61,6 +62,12 @@ static void *run(void *arg)
     return NULL;
 }
 
+static void restore(void *ctx, uint32_t id, enum wx_password_kind kind, int64_t until_ms)
+{
+    wx_guard_restore(ctx, id, kind, until_ms);
+}
+
+/* Opens the store (and puts back the lockouts still in force) before the thread starts. */
 struct web_worker *web_worker_start(wx_web_t *w, char *err, size_t errlen)
 {
     struct web_worker *k = wx_calloc(1, sizeof *k);
@@ -69,6 +76,10 @@ struct web_worker *web_worker_start(wx_web_t *w, char *err, size_t errlen)
     if (k->store == NULL) {
         free(k);
         return NULL;
+    }
+    char why[160];
+    if (wx_web_store_locks(k->store, wx_now_ms(), restore, w->locks, why, sizeof why) != 0) {
+        WX_WARN("web: lockouts from before the restart not read: %s", why);
     }
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cond, NULL);

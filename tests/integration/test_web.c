@@ -1799,6 +1799,49 @@ static void test_production_has_no_captcha_route(void **state)
     resp_free(&r);
 }
 
+/* A lockout is the bank's record, not the process's: 李娜's transaction password (the one
+ * test_txn_password set), locked by three wrong ones, is still locked after the server
+ * restarts (until midnight). */
+static void test_lockout_outlives_restart(void **state)
+{
+    (void)state;
+    struct browser b;
+    struct resp r = {0};
+    browser_for(&b, LI.openid);
+    b_chat_open(&b, "解锁", &r);
+    b_get(&b, "/m/cards", &r);
+    b_login(&b, LI.id, LOGIN_PW, &r);
+    expect(&r, 303, NULL);
+    b_get(&b, "/m/cards", &r);
+    unsigned card = card_in(&r, "/m/card/lock");
+    assert_true(card != 0);
+    card_post(&b, "/m/card/lock", card, NULL, &r);
+    expect(&r, 200, "已锁卡");
+    for (int i = 1; i <= 3; i++) {
+        char pw[8];
+        snprintf(pw, sizeof pw, "24680%d", i);
+        card_post(&b, "/m/card/unlock", card, pw, &r);
+    }
+    expect(&r, 400, "交易密码连续输错3次");
+
+    char bin[PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/wxbank_test", getenv("WX_BUILD_DIR"));
+    assert_int_equal(serve_stop(&server_pid, WAIT_MS), 0);
+    assert_int_equal(start_demo(bin, "restarted"), 0);
+
+    browser_for(&b, LI.openid);
+    b_chat_open(&b, "解锁", &r);
+    b_get(&b, "/m/cards", &r);
+    b_login(&b, LI.id, LOGIN_PW, &r);
+    expect(&r, 303, NULL);
+    b_get(&b, "/m/cards", &r);
+    assert_int_equal(card_in(&r, "/m/card/unlock"), card);
+    card_post(&b, "/m/card/unlock", card, NEW_TXN_PW, &r); /* the right one, refused */
+    expect(&r, 400, "交易密码连续输错3次");
+    assert_int_equal(card_in(&r, "/m/card/unlock"), card);
+    resp_free(&r);
+}
+
 /* ======================================================================================
  * main: one work directory for both groups; its logs kept, then it goes
  * ====================================================================================== */
@@ -1842,6 +1885,7 @@ int main(void)
         cmocka_unit_test(test_hostile_input_stored_nowhere),
         cmocka_unit_test(test_security_headers),
         cmocka_unit_test(test_unbind),
+        cmocka_unit_test(test_lockout_outlives_restart),
     };
     const struct CMUnitTest production[] = {
         cmocka_unit_test(test_production_has_no_captcha_route),

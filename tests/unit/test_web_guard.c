@@ -52,6 +52,21 @@ static void test_login_lock_length_set(void **state)
     wx_guard_free(g);
 }
 
+/* A lock put back after a restart is in force until its end, and ends like any other. */
+static void test_restored_lock(void **state)
+{
+    (void)state;
+    wx_guard_t *g = wx_guard_new(16, SHANGHAI);
+    wx_guard_restore(g, 7, WX_PW_TXN, MIDNIGHT);
+    assert_int_equal(wx_guard_locked_until(g, 7, WX_PW_TXN, T0), MIDNIGHT);
+    assert_int_equal(wx_guard_failed(g, 7, WX_PW_TXN, T0 + 1), 0); /* no new lock on top */
+    assert_int_equal(wx_guard_locked_until(g, 7, WX_PW_TXN, MIDNIGHT), 0);
+    wx_guard_restore(g, 8, WX_PW_LOGIN, T0 + 1000);
+    wx_guard_unlock(g, 8, WX_PW_LOGIN);
+    assert_int_equal(wx_guard_locked_until(g, 8, WX_PW_LOGIN, T0), 0);
+    wx_guard_free(g);
+}
+
 static void test_right_password_resets(void **state)
 {
     (void)state;
@@ -110,6 +125,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_lockout),
         cmocka_unit_test(test_login_lock_length_set),
+        cmocka_unit_test(test_restored_lock),
         cmocka_unit_test(test_right_password_resets),
         cmocka_unit_test(test_transaction_lockout_until_tomorrow),
         cmocka_unit_test(test_rate_limits),

@@ -99,7 +99,7 @@ static void test_audit(void **state)
     assert_int_equal(wx_web_store_audit(s, &e, err, sizeof err), 0);
     assert_int_equal(wx_web_audit_list(f->db, 0, 10, keep, &seen, err, sizeof err), 0);
     assert_int_equal(seen.n, 3);
-    assert_int_equal(seen.e[0].at_ms, 3);                                      /* newest first */
+    assert_int_equal(seen.e[0].at_ms, 3);                                     /* newest first */
     assert_string_equal(seen.e[0].action, "<script>alert(1)</script>'; DRO"); /* kept as text */
     assert_string_equal(seen.e[1].result, "ok");
     assert_string_equal(seen.e[2].result, "wrong_password");
@@ -114,6 +114,57 @@ static void test_audit(void **state)
 }
 
 /* The IP key is the file's: the same after reopening, another for another bank. */
+/* Mobiles as login names: one customer's is found; one two customers share finds nobody. */
+static void test_mobiles(void **state)
+{
+    struct fx *f = *state;
+    char err[256];
+    wx_web_store_t *s = wx_web_store_open(f->db, err, sizeof err);
+    assert_non_null(s);
+    uint32_t id = 0;
+    assert_int_equal(wx_web_store_customer_by_mobile(s, "13800138000", &id, err, sizeof err), 0);
+    assert_int_equal(wx_web_store_set_mobile(s, 7, "13800138000", err, sizeof err), 0);
+    assert_int_equal(wx_web_store_customer_by_mobile(s, "13800138000", &id, err, sizeof err), 1);
+    assert_int_equal(id, 7);
+    assert_int_equal(wx_web_store_set_mobile(s, 8, "13800138000", err, sizeof err), 0);
+    assert_int_equal(wx_web_store_customer_by_mobile(s, "13800138000", &id, err, sizeof err), 0);
+    wx_web_store_close(s);
+}
+
+struct locks_seen {
+    unsigned n;
+    uint32_t id[4];
+    int64_t until[4];
+};
+
+static void on_lock(void *ctx, uint32_t id, enum wx_password_kind kind, int64_t until_ms)
+{
+    struct locks_seen *x = ctx;
+    assert_int_equal(kind, id == 7 ? WX_PW_TXN : WX_PW_LOGIN);
+    x->id[x->n] = id;
+    x->until[x->n++] = until_ms;
+}
+
+/* Lockouts outlive the file's closing; the ones that ended or were lifted are gone. */
+static void test_locks(void **state)
+{
+    struct fx *f = *state;
+    char err[256];
+    wx_web_store_t *s = wx_web_store_open(f->db, err, sizeof err);
+    assert_int_equal(wx_web_store_set_lock(s, 7, WX_PW_TXN, 5000, err, sizeof err), 0);
+    assert_int_equal(wx_web_store_set_lock(s, 8, WX_PW_LOGIN, 3000, err, sizeof err), 0);
+    assert_int_equal(wx_web_store_set_lock(s, 9, WX_PW_LOGIN, 9000, err, sizeof err), 0);
+    assert_int_equal(wx_web_store_set_lock(s, 9, WX_PW_LOGIN, 0, err, sizeof err), 0); /* lifted */
+    wx_web_store_close(s);
+    s = wx_web_store_open(f->db, err, sizeof err);
+    struct locks_seen x = {0};
+    assert_int_equal(wx_web_store_locks(s, 3000, on_lock, &x, err, sizeof err), 0);
+    assert_int_equal(x.n, 1); /* 8's ended at 3000 */
+    assert_int_equal(x.id[0], 7);
+    assert_int_equal(x.until[0], 5000);
+    wx_web_store_close(s);
+}
+
 static void test_ip_key(void **state)
 {
     struct fx *f = *state;
@@ -140,6 +191,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mobiles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ip_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
