@@ -198,9 +198,11 @@ static void txn_done(struct web_job *j, bool gone)
         wx_time_format(t->at_ms, w->opt.tz_offset_minutes, when, sizeof when);
         wx_amount_format(t->res.amount, amount, sizeof amount);
         wx_amount_format(t->res.available, avail, sizeof avail);
+        /* a decline in the cardholder's words, as the alert said it */
         snprintf(result, sizeof result, "%s",
-                 t->res.reason == WX_APPROVED ? (s->english ? "Approved" : "成功")
-                                              : wx_reason_str(t->res.reason));
+                 t->res.reason == WX_APPROVED
+                     ? (s->english ? "Approved" : "成功")
+                     : wx_alert_reason_text(t->res.reason, s->english ? WX_LANG_EN : WX_LANG_ZH));
         struct web_page p;
         page_begin(&p, s->english, "交易详情", "Transaction details");
         page_raw(&p, "<div class=\"panel\"><table>");
