@@ -1817,11 +1817,9 @@ static void test_lockout_outlives_restart(void **state)
     assert_true(card != 0);
     card_post(&b, "/m/card/lock", card, NULL, &r);
     expect(&r, 200, "已锁卡");
-    for (int i = 1; i <= 3; i++) {
-        char pw[8];
-        snprintf(pw, sizeof pw, "24680%d", i);
-        card_post(&b, "/m/card/unlock", card, pw, &r);
-    }
+    static const char *const wrong[] = {"246801", "246802", "246803"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++)
+        card_post(&b, "/m/card/unlock", card, wrong[i], &r);
     expect(&r, 400, "交易密码连续输错3次");
 
     char bin[PATH_MAX];
