@@ -22,6 +22,7 @@
 const fs = require('fs');
 const path = require('path');
 const { chromium, request } = require('playwright-core');
+const { CHROMIUM, FLAGS, steps, check, lastSeq } = require('./common');
 
 const PAGE_URL = process.argv[2] || process.env.WX_SANDBOX_URL;
 const SECURE = process.argv[3] || process.env.WX_SECURE_URL;
@@ -44,44 +45,19 @@ const CREDIT = '¥10,000.00';        // her card's available credit: nothing spe
 const COOKIE = '__Host-wxs';        // the secure pages' session cookie
 const CAPTCHA_ALPHABET = 'ACEFHJKMNPRTWXY349'; // src/web/web.h: WX_CAPTCHA_ALPHABET
 
-// The rule for browser tests: Debian's Chromium, with these flags.
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 
-let stepName = 'start';
+const S = steps('bind.test');
+const log = S.log;
+const step = S.step;
+
 let shownPage = null;  // the sandbox page, for the post-mortem of a failure
 let securePage = null; // the bank's tab, likewise
 const pageErrors = [];   // thrown on any page
 const secureConsole = []; // console errors and warnings of the secure pages
 
-function log(msg) {
-  console.log('bind.test: ' + msg);
-}
-
-// Runs one step; an error (a Playwright timeout included) is rethrown naming the step.
-async function step(name, fn) {
-  stepName = name;
-  const t0 = Date.now();
-  const out = await fn();
-  log('ok   ' + name + ' (' + (Date.now() - t0) + ' ms)');
-  return out;
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
 // ---- the sandbox's phone ------------------------------------------------------------------
 
 const ACCOUNT_TEXT = '#chat-log .msg[data-from="account"][data-type="text"]';
-
-// The highest sequence number the page shows, chat lines and SMS alike (one counter): a reply
-// to what is sent next is above it.
-function lastSeq(page) {
-  return page.evaluate(() => Math.max(0, ...[...document.querySelectorAll(
-    '#chat-log .msg[data-seq], #sms-list .sms[data-seq]')].map((e) => Number(e.dataset.seq) || 0)));
-}
 
 // Types text on the phone, sends it, and waits for it to show as the follower's bubble.
 async function say(page, text) {
@@ -418,7 +394,7 @@ async function main() {
     return 0;
   } catch (e) {
     const why = e.name === 'TimeoutError' ? 'timed out after ' + WAIT_MS + ' ms: ' : '';
-    console.error('bind.test: FAIL at "' + stepName + '": ' + why + e.message.split('\n')[0]);
+    console.error('bind.test: FAIL at "' + S.current + '": ' + why + e.message.split('\n')[0]);
     if (pageErrors.length) console.error('bind.test: the pages threw: ' + pageErrors.join(' | '));
     if (secureConsole.length) {
       console.error('bind.test: the secure pages logged: ' + secureConsole.join(' | '));

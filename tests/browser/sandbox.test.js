@@ -21,6 +21,7 @@
 // Exit status 0 when every check holds, 1 otherwise.
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { CHROMIUM, FLAGS, steps, check, lastSeq } = require('./common');
 
 const PAGE_URL = process.argv[2] || process.env.WX_SANDBOX_URL;
 const SHOT = process.argv[3] || process.env.WX_SCREENSHOT ||
@@ -41,31 +42,13 @@ const LINK_FOLLOWER = '链接测试';
 const LINK_MOBILE = '13900000001';
 const ONE_TIME = 'https://127.0.0.1:8443/m/go/' + '0123456789abcdef'.repeat(4);
 
-// The rule for browser tests: Debian's Chromium, with these flags.
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 
-let stepName = 'start';
+const S = steps('sandbox.test');
+const log = S.log;
+const step = S.step;
+
 let shownPage = null; // for the post-mortem of a failure
 const pageErrors = [];
-
-function log(msg) {
-  console.log('sandbox.test: ' + msg);
-}
-
-// Runs one step; an error (a Playwright timeout included) is rethrown naming the step.
-async function step(name, fn) {
-  stepName = name;
-  const t0 = Date.now();
-  const out = await fn();
-  log('ok   ' + name + ' (' + (Date.now() - t0) + ' ms)');
-  return out;
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(what);
-}
 
 // The available credit in the bank's balance reply (src/chat/chat.c), in Chinese or, as the
 // bank answers a menu key such as BALANCE today, in English.
@@ -144,13 +127,6 @@ async function askBalance(page) {
 async function showTab(page, tab, panel) {
   await page.click(tab);
   await page.waitForSelector(panel, { state: 'visible', timeout: WAIT_MS });
-}
-
-// The highest sequence number the page shows, chat lines and SMS alike (the sandbox numbers
-// both from one counter): what comes after a purchase is above it.
-function lastSeq(page) {
-  return page.evaluate(() => Math.max(0, ...[...document.querySelectorAll(
-    '#chat-log .msg[data-seq], #sms-list .sms[data-seq]')].map((e) => Number(e.dataset.seq) || 0)));
 }
 
 // Pays `amount` CNY with the holder's card on the POS tab; returns the card's last four
@@ -499,7 +475,7 @@ async function main() {
     return 0;
   } catch (e) {
     const why = e.name === 'TimeoutError' ? 'timed out after ' + WAIT_MS + ' ms: ' : '';
-    console.error('sandbox.test: FAIL at "' + stepName + '": ' + why + e.message.split('\n')[0]);
+    console.error('sandbox.test: FAIL at "' + S.current + '": ' + why + e.message.split('\n')[0]);
     if (pageErrors.length) console.error('sandbox.test: the page threw: ' + pageErrors.join(' | '));
     await postMortem();
     log('0 passed, 1 failed');
