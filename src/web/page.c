@@ -275,7 +275,7 @@ void captcha_picture(wx_web_t *w, wx_http_req_t *req, const char *id)
     d->req = req;
     memcpy(d->answer, s->captcha.draw, sizeof d->answer);
     wx_wipe(s->captcha.draw, sizeof s->captcha.draw);
-    if (!web_worker_post(w->worker, &d->job)) {
+    if (!web_worker_post(w->drawer, &d->job)) {
         wx_wipe(d->answer, sizeof d->answer);
         free(d);
         wx_http_add_header(req, "Retry-After", "1");

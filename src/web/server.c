@@ -659,8 +659,10 @@ wx_web_t *wx_web_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api, wx_
     w->locks = wx_guard_new(GUARD_MAX, opt->tz_offset_minutes);
     wx_guard_set_login_lock(w->locks, opt->login_lock_ms);
     wx_random_bytes(w->captcha_key, sizeof w->captcha_key);
-    w->worker = web_worker_start(w, err, errlen);
+    w->worker = web_worker_start(w, true, err, errlen);
     if (w->worker == NULL) goto fail;
+    w->drawer = web_worker_start(w, false, err, errlen);
+    if (w->drawer == NULL) goto fail;
     struct wx_hub_adapter ad = {
         .name = "web", .durable = on_durable, .stop = on_stop, .busy = is_busy, .arg = w};
     wx_hub_attach(hub, &ad);
@@ -676,8 +678,9 @@ void wx_web_stop(wx_web_t *w)
 {
     if (w == NULL) return;
     w->stopping = w->stopped = true;
+    web_worker_stop(w->drawer);
     web_worker_stop(w->worker);
-    w->worker = NULL;
+    w->drawer = w->worker = NULL;
     cancel_waits(w);
 }
 

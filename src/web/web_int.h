@@ -103,16 +103,17 @@ struct wx_web {
     wx_tokens_t *links; /* one-time links and OAuth states */
     wx_sessions_t *sessions;
     wx_guard_t *guard;
-    uint8_t captcha_key[32]; /* hashes CAPTCHA answers and SMS codes */
-    struct web_worker *worker;
-    struct web_wait *waits; /* answers waiting for the journal */
-    unsigned jobs_out;      /* jobs posted to the worker and not yet finished on the loop */
-    unsigned oauth_out;     /* OAuth codes being exchanged with WeChat */
-    bool stopped;           /* wx_web_stop ran: the listener's requests are gone */
-    wx_guard_t *locks;      /* lockouts, apart from the rate limits: a flood of new keys
-                             * there cannot push a lock in force out */
-    struct wx_form form;    /* the form being handled (posted forms hold passwords: it is
-                             * wiped after every request) */
+    uint8_t captcha_key[32];   /* hashes CAPTCHA answers and SMS codes */
+    struct web_worker *worker; /* Argon2, the store, journal reads */
+    struct web_worker *drawer; /* CAPTCHA pictures */
+    struct web_wait *waits;    /* answers waiting for the journal */
+    unsigned jobs_out;         /* jobs posted to the worker and not yet finished on the loop */
+    unsigned oauth_out;        /* OAuth codes being exchanged with WeChat */
+    bool stopped;              /* wx_web_stop ran: the listener's requests are gone */
+    wx_guard_t *locks;         /* lockouts, apart from the rate limits: a flood of new keys
+                                * there cannot push a lock in force out */
+    struct wx_form form;       /* the form being handled (posted forms hold passwords: it is
+                                * wiped after every request) */
     bool stopping;
     struct wx_web_stats stats;
 };
@@ -185,7 +186,8 @@ struct web_job {
     wx_web_t *w;
 };
 
-struct web_worker *web_worker_start(wx_web_t *w, char *err, size_t errlen);
+/* A worker thread; with_store, it owns <db>.web (jobs get the store; otherwise NULL). */
+struct web_worker *web_worker_start(wx_web_t *w, bool with_store, char *err, size_t errlen);
 /* Queues j (false when WEB_JOBS_MAX wait already: the caller answers 503). */
 bool web_worker_post(struct web_worker *k, struct web_job *j);
 /* Stops the thread; what had not run is done with gone set. */

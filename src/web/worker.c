@@ -1,6 +1,7 @@
 /*
- * worker.c - the pages' thread for slow work: Argon2 (a tenth of a second and 64 MiB per
- * password, by design), drawing CAPTCHAs, and the store (<db>.web) with its audit log.
+ * worker.c - the pages' threads for slow work: one for Argon2 (a tenth of a second and 64 MiB
+ * per password, by design) and the store (<db>.web) with its audit log, one for drawing
+ * CAPTCHAs (a few milliseconds each, which must not wait behind a queue of password checks).
  *
  * The loop posts a job and goes on answering the card switch; the worker runs the jobs one at
  * a time, in order, and hands each back to the loop (wx_hub_post) to finish its page there.
@@ -67,25 +68,28 @@ static void restore(void *ctx, uint32_t id, enum wx_password_kind kind, int64_t 
     wx_guard_restore(ctx, id, kind, until_ms);
 }
 
-/* Opens the store (and puts back the lockouts still in force) before the thread starts. */
-struct web_worker *web_worker_start(wx_web_t *w, char *err, size_t errlen)
+/* With the store, opens it (and puts back the lockouts still in force) before the thread
+ * starts. */
+struct web_worker *web_worker_start(wx_web_t *w, bool with_store, char *err, size_t errlen)
 {
     struct web_worker *k = wx_calloc(1, sizeof *k);
     k->w = w;
-    k->store = wx_web_store_open(w->opt.db_path, err, errlen);
-    if (k->store == NULL) {
-        free(k);
-        return NULL;
-    }
-    char why[160];
-    if (wx_web_store_locks(k->store, wx_now_ms(), restore, w->locks, why, sizeof why) != 0) {
-        WX_WARN("web: lockouts from before the restart not read: %s", why);
+    if (with_store) {
+        k->store = wx_web_store_open(w->opt.db_path, err, errlen);
+        if (k->store == NULL) {
+            free(k);
+            return NULL;
+        }
+        char why[160];
+        if (wx_web_store_locks(k->store, wx_now_ms(), restore, w->locks, why, sizeof why) != 0) {
+            WX_WARN("web: lockouts from before the restart not read: %s", why);
+        }
     }
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cond, NULL);
     if (pthread_create(&k->thread, NULL, run, k) != 0) {
         snprintf(err, errlen, "web: cannot start the worker thread");
-        wx_web_store_close(k->store);
+        wx_web_store_close(k->store); /* NULL is nothing */
         pthread_mutex_destroy(&k->mu);
         pthread_cond_destroy(&k->cond);
         free(k);
