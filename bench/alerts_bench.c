@@ -55,20 +55,14 @@
  * sent twice included), 2 on bad usage.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "bench_util.h"
@@ -80,8 +74,6 @@
 #include "util/log.h"
 #include "util/pan.h"
 
-extern char **environ;
-
 #define DEF_RATE         5000
 #define DEF_SECONDS      20
 #define DEF_CARDS        WX_SANDBOX_FOLLOWERS_MAX
@@ -92,15 +84,9 @@ extern char **environ;
 #define RATE_MAX         100000
 #define SECONDS_MAX      600
 #define BURST_MAX        2000000
-#define OPEN_CONNS       4            /* open loop: connections (terminals) */
-#define BURST_CONNS      8            /* burst: connections ... */
-#define BURST_DEPTH      64           /* ... with this many requests in flight each */
-#define SLOT             256          /* bytes of one framed request, at most */
-#define RING             65536        /* requests in flight per connection; a power of two */
-#define OUT_CAP          (256u << 10) /* unsent bytes per connection */
-#define IN_CAP           (64u << 10)  /* unread answer bytes per connection */
-#define STAN_MAX         999999
-#define EVENTS           64
+#define OPEN_CONNS       4         /* open loop: connections (terminals) */
+#define BURST_CONNS      8         /* burst: connections ... */
+#define BURST_DEPTH      64        /* ... with this many requests in flight each */
 #define MARK             "WXBENCH" /* merchant name: MARK and the request number */
 #define MARK_DIGITS      10
 #define SETTLE_MS        15000 /* alerts still owed when sending ends are awaited this long */
@@ -109,7 +95,6 @@ extern char **environ;
 #define START_MS         60000 /* how long `wxbank serve` may take to accept */
 #define STOP_MS          30000 /* how long it may take to stop after SIGTERM */
 #define PERF_ATTACH_MS   300   /* perf's time to attach before the load starts */
-#define BLOCKED_WAIT_NS  100000
 #define METRICS_MAX      (256u << 10) /* the bank's /metrics answer, at most */
 
 /* The account the bank and the sandbox share, as the bank and the platform would. */
@@ -119,20 +104,6 @@ extern char **environ;
 #define AES_KEY     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 #define ACCOUNT     "gh_7f083739789a"
 #define TEMPLATE_ID "bench_card_alert"
-
-/* One seeded card, as pans.tsv gives it. */
-/* A connection to the host: one terminal. */
-struct conn {
-    int fd;
-    uint8_t *out;       /* OUT_CAP bytes: frames not yet written */
-    size_t out_off;     /* bytes of out already written */
-    size_t out_len;     /* bytes of out in use */
-    uint8_t *in;        /* IN_CAP bytes: answer bytes not yet decoded */
-    size_t in_len;      /* bytes of in in use */
-    uint64_t *ring;     /* RING request numbers in flight, oldest at head: answers come in order */
-    uint32_t head;      /* ring index of the oldest, free-running (mod RING when used) */
-    uint32_t in_flight; /* requests sent, not yet answered */
-};
 
 /* What the sandbox's observer saw. Written on the sandbox's thread only; the main thread reads
  * n with acquire and then the log entries below it. */
@@ -166,42 +137,33 @@ struct options {
     bool keep;              /* --keep: leave the temporary directory */
 };
 
-/* The times every request carries (fields 7, 12, 13): the benchmark's start, GMT. */
-struct stamp {
-    char f7[11]; /* MMDDhhmmss */
-    char f12[7]; /* hhmmss */
-    char f13[5]; /* MMDD */
-};
-
 /* The whole benchmark's state. */
 struct bench {
     struct options o;
-    char dir[256];                  /* temporary directory ("" when none) */
-    char pans[320];                 /* dir/pans.tsv */
-    char wxbank[PATH_MAX];          /* the wxbank next to this program */
-    struct bench_card *cards;       /* the seeded cards */
-    uint32_t n_cards;               /* how many */
-    unsigned iso_port, http_port;   /* the bank's listeners */
-    struct sockaddr_in iso_addr;    /* the bank's ISO 8583 listener */
-    pid_t server;                   /* `wxbank serve`; 0 when not running */
-    pid_t perf;                     /* perf recording it; 0 when not */
-    wx_hub_t *sb_hub;               /* the sandbox's loop ... */
-    wx_http_t *sb_http;             /* ... its listener ... */
-    wx_sandbox_t *sb;               /* ... and the sandbox */
-    pthread_t sb_thread;            /* runs sb_hub */
-    bool sb_running;                /* sb_thread was started */
-    char api_base[128];             /* wechat.api_base for the bank */
-    struct seen seen;               /* what reached the sandbox */
-    int64_t *sent_ns;               /* by request number: when it went to the socket */
-    int64_t *answer_ns;             /* by request number: when its ISO answer came */
-    uint64_t next_req;              /* the next request number */
-    uint64_t rng;                   /* xorshift64 state: cards and amounts */
-    struct stamp when;              /* fields 7, 12, 13 */
-    int ep;                         /* epoll */
-    struct conn conns[BURST_CONNS]; /* the running phase's connections */
-    unsigned n_conns;               /* connections open */
-    struct tally t;                 /* the running phase's answers */
-    struct wx_iso_msg *msg;         /* request being built, answer being decoded (8 KiB) */
+    char dir[256];                /* temporary directory ("" when none) */
+    char pans[320];               /* dir/pans.tsv */
+    char wxbank[PATH_MAX];        /* the wxbank next to this program */
+    struct bench_card *cards;     /* the seeded cards */
+    uint32_t n_cards;             /* how many */
+    unsigned iso_port, http_port; /* the bank's listeners */
+    struct sockaddr_in iso_addr;  /* the bank's ISO 8583 listener */
+    pid_t server;                 /* `wxbank serve`; 0 when not running */
+    pid_t perf;                   /* perf recording it; 0 when not */
+    wx_hub_t *sb_hub;             /* the sandbox's loop ... */
+    wx_http_t *sb_http;           /* ... its listener ... */
+    wx_sandbox_t *sb;             /* ... and the sandbox */
+    pthread_t sb_thread;          /* runs sb_hub */
+    bool sb_running;              /* sb_thread was started */
+    char api_base[128];           /* wechat.api_base for the bank */
+    struct seen seen;             /* what reached the sandbox */
+    int64_t *sent_ns;             /* by request number: when it went to the socket */
+    int64_t *answer_ns;           /* by request number: when its ISO answer came */
+    uint64_t next_req;            /* the next request number */
+    uint64_t rng;                 /* xorshift64 state: cards and amounts */
+    struct bench_stamp when;      /* fields 7, 12, 13 */
+    struct bench_iso io;          /* the running phase's connections, tagged request numbers */
+    struct tally t;               /* the running phase's answers */
+    struct wx_iso_msg *msg;       /* request being built, answer being decoded (8 KiB) */
 };
 
 /* ---- options --------------------------------------------------------------------------- */
@@ -211,6 +173,28 @@ static const char USAGE[] =
     "                    [--burst B (60000)] [--max-inflight N (256)] [--queue-max N (100000)]\n"
     "                    [--sandbox-threads N (1)] [--only latency|dispatch] [--perf DIR]\n"
     "                    [--keep]\n";
+
+/* One option (bench_getopt's set): false for a bad value. */
+static bool set_option(void *arg, int c)
+{
+    struct options *o = arg;
+    bool ok = true;
+    if (c == 'r') ok = parse_uint(optarg, 1, RATE_MAX, &o->rate);
+    if (c == 's') ok = parse_uint(optarg, 1, SECONDS_MAX, &o->seconds);
+    if (c == 'n') ok = parse_uint(optarg, 1, WX_SANDBOX_FOLLOWERS_MAX, &o->cards);
+    if (c == 'b') ok = parse_uint(optarg, 1, BURST_MAX, &o->burst);
+    if (c == 'i') ok = parse_uint(optarg, 1, 4096, &o->max_inflight);
+    if (c == 'q') ok = parse_uint(optarg, 16, 10000000, &o->queue_max);
+    if (c == 't') ok = parse_uint(optarg, 0, 15, &o->sb_threads);
+    if (c == 'p') o->perf_dir = optarg;
+    if (c == 'k') o->keep = true;
+    if (c == 'o') {
+        o->latency = strcmp(optarg, "latency") == 0;
+        o->dispatch = strcmp(optarg, "dispatch") == 0;
+        ok = o->latency || o->dispatch;
+    }
+    return ok;
+}
 
 /* Returns 0, 1 after --help, or 2 on bad usage (with a message). */
 static int parse_options(int argc, char **argv, struct options *o)
@@ -236,82 +220,18 @@ static int parse_options(int argc, char **argv, struct options *o)
                           .sb_threads = DEF_SB_THREADS,
                           .latency = true,
                           .dispatch = true};
-    int c;
-    bool ok = true;
-    while (ok && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'r') ok = parse_uint(optarg, 1, RATE_MAX, &o->rate);
-        if (c == 's') ok = parse_uint(optarg, 1, SECONDS_MAX, &o->seconds);
-        if (c == 'n') ok = parse_uint(optarg, 1, WX_SANDBOX_FOLLOWERS_MAX, &o->cards);
-        if (c == 'b') ok = parse_uint(optarg, 1, BURST_MAX, &o->burst);
-        if (c == 'i') ok = parse_uint(optarg, 1, 4096, &o->max_inflight);
-        if (c == 'q') ok = parse_uint(optarg, 16, 10000000, &o->queue_max);
-        if (c == 't') ok = parse_uint(optarg, 0, 15, &o->sb_threads);
-        if (c == 'p') o->perf_dir = optarg;
-        if (c == 'k') o->keep = true;
-        if (c == 'o') {
-            o->latency = strcmp(optarg, "latency") == 0;
-            o->dispatch = strcmp(optarg, "dispatch") == 0;
-            ok = o->latency || o->dispatch;
-        }
-        if (c == 'h') {
-            fputs(USAGE, stdout);
-            return 1;
-        }
-        if (c == '?') ok = false;
-    }
-    if (!ok || optind != argc) {
-        fprintf(stderr, "alerts_bench: bad option or value\n%s", USAGE);
-        return 2;
-    }
-    return 0;
+    return bench_getopt(argc, argv, opts, USAGE, set_option, o, "alerts_bench");
 }
 
 /* ---- child processes -------------------------------------------------------------------- */
 
-/* Finds the wxbank program in the directory of this one. */
-/* The children to stop if the benchmark itself is interrupted (Ctrl-C), so that no server is
- * left running on its ports. */
-static volatile sig_atomic_t interrupted_server, interrupted_perf;
-
-static void on_interrupt(int sig)
-{
-    if (interrupted_perf > 0) kill((pid_t)interrupted_perf, SIGINT);
-    if (interrupted_server > 0) kill((pid_t)interrupted_server, SIGTERM);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Starts path with args; its stdout goes to our stderr (stdout carries BENCH lines only), or
- * to /dev/null when quiet. */
-static int spawn(const char *path, char *const args[], bool quiet, pid_t *pid)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    } else {
-        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    }
-    int rc = posix_spawnp(pid, path, &fa, NULL, args, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "alerts_bench: cannot start %s: %s\n", path, strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
-/* Runs a wxbank command to its end. 0 when it exited 0. */
+/* Runs a wxbank command to its end; its stdout goes to /dev/null when quiet. 0 when it
+ * exited 0. */
 static int run_wxbank(struct bench *b, char *const args[], bool quiet)
 {
-    pid_t pid;
-    int status;
-    if (spawn(b->wxbank, args, quiet, &pid) != 0) return -1;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "alerts_bench: wxbank %s failed\n", args[1]);
-        return -1;
-    }
-    return 0;
+    if (bench_run(b->wxbank, args, quiet ? "/dev/null" : NULL, NULL, "alerts_bench") == 0) return 0;
+    fprintf(stderr, "alerts_bench: wxbank %s failed\n", args[1]);
+    return -1;
 }
 
 /* The OpenID of cardholder i's follower. The number comes first: the sandbox looks followers
@@ -352,11 +272,11 @@ static void perf_start(struct bench *b, const char *phase)
      * dispatcher's time is spent in them. 499 Hz keeps a drain's file near 100 MB. */
     char *args[] = {"perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-q", "-o",
                     out,    "-p",     pid,  NULL};
-    if (spawn("perf", args, false, &b->perf) != 0) {
+    if (bench_spawn("perf", args, NULL, NULL, &b->perf, "alerts_bench") != 0) {
         b->perf = 0;
         return;
     }
-    interrupted_perf = b->perf;
+    bench_guard(BENCH_GUARD_AIDE, b->perf, SIGINT);
     sleep_ms(PERF_ATTACH_MS);
     fprintf(stderr, "# perf recording wxbank serve (%s) into %s\n", phase, out);
 }
@@ -367,36 +287,23 @@ static void perf_stop(struct bench *b)
     kill(b->perf, SIGINT);
     waitpid(b->perf, NULL, 0);
     b->perf = 0;
-    interrupted_perf = 0;
+    bench_guard(BENCH_GUARD_AIDE, 0, 0);
 }
 
 /* Starts `wxbank serve` and waits until its ISO 8583 port accepts. */
 static int start_server(struct bench *b, const char *phase, bool record)
 {
     char *args[] = {b->wxbank, "serve", NULL};
-    if (spawn(b->wxbank, args, false, &b->server) != 0) return -1;
-    interrupted_server = b->server;
-    int64_t t0 = now_ns();
-    for (long waited = 0; waited < START_MS; waited += 5) {
-        int status;
-        if (waitpid(b->server, &status, WNOHANG) == b->server) {
-            fprintf(stderr, "alerts_bench: wxbank serve exited (status %d)\n", status);
-            b->server = 0;
-            return -1;
-        }
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&b->iso_addr, sizeof b->iso_addr);
-        if (fd >= 0) close(fd);
-        if (rc == 0) {
-            fprintf(stderr, "# %s: wxbank serve (pid %d) accepting after %.2f s\n", phase,
-                    (int)b->server, (double)(now_ns() - t0) / NS);
-            if (record) perf_start(b, phase);
-            return 0;
-        }
-        sleep_ms(5);
-    }
-    fprintf(stderr, "alerts_bench: wxbank serve did not accept within %d s\n", START_MS / 1000);
-    return -1;
+    if (bench_spawn(b->wxbank, args, NULL, NULL, &b->server, "alerts_bench") != 0) return -1;
+    bench_guard(BENCH_GUARD_SERVER, b->server, SIGTERM);
+    double took =
+        bench_wait_accepting(&b->server, (struct sockaddr *)&b->iso_addr, sizeof b->iso_addr,
+                             START_MS, 5, "wxbank serve", "alerts_bench");
+    if (took < 0) return -1;
+    fprintf(stderr, "# %s: wxbank serve (pid %d) accepting after %.2f s\n", phase, (int)b->server,
+            took);
+    if (record) perf_start(b, phase);
+    return 0;
 }
 
 /* SIGTERM, then waits (SIGKILL after STOP_MS). Returns 0 when it exited 0. */
@@ -404,43 +311,20 @@ static int stop_server(struct bench *b)
 {
     if (b->server <= 0) return 0;
     perf_stop(b);
-    int status = 0;
-    kill(b->server, SIGTERM);
-    int64_t t0 = now_ns();
-    while (waitpid(b->server, &status, WNOHANG) == 0) {
-        if (now_ns() - t0 > (int64_t)STOP_MS * 1000000) {
-            fprintf(stderr, "alerts_bench: wxbank serve ignored SIGTERM; killing it\n");
-            kill(b->server, SIGKILL);
-            waitpid(b->server, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    b->server = 0;
-    interrupted_server = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "alerts_bench: wxbank serve ended with status %d\n", status);
-        return -1;
-    }
-    return 0;
+    int rc = bench_stop(&b->server, STOP_MS, "wxbank serve", "alerts_bench");
+    bench_guard(BENCH_GUARD_SERVER, 0, 0);
+    return rc;
 }
 
 /* ---- cards ------------------------------------------------------------------------------ */
 
-/* Parses "PAN<TAB>YYMM<TAB>limit" into c. False on anything else. */
+/* The seeded cards, from pans.tsv: one for each cardholder. */
 static int load_cards(struct bench *b)
 {
-    FILE *f = fopen(b->pans, "re");
-    char line[128];
-    if (f == NULL) {
-        fprintf(stderr, "alerts_bench: %s: %s\n", b->pans, strerror(errno));
+    uint32_t bad;
+    if (bench_load_cards(b->pans, b->o.cards, &b->cards, &b->n_cards, &bad, "alerts_bench") != 0) {
         return -1;
     }
-    b->cards = wx_calloc(b->o.cards, sizeof *b->cards);
-    while (b->n_cards < b->o.cards && fgets(line, sizeof line, f) != NULL) {
-        if (bench_parse_card_line(line, &b->cards[b->n_cards])) b->n_cards++;
-    }
-    fclose(f);
     if (b->n_cards != b->o.cards) {
         fprintf(stderr, "alerts_bench: %s has %u cards, not %u\n", b->pans, b->n_cards, b->o.cards);
         return -1;
@@ -599,8 +483,8 @@ static int set_base_environment(struct bench *b)
 {
     char db[400];
     snprintf(db, sizeof db, "sqlite:%s/bench.db", b->dir);
-    return setenv("WXBANK_DB_URL", db, 1) == 0 && setenv("WXBANK_LOG_LEVEL", "warn", 1) == 0 ? 0
-                                                                                             : -1;
+    const char *const vars[][2] = {{"WXBANK_DB_URL", db}, {"WXBANK_LOG_LEVEL", "warn"}};
+    return bench_setenv(vars, sizeof vars / sizeof vars[0]);
 }
 
 /* What `wxbank serve` reads besides: its listeners, the sandbox as the platform and the SMS
@@ -630,243 +514,73 @@ static int set_bank_environment(struct bench *b)
         {"WXBANK_ALERTS_SMS_FALLBACK_S", "3600"},
         {"WXBANK_ALERTS_ENABLED", "true"},
     };
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        if (setenv(vars[i][0], vars[i][1], 1) != 0) return -1;
-    }
-    b->iso_addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                       .sin_port = htons((uint16_t)b->iso_port),
-                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    return 0;
+    b->iso_addr = bench_loopback(b->iso_port);
+    return bench_setenv(vars, sizeof vars / sizeof vars[0]);
 }
 
 /* ---- requests --------------------------------------------------------------------------- */
 
-static void stamp_now(struct stamp *s)
+/* Appends request number b->next_req to c's output: a 0100 as `wxbank pos auth` builds it
+ * (bench_auth_numbered: a domestic POS, an alert by WeChat alone), merchant MARK + the
+ * number. False when c has no room (or it does not pack, which cannot happen with seeded
+ * cards: said). */
+static bool queue_request(struct bench *b, struct bench_iso_conn *c)
 {
-    time_t now = time(NULL);
-    struct tm g;
-    gmtime_r(&now, &g);
-    strftime(s->f7, sizeof s->f7, "%m%d%H%M%S", &g);
-    strftime(s->f12, sizeof s->f12, "%H%M%S", &g);
-    strftime(s->f13, sizeof s->f13, "%m%d", &g);
-}
-
-/*
- * Packs request number id, a 0100 as `wxbank pos auth` builds it, into out (SLOT bytes) with
- * its 2-byte length: a random card, 1.00 to 2.99 yuan at a domestic POS (an alert by WeChat
- * alone), merchant MARK + id. The host's idempotency key is MTI + STAN + field 7 + acquirer +
- * terminal: STAN and terminal come from id, so no two requests share one. Returns the
- * length, or -1 when a value breaks its field's spec.
- */
-static int pack_request(struct bench *b, uint64_t id, uint8_t *out)
-{
-    const struct bench_card *c = &b->cards[xorshift64(&b->rng) % b->n_cards];
-    char amount[13] = "", stan[7] = "", rrn[13] = "", tid[9] = "WB", name[24] = MARK, f43[41];
-    put_digits((uint8_t *)amount, 12, 100 + xorshift64(&b->rng) % 200);
-    put_digits((uint8_t *)stan, 6, id % STAN_MAX + 1);
-    put_digits((uint8_t *)rrn, 12, id);
-    put_digits((uint8_t *)tid + 2, 6, id / STAN_MAX);
+    char name[24] = MARK;
+    uint64_t id = b->next_req;
+    uint8_t *out = bench_iso_slot(c);
+    if (out == NULL || id >= b->seen.cap) return false;
     put_digits((uint8_t *)name + sizeof MARK - 1, MARK_DIGITS, id);
-    snprintf(f43, sizeof f43, "%-23.23s%-13.13s  CN", name, "SHANGHAI");
-    const struct {
-        int n;
-        const char *value;
-    } fields[] = {
-        {2, c->pan},       {3, "000000"},   {4, amount},
-        {7, b->when.f7},   {11, stan},      {12, b->when.f12},
-        {13, b->when.f13}, {14, c->expiry}, {18, "5411"},
-        {22, "051"},       {25, "00"},      {32, "00000000001"},
-        {37, rrn},         {41, tid},       {42, "WXBANKBENCH0001"},
-        {43, f43},         {49, "156"},
-    };
-    wx_iso_init(b->msg, 100);
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (wx_iso_set_str(b->msg, fields[i].n, fields[i].value) != 0) return -1;
-    }
-    size_t len;
-    if (wx_iso_pack(WX_ISO_ASCII87, b->msg, out + 2, SLOT - 2, &len) != 0) return -1;
-    out[0] = (uint8_t)(len >> 8);
-    out[1] = (uint8_t)len;
-    return (int)len + 2;
-}
-
-/* ---- connections ------------------------------------------------------------------------ */
-
-static int conns_open(struct bench *b, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        struct conn *c = &b->conns[i];
-        *c = (struct conn){.fd = -1,
-                           .out = wx_malloc(OUT_CAP),
-                           .in = wx_malloc(IN_CAP),
-                           .ring = wx_malloc(RING * sizeof *c->ring)};
-        b->n_conns = i + 1;
-        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&b->iso_addr, sizeof b->iso_addr) != 0) {
-            fprintf(stderr, "alerts_bench: connect: %s\n", strerror(errno));
-            return -1;
-        }
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
-        if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
-    }
-    return 0;
-}
-
-static void conns_close(struct bench *b)
-{
-    for (unsigned i = 0; i < b->n_conns; i++) {
-        struct conn *c = &b->conns[i];
-        if (c->fd >= 0) close(c->fd);
-        free(c->out);
-        free(c->in);
-        free(c->ring);
-    }
-    b->n_conns = 0;
-}
-
-static uint64_t in_flight(const struct bench *b)
-{
-    uint64_t n = 0;
-    for (unsigned i = 0; i < b->n_conns; i++)
-        n += b->conns[i].in_flight;
-    return n;
-}
-
-/* Appends the next request to c's output. False when c has no room (or it does not pack,
- * which cannot happen with seeded cards: said once). */
-static bool queue_request(struct bench *b, struct conn *c)
-{
-    if (c->out_len + SLOT > OUT_CAP && c->out_off > 0) {
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-        c->out_len -= c->out_off;
-        c->out_off = 0;
-    }
-    if (c->out_len + SLOT > OUT_CAP || c->in_flight == RING || b->next_req >= b->seen.cap) {
-        return false;
-    }
-    int len = pack_request(b, b->next_req, c->out + c->out_len);
+    int len = bench_auth_numbered(b->msg, b->cards, b->n_cards, &b->rng, &b->when, id, name) == 0
+                  ? bench_frame(WX_ISO_ASCII87, b->msg, out, BENCH_ISO_SLOT)
+                  : -1;
     if (len < 0) {
         fprintf(stderr, "alerts_bench: a 0100 does not pack\n");
         return false;
     }
-    c->out_len += (size_t)len;
-    c->ring[(c->head + c->in_flight++) % RING] = b->next_req;
+    bench_iso_sent(c, (size_t)len, id);
     b->t.sent++;
     b->next_req++;
     return true;
 }
 
-/* Writes what c has queued, until the socket takes no more. Returns 0, or -1 on an error. */
-static int conn_flush(struct conn *c)
+/* ---- connections ------------------------------------------------------------------------ */
+
+/* Opens n connections to the bank's ISO 8583 listener. 0, or -1 (said). */
+static int conns_open(struct bench *b, unsigned n)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            return 0; /* EPOLLOUT (edge-triggered) says when to go on */
-        } else {
-            fprintf(stderr, "alerts_bench: send: %s\n", strerror(errno));
-            return -1;
-        }
-    }
-    c->out_off = c->out_len = 0;
-    return 0;
+    return bench_iso_open(&b->io, n, (struct sockaddr *)&b->iso_addr, sizeof b->iso_addr);
 }
 
-static int flush_all(struct bench *b)
+/* Counts one answer (bench_iso_take_fn) by its field 39, the host answering in order
+ * (iso_bench checks STANs), and notes when request number tag had it. */
+static void on_answer(void *arg, uint64_t tag, uint32_t nth, const uint8_t *body, size_t len,
+                      int64_t now)
 {
-    for (unsigned i = 0; i < b->n_conns; i++) {
-        if (conn_flush(&b->conns[i]) != 0) return -1;
-    }
-    return 0;
-}
-
-/* Counts one answer by its field 39 (the host answers in order; iso_bench checks STANs). */
-static void on_answer(struct bench *b, const uint8_t *body, size_t len)
-{
+    struct bench *b = arg;
     struct wx_iso_error err;
-    size_t n39 = 0;
-    const uint8_t *code = NULL;
+    int code = -1;
+    (void)nth;
     if (wx_iso_unpack(WX_ISO_ASCII87, body, len, b->msg, &err) == 0 && b->msg->mti == 110) {
-        code = wx_iso_get(b->msg, 39, &n39);
+        code = bench_code(b->msg);
     }
-    if (code == NULL || n39 != 2 || code[0] < '0' || code[0] > '9' || code[1] < '0' ||
-        code[1] > '9') {
+    b->answer_ns[tag] = now;
+    if (code < 0) {
         b->t.invalid++;
         return;
     }
     b->t.answers++;
-    b->t.codes[(code[0] - '0') * 10 + (code[1] - '0')]++;
-    b->t.approved += code[0] == '0' && code[1] == '0';
-}
-
-/* Decodes every whole frame in c's input. Returns 0, or -1 on a broken stream. */
-static int take_frames(struct bench *b, struct conn *c, int64_t now)
-{
-    size_t off = 0;
-    while (c->in_len - off >= 2) {
-        size_t n = (size_t)c->in[off] << 8 | c->in[off + 1];
-        if (n == 0 || n > WX_ISO_MSG_MAX || c->in_flight == 0) {
-            fprintf(stderr, "alerts_bench: a bad answer frame\n");
-            return -1;
-        }
-        if (c->in_len - off - 2 < n) break;
-        on_answer(b, c->in + off + 2, n);
-        b->answer_ns[c->ring[c->head++ % RING]] = now;
-        c->in_flight--;
-        off += 2 + n;
-    }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
-    return 0;
-}
-
-/* Reads until the socket is empty (edge-triggered). Returns 0, or -1 when c is lost. */
-static int conn_read(struct bench *b, struct conn *c)
-{
-    for (;;) {
-        size_t room = IN_CAP - c->in_len;
-        ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            if (take_frames(b, c, now_ns()) != 0) return -1;
-            if ((size_t)n < room) return 0;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-        fprintf(stderr, "alerts_bench: the host %s a connection\n", n == 0 ? "closed" : "reset");
-        return -1;
-    }
-}
-
-/* Waits up to timeout_ns for the sockets and serves them. Returns 0, or -1 on a lost one. */
-static int wait_events(struct bench *b, int64_t timeout_ns)
-{
-    struct epoll_event ev[EVENTS];
-    struct timespec ts = {timeout_ns / NS, timeout_ns % NS};
-    int n = epoll_pwait2(b->ep, ev, EVENTS, &ts, NULL);
-    if (n < 0 && errno != EINTR) return -1;
-    for (int i = 0; i < n; i++) {
-        struct conn *c = ev[i].data.ptr;
-        if ((ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && conn_read(b, c) != 0) return -1;
-        if ((ev[i].events & EPOLLOUT) && conn_flush(c) != 0) return -1;
-    }
-    return 0;
+    b->t.codes[code]++;
+    b->t.approved += code == 0;
 }
 
 /* Waits for the answers still owed, up to ANSWER_MS. Returns 0, or -1 when some never came. */
 static int await_answers(struct bench *b)
 {
-    int64_t deadline = now_ns() + (int64_t)ANSWER_MS * 1000000;
-    while (in_flight(b) > 0 && now_ns() < deadline) {
-        if (wait_events(b, 10000000) != 0) return -1;
-    }
-    if (in_flight(b) == 0) return 0;
-    fprintf(stderr, "alerts_bench: %" PRIu64 " requests never answered\n", in_flight(b));
+    uint64_t owed;
+    if (bench_iso_drain(&b->io, ANSWER_MS, &owed) != 0) return -1;
+    if (owed == 0) return 0;
+    fprintf(stderr, "alerts_bench: %" PRIu64 " requests never answered\n", owed);
     return -1;
 }
 
@@ -877,9 +591,7 @@ static void print_codes(const struct tally *t, const char *phase)
             "# %s: %" PRIu64 " sent, %" PRIu64 " answered (%" PRIu64 " approved), %" PRIu64
             " invalid; codes:",
             phase, t->sent, t->answers, t->approved, t->invalid);
-    for (int code = 0; code < 100; code++) {
-        if (t->codes[code] > 0) fprintf(stderr, " %02d=%" PRIu64, code, t->codes[code]);
-    }
+    bench_print_codes(t->codes);
     fputc('\n', stderr);
 }
 
@@ -893,41 +605,17 @@ struct cpu {
     int64_t at;       /* when taken, monotonic ns */
 };
 
-/* utime + stime of /proc/<path>/stat: fields 14 and 15, after the ")" of the name. 0 when
- * pid is not running. */
-static double proc_cpu(pid_t pid, const char *path_fmt)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, path_fmt, (int)pid, (int)pid);
-    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
-    if (f == NULL) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p != NULL && field < 14; field++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL) return 0;
-    char *end;
-    unsigned long long ticks = strtoull(p + 1, &end, 10);
-    ticks += strtoull(end, NULL, 10);
-    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
 static struct cpu cpu_now(const struct bench *b)
 {
-    struct rusage ru;
     struct timespec ts = {0, 0};
     clockid_t cid;
-    getrusage(RUSAGE_SELF, &ru);
     if (b->sb_running && pthread_getcpuclockid(b->sb_thread, &cid) == 0) {
         clock_gettime(cid, &ts);
     }
-    return (struct cpu){.self = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+    return (struct cpu){.self = bench_self_cpu(),
                         .loop = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-                        .server = proc_cpu(b->server, "/proc/%d/stat"),
-                        .bank_loop = proc_cpu(b->server, "/proc/%d/task/%d/stat"),
+                        .server = bench_proc_cpu(b->server, 0),
+                        .bank_loop = bench_proc_cpu(b->server, b->server),
                         .at = now_ns()};
 }
 
@@ -965,8 +653,7 @@ static size_t get_metrics(const struct bench *b, char *buf, size_t cap)
 {
     static const char req[] =
         "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    struct sockaddr_in a = b->iso_addr;
-    a.sin_port = htons((uint16_t)b->http_port);
+    struct sockaddr_in a = bench_loopback(b->http_port);
     struct timeval tv = {2, 0};
     size_t len = 0;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1005,40 +692,16 @@ static void print_bank_state(const struct bench *b, const char *phase)
 
 /* ---- step 3: latency at a fixed rate ---------------------------------------------------- */
 
-static int64_t due_ns(int64_t t0, uint64_t i, unsigned rate)
+/* Queues request i of the open loop on connection i mod OPEN_CONNS (bench_iso_offer's queue).
+ * Its swipe time is taken here; the flush that writes it follows within the same turn. */
+static bool queue_swipe(void *arg, uint64_t i, int64_t due, int64_t now)
 {
-    return t0 + (int64_t)(i * (uint64_t)NS / rate);
-}
-
-/*
- * Sends `total` requests, request i at t0 + i/rate on connection i mod OPEN_CONNS, whatever
- * came back before. A request's swipe time is taken when it is queued; the flush that writes
- * it follows within the same turn. Returns 0, or -1 on a lost connection.
- */
-static int send_open_loop(struct bench *b, uint64_t total, int64_t *lag_max)
-{
-    const unsigned rate = b->o.rate;
-    int64_t t0 = now_ns() + 1000000;
-    uint64_t i = 0;
-    int rc = 0;
-    while (rc == 0 && i < total) {
-        int64_t now = now_ns();
-        uint64_t due = now < t0 ? 0 : (uint64_t)(now - t0) * rate / NS + 1;
-        bool blocked = false;
-        for (due = due < total ? due : total; i < due; i++) {
-            uint64_t id = b->next_req;
-            if (!queue_request(b, &b->conns[i % b->n_conns])) {
-                blocked = true;
-                break;
-            }
-            b->sent_ns[id] = now;
-            if (now - due_ns(t0, i, rate) > *lag_max) *lag_max = now - due_ns(t0, i, rate);
-        }
-        rc = flush_all(b);
-        int64_t wait = blocked ? BLOCKED_WAIT_NS : due_ns(t0, i, rate) - now_ns();
-        if (rc == 0) rc = wait_events(b, wait > 0 ? wait : 0);
-    }
-    return rc;
+    struct bench *b = arg;
+    uint64_t id = b->next_req;
+    (void)due;
+    if (!queue_request(b, &b->io.c[i % b->io.n])) return false;
+    b->sent_ns[id] = now;
+    return true;
 }
 
 /* Waits until `want` first arrivals beyond log entry n0 are in, or `ms` passed. Serves the
@@ -1049,8 +712,8 @@ static size_t await_arrivals(struct bench *b, size_t n0, size_t want, long ms)
     size_t got = 0;
     while ((got = atomic_load_explicit(&b->seen.n, memory_order_acquire) - n0) < want &&
            now_ns() < deadline) {
-        if (b->n_conns > 0) {
-            wait_events(b, 5000000);
+        if (b->io.n > 0) {
+            bench_iso_wait(&b->io, 5000000);
         } else {
             sleep_ms(5);
         }
@@ -1087,7 +750,7 @@ static void print_p99_by_second(uint32_t *us, uint64_t total, unsigned rate, con
     for (uint64_t from = 0; from < total; from += rate) {
         uint64_t n = total - from < rate ? total - from : rate;
         qsort(us + from, n, sizeof *us, cmp_u32);
-        fprintf(stderr, " %.0f", us[from + n * 99 / 100] / 1000.0);
+        fprintf(stderr, " %.0f", bench_quantile_ms(us + from, n, 990));
     }
     fputc('\n', stderr);
 }
@@ -1101,15 +764,16 @@ static void report_latency(struct bench *b, uint64_t first, uint64_t total, int6
     print_p99_by_second(us, total, b->o.rate, "ISO answer");
     qsort(us, total, sizeof *us, cmp_u32);
     fprintf(stderr, "# latency: swipe to ISO answer p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-            us[total / 2] / 1000.0, us[total * 99 / 100] / 1000.0, us[total - 1] / 1000.0);
+            bench_quantile_ms(us, total, 500), bench_quantile_ms(us, total, 990),
+            us[total - 1] / 1000.0);
     uint64_t missing = latencies(b, first, total, end, false, us);
     print_p99_by_second(us, total, b->o.rate, "alert");
     qsort(us, total, sizeof *us, cmp_u32);
-    double p50 = us[total * 500 / 1000] / 1000.0, p99 = us[total * 990 / 1000] / 1000.0;
+    double p50 = bench_quantile_ms(us, total, 500), p99 = bench_quantile_ms(us, total, 990);
     fprintf(stderr,
             "# latency: %" PRIu64 " alerts, %" PRIu64 " never arrived; swipe to platform p50 "
             "%.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms\n",
-            total, missing, p50, p99, us[total * 999 / 1000] / 1000.0, us[total - 1] / 1000.0);
+            total, missing, p50, p99, bench_quantile_ms(us, total, 999), us[total - 1] / 1000.0);
     if (p99 > 200.0) fprintf(stderr, "# latency: p99 %.1f ms is above the 200 ms target\n", p99);
     printf("BENCH alerts.latency_p50_ms %.1f ms\n", p50);
     printf("BENCH alerts.latency_p99_ms %.1f ms\n", p99);
@@ -1122,22 +786,22 @@ static int latency_phase(struct bench *b)
 {
     uint64_t first = b->next_req, total = (uint64_t)b->o.rate * b->o.seconds;
     size_t n0 = atomic_load_explicit(&b->seen.n, memory_order_acquire);
-    int64_t lag_max = 0;
     b->t = (struct tally){0};
     if (start_server(b, "latency", true) != 0 || conns_open(b, OPEN_CONNS) != 0) return -1;
     struct cpu cpu = cpu_now(b);
-    int rc = send_open_loop(b, total, &lag_max);
+    struct bench_rate r = {.t0 = now_ns() + 1000000, .rate = b->o.rate};
+    int rc = bench_iso_offer(&b->io, &r, total, queue_swipe, b);
     print_cpu(b, &cpu, "latency");
     if (rc == 0) rc = await_answers(b);
     size_t got = rc == 0 ? await_arrivals(b, n0, total, SETTLE_MS) : 0;
     int64_t end = now_ns();
-    conns_close(b);
+    bench_iso_close(&b->io);
     print_bank_state(b, "latency");
     if (stop_server(b) != 0 || rc != 0) return -1;
     print_codes(&b->t, "latency");
     fprintf(stderr,
             "# latency: %u/s offered for %u s over %d connections; client lag max %.2f ms\n",
-            b->o.rate, b->o.seconds, OPEN_CONNS, (double)lag_max / 1e6);
+            b->o.rate, b->o.seconds, OPEN_CONNS, (double)r.lag_max_ns / 1e6);
     report_latency(b, first, total, end);
     return got == total ? 0 : -1;
 }
@@ -1151,16 +815,16 @@ static int send_burst(struct bench *b, uint64_t total)
     int rc = conns_open(b, BURST_CONNS);
     int64_t t0 = now_ns();
     while (rc == 0 && b->t.answers + b->t.invalid < total) {
-        for (unsigned i = 0; i < b->n_conns && b->t.sent < total; i++) {
-            struct conn *c = &b->conns[i];
+        for (unsigned i = 0; i < b->io.n && b->t.sent < total; i++) {
+            struct bench_iso_conn *c = &b->io.c[i];
             while (c->in_flight < BURST_DEPTH && b->t.sent < total && queue_request(b, c)) {
             }
         }
-        rc = flush_all(b);
-        if (rc == 0) rc = wait_events(b, 10000000);
+        rc = bench_iso_flush_all(&b->io);
+        if (rc == 0) rc = bench_iso_wait(&b->io, 10000000);
     }
     double s = (double)(now_ns() - t0) / NS;
-    conns_close(b);
+    bench_iso_close(&b->io);
     if (rc == 0) {
         fprintf(stderr, "# burst: %" PRIu64 " authorizations in %.2f s (%.0f/s), alerts off\n",
                 total, s, (double)total / s);
@@ -1265,14 +929,6 @@ static int dispatch_phase(struct bench *b)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Numbers every request of the run and sizes what is kept per number. */
 static void seen_init(struct bench *b)
 {
@@ -1288,13 +944,7 @@ static void seen_init(struct bench *b)
 /* Steps 1 and 2. */
 static int setup(struct bench *b)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(b->dir, sizeof b->dir, "%s/wxalertsbench-XXXXXX", tmp ? tmp : "/tmp");
-    if (mkdtemp(b->dir) == NULL) {
-        fprintf(stderr, "alerts_bench: mkdtemp %s: %s\n", b->dir, strerror(errno));
-        b->dir[0] = '\0';
-        return -1;
-    }
+    if (bench_make_dir(b->dir, sizeof b->dir, "wxalertsbench", "alerts_bench") != 0) return -1;
     snprintf(b->pans, sizeof b->pans, "%s/pans.tsv", b->dir);
     b->iso_port = free_port();
     b->http_port = free_port();
@@ -1303,10 +953,6 @@ static int setup(struct bench *b)
         load_cards(b) != 0 || sandbox_start(b) != 0 || set_bank_environment(b) != 0) {
         return -1;
     }
-    /* After the sandbox's hub: its signal events would otherwise take Ctrl-C, and a server
-     * would be left running. */
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
     return 0;
 }
 
@@ -1332,11 +978,11 @@ int main(int argc, char **argv)
     rc = 1;
     wx_log_set_level(WX_LOG_ERROR); /* the sandbox warns of every delivery report it drops */
     b.rng = 0x9E3779B97F4A7C15ull;
-    b.ep = epoll_create1(EPOLL_CLOEXEC);
+    b.io = (struct bench_iso){.who = "alerts_bench", .take = on_answer, .arg = &b};
     b.msg = wx_malloc(sizeof *b.msg);
-    stamp_now(&b.when);
+    bench_stamp_now(&b.when);
     seen_init(&b);
-    if (b.ep < 0 || setup(&b) != 0) goto out;
+    if (setup(&b) != 0) goto out;
     if (b.o.latency && latency_phase(&b) != 0) goto out;
     if (b.o.dispatch && dispatch_phase(&b) != 0) goto out;
     rc = 0;
@@ -1344,9 +990,7 @@ out:
     if (stop_server(&b) != 0) rc = 1;
     sandbox_stop(&b);
     if (!check_seen(&b)) rc = 1;
-    if (b.dir[0] != '\0' && b.o.keep) fprintf(stderr, "# kept %s\n", b.dir);
-    if (b.dir[0] != '\0' && !b.o.keep) nftw(b.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (b.ep >= 0) close(b.ep);
+    bench_end_dir(b.dir, b.o.keep);
     free(b.cards);
     free(b.msg);
     free(b.sent_ns);

@@ -51,32 +51,24 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench_util.h"
 #include "util/alloc.h"
 #include "wechat/wechat.h"
-
-extern char **environ;
 
 #define DEF_CONNECTIONS 32
 #define DEF_RATE        5000
@@ -98,11 +90,10 @@ extern char **environ;
 #define POOL_MARGIN     1.25        /* safe pool: this much over the plain rate */
 #define ERRORS_SHOWN    5           /* wrong answers described per phase */
 #define CHECK_EVERY     256         /* every Nth valid answer is read through */
-#define EVENTS          64
-#define DRAIN_MS        10000  /* how long answers owed at the end of a phase are awaited */
-#define START_MS        120000 /* how long `wxbank serve` may take to accept */
-#define PEER_START_MS   30000  /* how long node may take to accept */
-#define STOP_MS         30000  /* how long a child may take to stop after SIGTERM */
+#define DRAIN_MS        10000       /* how long answers owed at the end of a phase are awaited */
+#define START_MS        120000      /* how long `wxbank serve` may take to accept */
+#define PEER_START_MS   30000       /* how long node may take to accept */
+#define STOP_MS         30000       /* how long a child may take to stop after SIGTERM */
 #define MSGID_BASE      6000000000000000000ull /* MsgIds are 19 digits from here */
 #define MSGID_DIGITS    19
 #define PLAIN_TARGET    8.0  /* x the peer's requests/s */
@@ -139,6 +130,7 @@ struct reqs {
 struct child {
     const char *name;        /* for messages: "wxbank serve", "peer" */
     pid_t pid;               /* 0 when not running */
+    int guard;               /* its bench_guard slot */
     struct sockaddr_in addr; /* where it listens */
     unsigned port;           /* addr's port */
 };
@@ -175,7 +167,7 @@ struct phase {
     struct child *server; /* the server under load */
     struct reqs *src;     /* its requests */
     bool open;            /* open loop; else saturation */
-    int64_t t0;           /* open loop: when request 0 is due */
+    struct bench_rate r;  /* open loop: when request i is due */
     uint64_t total;       /* open loop: requests offered */
 };
 
@@ -252,6 +244,22 @@ static bool parse_only(const char *list, struct options *o)
     return o->plain || o->safe || o->open || o->peer;
 }
 
+/* One option (bench_getopt's set): false for a bad value. */
+static bool set_option(void *arg, int c)
+{
+    struct options *o = arg;
+    bool ok = true;
+    if (c == 'c') ok = parse_uint(optarg, 1, CONN_MAX, &o->connections);
+    if (c == 'r') ok = parse_uint(optarg, 1, RATE_MAX, &o->rate);
+    if (c == 's') ok = parse_uint(optarg, 1, SECONDS_MAX, &o->seconds);
+    if (c == 'w') ok = parse_uint(optarg, 0, WARMUP_MAX, &o->warmup);
+    if (c == 'n') ok = parse_uint(optarg, 1, OPENIDS_MAX, &o->openids);
+    if (c == 'o') ok = parse_only(optarg, o);
+    if (c == 'H') o->host = optarg;
+    if (c == 'k') o->keep = true;
+    return ok;
+}
+
 /* Returns 0, 1 after --help, or 2 on bad usage (with a message). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -274,28 +282,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                           .safe = true,
                           .open = true,
                           .peer = true};
-    int c;
-    bool ok = true;
-    while (ok && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'c') ok = parse_uint(optarg, 1, CONN_MAX, &o->connections);
-        if (c == 'r') ok = parse_uint(optarg, 1, RATE_MAX, &o->rate);
-        if (c == 's') ok = parse_uint(optarg, 1, SECONDS_MAX, &o->seconds);
-        if (c == 'w') ok = parse_uint(optarg, 0, WARMUP_MAX, &o->warmup);
-        if (c == 'n') ok = parse_uint(optarg, 1, OPENIDS_MAX, &o->openids);
-        if (c == 'o') ok = parse_only(optarg, o);
-        if (c == 'H') o->host = optarg;
-        if (c == 'k') o->keep = true;
-        if (c == 'h') {
-            fputs(USAGE, stdout);
-            return 1;
-        }
-        if (c == '?') ok = false;
-    }
-    if (!ok || optind != argc) {
-        fprintf(stderr, "webhook_bench: bad option or value\n%s", USAGE);
-        return 2;
-    }
-    return 0;
+    return bench_getopt(argc, argv, opts, USAGE, set_option, o, "webhook_bench");
 }
 
 /* ---- step 1: the servers as child processes --------------------------------------------- */
@@ -324,33 +311,13 @@ static bool find_peer(struct bench *b)
     return true;
 }
 
-/* The children to stop if the benchmark itself is interrupted (Ctrl-C), so none is left
- * running on its port. */
-static volatile sig_atomic_t running_server, running_peer;
-
-static void on_interrupt(int sig)
+/* Starts program (PATH searched) with args as child c, its stdout sent to our stderr (stdout
+ * carries BENCH lines only), stopped too if the benchmark is interrupted. Returns 0, or -1
+ * with a message. */
+static int start_child(struct child *c, const char *program, char *const args[])
 {
-    if (running_server > 0) kill((pid_t)running_server, SIGTERM);
-    if (running_peer > 0) kill((pid_t)running_peer, SIGTERM);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Starts program (PATH searched) with args, its stdout sent to our stderr (stdout carries
- * BENCH lines only). Returns 0, or -1 with a message. */
-static int spawn(const char *program, char *const args[], pid_t *pid)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    int rc = posix_spawnp(pid, program, &fa, NULL, args, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "webhook_bench: cannot start %s: %s\n", program, strerror(rc));
-        return -1;
-    }
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    if (bench_spawn(program, args, NULL, NULL, &c->pid, "webhook_bench") != 0) return -1;
+    bench_guard(c->guard, c->pid, SIGTERM);
     return 0;
 }
 
@@ -358,59 +325,28 @@ static void child_listen_on(struct child *c, const char *name, unsigned port)
 {
     c->name = name;
     c->port = port;
-    c->addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                   .sin_port = htons((uint16_t)port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    c->addr = bench_loopback(port);
 }
 
 /* Waits until c accepts connections, up to ms. Returns 0, or -1 when it exited or never did. */
 static int wait_accepting(struct child *c, long ms)
 {
-    int64_t t0 = now_ns();
-    for (long waited = 0; waited < ms; waited += 20) {
-        int status;
-        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
-            fprintf(stderr, "webhook_bench: %s exited (status %d)\n", c->name, status);
-            c->pid = 0;
-            return -1;
-        }
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&c->addr, sizeof c->addr);
-        if (fd >= 0) close(fd);
-        if (rc == 0) {
-            fprintf(stderr, "# %s accepting on port %u after %.1f s\n", c->name, c->port,
-                    (double)(now_ns() - t0) / NS);
-            return 0;
-        }
-        sleep_ms(20);
-    }
-    fprintf(stderr, "webhook_bench: %s did not accept within %ld s\n", c->name, ms / 1000);
-    return -1;
+    double took = bench_wait_accepting(&c->pid, (struct sockaddr *)&c->addr, sizeof c->addr, ms, 20,
+                                       c->name, "webhook_bench");
+    if (took < 0) return -1;
+    fprintf(stderr, "# %s accepting on port %u after %.1f s\n", c->name, c->port, took);
+    return 0;
 }
 
 /* SIGTERM, then waits (SIGKILL after STOP_MS). Returns 0 when it exited 0 (or never ran). */
 static int stop_child(struct child *c)
 {
     if (c->pid <= 0) return 0;
-    int status = 0;
-    kill(c->pid, SIGTERM);
     int64_t t0 = now_ns();
-    while (waitpid(c->pid, &status, WNOHANG) == 0) {
-        if (now_ns() - t0 > (int64_t)STOP_MS * 1000000) {
-            fprintf(stderr, "webhook_bench: %s ignored SIGTERM; killing it\n", c->name);
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    c->pid = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "webhook_bench: %s ended with status %d\n", c->name, status);
-        return -1;
-    }
-    fprintf(stderr, "# %s stopped in %.2f s\n", c->name, (double)(now_ns() - t0) / NS);
-    return 0;
+    int rc = bench_stop(&c->pid, STOP_MS, c->name, "webhook_bench");
+    bench_guard(c->guard, 0, 0);
+    if (rc == 0) fprintf(stderr, "# %s stopped in %.2f s\n", c->name, (double)(now_ns() - t0) / NS);
+    return rc;
 }
 
 /* The environment `wxbank init` and `wxbank serve` read their configuration from. */
@@ -419,15 +355,16 @@ static int set_environment(const struct bench *b, unsigned port)
     char db[400], listen[32];
     snprintf(db, sizeof db, "sqlite:%s/bench.db", b->dir);
     snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
-    if (setenv("WXBANK_DB_URL", db, 1) != 0 || setenv("WXBANK_HTTP_LISTEN", listen, 1) != 0 ||
-        setenv("WXBANK_ISO8583_LISTEN", "127.0.0.1:0", 1) != 0 ||
-        setenv("WXBANK_WECHAT_TOKEN", TOKEN, 1) != 0 ||
-        setenv("WXBANK_WECHAT_APPID", APPID, 1) != 0 ||
-        setenv("WXBANK_WECHAT_AES_KEY", AES_KEY, 1) != 0 ||
-        setenv("WXBANK_LOG_LEVEL", "warn", 1) != 0) {
-        return -1;
-    }
-    return 0;
+    const char *const vars[][2] = {
+        {"WXBANK_DB_URL", db},
+        {"WXBANK_HTTP_LISTEN", listen},
+        {"WXBANK_ISO8583_LISTEN", "127.0.0.1:0"},
+        {"WXBANK_WECHAT_TOKEN", TOKEN},
+        {"WXBANK_WECHAT_APPID", APPID},
+        {"WXBANK_WECHAT_AES_KEY", AES_KEY},
+        {"WXBANK_LOG_LEVEL", "warn"},
+    };
+    return bench_setenv(vars, sizeof vars / sizeof vars[0]);
 }
 
 /* --host IP:PORT: the server under load is already running (no process of ours). */
@@ -456,29 +393,19 @@ bad:
 static int start_wxbank(struct bench *b)
 {
     if (b->o.host != NULL) return use_host(b);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(b->dir, sizeof b->dir, "%s/wxwebhookbench-XXXXXX", tmp ? tmp : "/tmp");
-    if (mkdtemp(b->dir) == NULL) {
-        fprintf(stderr, "webhook_bench: mkdtemp %s: %s\n", b->dir, strerror(errno));
-        b->dir[0] = '\0';
-        return -1;
-    }
+    if (bench_make_dir(b->dir, sizeof b->dir, "wxwebhookbench", "webhook_bench") != 0) return -1;
     unsigned port = free_port();
     if (bench_find_wxbank(b->wxbank, sizeof b->wxbank, "webhook_bench") != 0 || port == 0 ||
         set_environment(b, port) != 0)
         return -1;
     char *init[] = {b->wxbank, "init", NULL};
-    pid_t pid;
-    int status;
-    if (spawn(b->wxbank, init, &pid) != 0) return -1;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (bench_run(b->wxbank, init, NULL, NULL, "webhook_bench") != 0) {
         fprintf(stderr, "webhook_bench: wxbank init failed\n");
         return -1;
     }
     char *serve[] = {b->wxbank, "serve", NULL};
     child_listen_on(&b->server, "wxbank serve", port);
-    if (spawn(b->wxbank, serve, &b->server.pid) != 0) return -1;
-    running_server = b->server.pid;
+    if (start_child(&b->server, b->wxbank, serve) != 0) return -1;
     return wait_accepting(&b->server, START_MS);
 }
 
@@ -490,8 +417,7 @@ static int start_peer(struct bench *b)
     snprintf(port_text, sizeof port_text, "%u", port);
     char *args[] = {"node", b->peer_js, port_text, NULL};
     child_listen_on(&b->peer, "peer (node wechat-peer.js)", port);
-    if (port == 0 || spawn("node", args, &b->peer.pid) != 0) return -1;
-    running_peer = b->peer.pid;
+    if (port == 0 || start_child(&b->peer, "node", args) != 0) return -1;
     if (wait_accepting(&b->peer, PEER_START_MS) != 0) {
         stop_child(&b->peer);
         return -1;
@@ -911,16 +837,12 @@ static void on_answer(struct bench *b, struct conn *c, const struct answer *a, i
 static int conn_connect(struct bench *b, struct conn *c)
 {
     const struct child *s = b->ph->server;
-    int one = 1;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (const struct sockaddr *)&s->addr, sizeof s->addr) != 0) {
+    c->fd = bench_connect(b->ep, (const struct sockaddr *)&s->addr, sizeof s->addr, c);
+    if (c->fd < 0) {
         fprintf(stderr, "webhook_bench: connect to %s: %s\n", s->name, strerror(errno));
         return -1;
     }
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
-    return epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev);
+    return 0;
 }
 
 /* Closes c and opens it again (the server closed it, or its stream broke). A request in
@@ -959,18 +881,7 @@ static void conns_close(struct bench *b)
 /* Writes what c has queued, until the socket takes no more. Returns 0, or -1 on an error. */
 static int conn_flush(struct conn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            return 0; /* EPOLLOUT (edge-triggered) says when to go on */
-        } else {
-            fprintf(stderr, "webhook_bench: send: %s\n", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
+    return bench_send(c->fd, c->out, &c->out_off, c->out_len, "webhook_bench");
 }
 
 /* Sends the phase's next request on idle connection c; t_ns is when it was sent or due. */
@@ -988,19 +899,13 @@ static int conn_send(struct bench *b, struct conn *c, int64_t t_ns)
     return conn_flush(c);
 }
 
-/* Due time of request i of the open loop. */
-static int64_t due_ns(const struct phase *ph, uint64_t i, unsigned rate)
-{
-    return ph->t0 + (int64_t)(i * (uint64_t)NS / rate);
-}
-
 /* c is idle: saturation sends its next request now; the open loop its next one if due. */
 static int conn_next(struct bench *b, struct conn *c, int64_t now)
 {
     const struct phase *ph = b->ph;
     if (!ph->open) return now < b->t.win_end ? conn_send(b, c, now) : 0;
     if (c->next_i >= ph->total) return 0;
-    int64_t due = due_ns(ph, c->next_i, b->o.rate);
+    int64_t due = bench_due_ns(&ph->r, c->next_i);
     if (due > now) return 0;
     c->next_i += b->o.connections;
     return conn_send(b, c, due);
@@ -1029,41 +934,47 @@ static int take_answers(struct bench *b, struct conn *c, int64_t now)
     return conn_next(b, c, now);
 }
 
-/*
- * Reads until the socket is empty (edge-triggered). A read shorter than the room offered
- * emptied it: bytes arriving later raise a new edge. Returns 0, or -1 on a lost server.
- */
+/* A connection being read, for took. */
+struct reading {
+    struct bench *b;
+    struct conn *c;
+};
+
+/* Takes the answers read so far (bench_read's take). */
+static int took(void *arg, int64_t now)
+{
+    const struct reading *r = arg;
+    return take_answers(r->b, r->c, now);
+}
+
+/* Reads until the socket is empty and takes the answers; a connection the server closed is
+ * opened again. Returns 0, or -1 on a lost server. */
 static int conn_read(struct bench *b, struct conn *c)
 {
-    for (;;) {
-        size_t room = IN_CAP - c->in_len;
-        ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            if (take_answers(b, c, now_ns()) != 0) return -1;
-            if ((size_t)n < room) return 0;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-        if (c->busy) show_error(b, n == 0 ? "connection closed" : "connection reset", NULL);
-        return conn_reopen(b, c) == 0 ? conn_next(b, c, now_ns()) : -1;
+    struct reading r = {b, c};
+    int end = bench_read(&c->fd, c->in, IN_CAP, &c->in_len, took, &r);
+    if (end == BENCH_READ_EMPTY || end == BENCH_READ_FAILED) return end;
+    if (c->busy) {
+        show_error(b, end == BENCH_READ_CLOSED ? "connection closed" : "connection reset", NULL);
     }
+    return conn_reopen(b, c) == 0 ? conn_next(b, c, now_ns()) : -1;
+}
+
+/* Serves a connection epoll says is ready (bench_serve's serve). */
+static int conn_ready(void *arg, void *ptr, uint32_t events)
+{
+    struct bench *b = arg;
+    struct conn *c = ptr;
+    if (c->fd < 0) return 0;
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && conn_read(b, c) != 0) return -1;
+    if ((events & EPOLLOUT) && c->fd >= 0 && conn_flush(c) != 0) return -1;
+    return 0;
 }
 
 /* Waits up to timeout_ns for the sockets and serves them. Returns 0, or -1 on a lost one. */
 static int wait_events(struct bench *b, int64_t timeout_ns)
 {
-    struct epoll_event ev[EVENTS];
-    struct timespec ts = {timeout_ns / NS, timeout_ns % NS};
-    int n = epoll_pwait2(b->ep, ev, EVENTS, &ts, NULL);
-    if (n < 0 && errno != EINTR) return -1;
-    for (int i = 0; i < n; i++) {
-        struct conn *c = ev[i].data.ptr;
-        if (c->fd < 0) continue;
-        if ((ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && conn_read(b, c) != 0) return -1;
-        if ((ev[i].events & EPOLLOUT) && c->fd >= 0 && conn_flush(c) != 0) return -1;
-    }
-    return 0;
+    return bench_serve(b->ep, timeout_ns, conn_ready, b);
 }
 
 /* Requests still in flight. */
@@ -1085,57 +996,6 @@ static uint64_t drain(struct bench *b)
     return in_flight(b);
 }
 
-/* ---- where the two cores went ----------------------------------------------------------- */
-
-/* CPU seconds used so far by this process and by the server. */
-struct cpu {
-    double self, server;
-    int64_t at; /* when taken, monotonic ns */
-};
-
-/* A process's utime + stime: fields 14 and 15 of /proc/PID/stat, after its name's ")". */
-static double process_cpu(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
-    if (f == NULL) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p != NULL && field < 14; field++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL) return 0;
-    char *end;
-    unsigned long long ticks = strtoull(p + 1, &end, 10);
-    ticks += strtoull(end, NULL, 10);
-    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
-static struct cpu cpu_now(pid_t server)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (struct cpu){(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
-                        process_cpu(server), now_ns()};
-}
-
-/* "client 0.52 cores, server 1.31 cores" over a phase, on stderr (the server's share only
- * when it is our child). */
-static void print_cpu(const struct bench *b, const struct cpu *since)
-{
-    struct cpu now = cpu_now(b->ph->server->pid);
-    double wall = (double)(now.at - since->at) / NS;
-    fprintf(stderr, "# %s: CPU over %.1f s: client %.2f cores", b->ph->name, wall,
-            (now.self - since->self) / wall);
-    if (b->ph->server->pid > 0) {
-        fprintf(stderr, ", server %.2f cores", (now.server - since->server) / wall);
-    }
-    fputc('\n', stderr);
-}
-
 /* ---- the phases ------------------------------------------------------------------------- */
 
 static void tally_start(struct tally *t, int64_t win_start, int64_t win_end, bool by_due,
@@ -1150,7 +1010,7 @@ static void tally_start(struct tally *t, int64_t win_start, int64_t win_end, boo
 /* The q-th 1000-quantile of the sorted latencies. */
 static uint32_t quantile(const struct tally *t, unsigned q)
 {
-    return t->n_lat ? t->lat_us[(size_t)((uint64_t)t->n_lat * q / 1000)] : 0;
+    return bench_quantile(t->lat_us, t->n_lat, q);
 }
 
 /* Sums up a phase's answers on stderr. Returns 0, or -1 when more than one in a thousand
@@ -1180,7 +1040,7 @@ static int saturate(struct bench *b, struct phase *ph, double *rps)
 {
     const struct options *o = &b->o;
     b->ph = ph;
-    struct cpu cpu = cpu_now(ph->server->pid);
+    struct bench_cpu cpu = bench_cpu_now(ph->server->pid);
     int64_t t0 = now_ns(), win = (int64_t)o->seconds * NS;
     tally_start(&b->t, t0 + (int64_t)o->warmup * NS, t0 + (int64_t)o->warmup * NS + win, false,
                 (size_t)RATE_MAX * o->seconds);
@@ -1197,7 +1057,7 @@ static int saturate(struct bench *b, struct phase *ph, double *rps)
     fprintf(stderr,
             "# %s: %u connections x 1 in flight; closed-loop latency p50 %u us, p99 %u us\n",
             ph->name, o->connections, quantile(t, 500), quantile(t, 990));
-    print_cpu(b, &cpu);
+    bench_print_cpu(&cpu, ph->server->pid, ph->name);
     *rps = (double)t->window * NS / (double)win;
     return 0;
 }
@@ -1221,7 +1081,7 @@ static uint64_t count_unanswered(struct bench *b)
         const struct conn *c = &b->conns[k];
         if (c->busy) n += count_waited(&b->t, c->t_ns, now);
         for (uint64_t i = c->next_i; i < ph->total; i += b->o.connections)
-            n += count_waited(&b->t, due_ns(ph, i, b->o.rate), now);
+            n += count_waited(&b->t, bench_due_ns(&ph->r, i), now);
     }
     return n;
 }
@@ -1230,7 +1090,7 @@ static uint64_t count_unanswered(struct bench *b)
  * has stopped answering for DRAIN_MS past the end). */
 static int offer(struct bench *b, struct phase *ph)
 {
-    int64_t hard_end = due_ns(ph, ph->total, b->o.rate) + (int64_t)DRAIN_MS * 1000000;
+    int64_t hard_end = bench_due_ns(&ph->r, ph->total) + (int64_t)DRAIN_MS * 1000000;
     int rc = 0;
     for (;;) {
         int64_t now = now_ns(), next = now + 10000000;
@@ -1241,7 +1101,7 @@ static int offer(struct bench *b, struct phase *ph)
             more = true;
             if (!c->busy) rc = conn_next(b, c, now);
             if (!c->busy && c->next_i < ph->total) {
-                int64_t due = due_ns(ph, c->next_i, b->o.rate);
+                int64_t due = bench_due_ns(&ph->r, c->next_i);
                 if (due < next) next = due;
             }
         }
@@ -1257,10 +1117,10 @@ static int open_loop(struct bench *b, struct phase *ph, uint32_t *p99)
     b->ph = ph;
     ph->open = true;
     ph->total = (uint64_t)o->rate * (o->warmup + o->seconds);
-    struct cpu cpu = cpu_now(ph->server->pid);
+    struct bench_cpu cpu = bench_cpu_now(ph->server->pid);
     int rc = conns_open(b);
-    ph->t0 = now_ns() + 1000000;
-    int64_t win0 = ph->t0 + (int64_t)o->warmup * NS;
+    ph->r = (struct bench_rate){.t0 = now_ns() + 1000000, .rate = o->rate};
+    int64_t win0 = ph->r.t0 + (int64_t)o->warmup * NS;
     tally_start(&b->t, win0, win0 + (int64_t)o->seconds * NS, true,
                 (size_t)o->rate * o->seconds + 1);
     if (rc == 0) rc = offer(b, ph);
@@ -1271,7 +1131,7 @@ static int open_loop(struct bench *b, struct phase *ph, uint32_t *p99)
     struct tally *t = &b->t;
     qsort(t->lat_us, t->n_lat, sizeof *t->lat_us, cmp_u32);
     *p99 = quantile(t, 990);
-    print_cpu(b, &cpu);
+    bench_print_cpu(&cpu, ph->server->pid, ph->name);
     fprintf(stderr,
             "# %s: %u/s offered over %u connections, %zu requests due in the window; "
             "p50 %u us, p99 %u us, p99.9 %u us, max %u us\n",
@@ -1336,7 +1196,6 @@ static int run_wxbank(struct bench *b, struct figures *f)
         }
     }
     if (stop_child(&b->server) != 0) rc = -1;
-    running_server = 0;
     return rc;
 }
 
@@ -1357,7 +1216,6 @@ static int run_peer(struct bench *b, struct figures *f)
                             "webhook.peer_safe_rps", &f->peer_safe);
     }
     if (stop_child(&b->peer) != 0) rc = -1;
-    running_peer = 0;
     return rc;
 }
 
@@ -1382,14 +1240,6 @@ static void print_ratios(const struct figures *f)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(int argc, char **argv)
 {
     static struct bench b;
@@ -1398,6 +1248,8 @@ int main(int argc, char **argv)
     if (rc != 0) return rc == 1 ? 0 : 2;
     rc = 1;
     b.rng = 0x9E3779B97F4A7C15ull;
+    b.server.guard = BENCH_GUARD_SERVER;
+    b.peer.guard = BENCH_GUARD_AIDE;
     b.ep = epoll_create1(EPOLL_CLOEXEC);
     b.conns = wx_calloc(b.o.connections, sizeof *b.conns);
     b.body = wx_malloc(IN_CAP);
@@ -1411,8 +1263,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     if (stop_child(&b.server) != 0 || stop_child(&b.peer) != 0) rc = 1;
-    if (b.dir[0] != '\0' && b.o.keep) fprintf(stderr, "# kept %s\n", b.dir);
-    if (b.dir[0] != '\0' && !b.o.keep) nftw(b.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_end_dir(b.dir, b.o.keep);
     if (b.ep >= 0) close(b.ep);
     wx_wechat_crypt_clear(&b.crypt);
     free(b.conns);
