@@ -27,10 +27,6 @@
 
 #define LOGIN_MAX 32 /* characters of a login name: an ID, card or mobile number */
 
-/* A hash of nothing anybody knows, checked when the login name is unknown so that an unknown
- * name takes as long as a wrong password (made once, at the first such login). */
-static char decoy[WX_PASSWORD_HASH_MAX];
-
 void login_page(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *sid,
                 const char *error_zh, const char *error_en, const char *login)
 {
@@ -158,12 +154,8 @@ static void login_work(struct web_job *j, wx_web_store_t *store)
         WX_ERROR("web: %s", err);
         l->result = LOGIN_ERROR;
     } else if (have == 0) {
-        if (decoy[0] == '\0') {
-            uint8_t junk[24];
-            wx_random_bytes(junk, sizeof junk);
-            wx_password_hash(&j->w->opt.cost, (const char *)junk, sizeof junk, decoy);
-        }
-        wx_password_verify(decoy, l->password, strlen(l->password));
+        /* an unknown name, or no password yet: the same hash's time, the same words */
+        wx_password_verify(j->w->decoy, l->password, strlen(l->password));
         l->result = l->customer_id != 0 ? LOGIN_NO_PASSWORD : LOGIN_WRONG;
     } else {
         l->result =

@@ -659,6 +659,12 @@ wx_web_t *wx_web_start(wx_hub_t *hub, wx_http_t *http, wx_wechat_api_t *api, wx_
     w->locks = wx_guard_new(GUARD_MAX, opt->tz_offset_minutes);
     wx_guard_set_login_lock(w->locks, opt->login_lock_ms);
     wx_random_bytes(w->captcha_key, sizeof w->captcha_key);
+    uint8_t junk[24];
+    wx_random_bytes(junk, sizeof junk);
+    if (wx_password_hash(&opt->cost, (const char *)junk, sizeof junk, w->decoy) != 0) {
+        snprintf(err, errlen, "web.password_memory_kib: Argon2id cannot hash at this cost");
+        goto fail;
+    }
     w->worker = web_worker_start(w, true, err, errlen);
     if (w->worker == NULL) goto fail;
     w->drawer = web_worker_start(w, false, err, errlen);

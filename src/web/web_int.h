@@ -103,7 +103,10 @@ struct wx_web {
     wx_tokens_t *links; /* one-time links and OAuth states */
     wx_sessions_t *sessions;
     wx_guard_t *guard;
-    uint8_t captcha_key[32];   /* hashes CAPTCHA answers and SMS codes */
+    uint8_t captcha_key[32]; /* hashes CAPTCHA answers and SMS codes */
+    /* a hash of nothing anybody knows, at the pages' cost: checked when a login name has no
+     * password, so that it takes as long as a wrong one (made before the pages open) */
+    char decoy[WX_PASSWORD_HASH_MAX];
     struct web_worker *worker; /* Argon2, the store, journal reads */
     struct web_worker *drawer; /* CAPTCHA pictures */
     struct web_wait *waits;    /* answers waiting for the journal */
