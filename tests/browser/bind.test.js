@@ -22,7 +22,7 @@
 const fs = require('fs');
 const path = require('path');
 const { chromium, request } = require('playwright-core');
-const { CHROMIUM, FLAGS, steps, check, lastSeq } = require('./common');
+const { CHROMIUM, FLAGS, steps, check, lastSeq, phoneSay } = require('./common');
 
 const PAGE_URL = process.argv[2] || process.env.WX_SANDBOX_URL;
 const SECURE = process.argv[3] || process.env.WX_SECURE_URL;
@@ -60,14 +60,8 @@ const secureConsole = []; // console errors and warnings of the secure pages
 const ACCOUNT_TEXT = '#chat-log .msg[data-from="account"][data-type="text"]';
 
 // Types text on the phone, sends it, and waits for it to show as the follower's bubble.
-async function say(page, text) {
-  const mine = await page.locator('#chat-log .msg[data-from="user"]').count();
-  await page.fill('#chat-input', text);
-  await page.click('#chat-send');
-  await page.waitForFunction(([count, t]) => {
-    const rows = document.querySelectorAll('#chat-log .msg[data-from="user"]');
-    return rows.length > count && rows[rows.length - 1].textContent.includes(t);
-  }, [mine, text], { timeout: WAIT_MS });
+function say(page, text) {
+  return phoneSay(page, text, WAIT_MS);
 }
 
 // Sends text and waits for the account's text reply after it that matches re; returns the

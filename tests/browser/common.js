@@ -36,4 +36,16 @@ function lastSeq(page) {
     '#chat-log .msg[data-seq], #sms-list .sms[data-seq]')].map((e) => Number(e.dataset.seq) || 0)));
 }
 
-module.exports = { CHROMIUM, FLAGS, steps, check, lastSeq };
+// Types text on the sandbox's phone, sends it, and waits (at most timeout ms) for it to show
+// as the follower's bubble.
+async function phoneSay(page, text, timeout) {
+  const mine = await page.locator('#chat-log .msg[data-from="user"]').count();
+  await page.fill('#chat-input', text);
+  await page.click('#chat-send');
+  await page.waitForFunction(([count, t]) => {
+    const rows = document.querySelectorAll('#chat-log .msg[data-from="user"]');
+    return rows.length > count && rows[rows.length - 1].textContent.includes(t);
+  }, [mine, text], { timeout });
+}
+
+module.exports = { CHROMIUM, FLAGS, steps, check, lastSeq, phoneSay };

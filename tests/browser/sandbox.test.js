@@ -21,7 +21,7 @@
 // Exit status 0 when every check holds, 1 otherwise.
 const path = require('path');
 const { chromium } = require('playwright-core');
-const { CHROMIUM, FLAGS, steps, check, lastSeq } = require('./common');
+const { CHROMIUM, FLAGS, steps, check, lastSeq, phoneSay } = require('./common');
 
 const PAGE_URL = process.argv[2] || process.env.WX_SANDBOX_URL;
 const SHOT = process.argv[3] || process.env.WX_SCREENSHOT ||
@@ -107,14 +107,8 @@ async function nextBalance(page, n) {
 }
 
 // Types text on the phone, sends it, and waits for it to show as the follower's bubble.
-async function say(page, text) {
-  const mine = await page.locator('#chat-log .msg[data-from="user"]').count();
-  await page.fill('#chat-input', text);
-  await page.click('#chat-send');
-  await page.waitForFunction(([count, t]) => {
-    const rows = document.querySelectorAll('#chat-log .msg[data-from="user"]');
-    return rows.length > count && rows[rows.length - 1].textContent.includes(t);
-  }, [mine, text], { timeout: WAIT_MS });
+function say(page, text) {
+  return phoneSay(page, text, WAIT_MS);
 }
 
 // Asks 余额 on the phone and returns the available credit the bank answers, in fen.
