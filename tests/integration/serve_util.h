@@ -198,4 +198,22 @@ static inline int serve_forbid(const char *secret)
     return 0;
 }
 
+/*
+ * The end of a test's work directory: its logs kept for the scan (serve_keep_logs), then the
+ * directory goes, unless the test failed or WX_KEEP_WORKDIR is set: then it stays, named on
+ * stderr, for whoever looks into it. 0, or -1 when the logs or the directory could not be
+ * handled.
+ */
+static inline int serve_finish(const char *test, const char *workdir, bool failed)
+{
+    int rc = serve_keep_logs(test, workdir);
+    if (failed || rc != 0 || getenv("WX_KEEP_WORKDIR") != NULL) {
+        fprintf(stderr, "work directory kept: %s\n", workdir);
+        return rc;
+    }
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 #endif

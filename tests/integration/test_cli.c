@@ -56,10 +56,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (serve_keep_logs("test_cli", workdir) != 0) return -1;
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return serve_finish("test_cli", workdir, false);
 }
 
 /* Finds "label <value>" in out and copies value (up to a newline). */

@@ -158,11 +158,7 @@ static int group_teardown(void **state)
         fprintf(stderr, "wxbank verify failed after serving\n");
         rc = -1;
     }
-    if (serve_keep_logs("test_iso_server", workdir) != 0) rc = -1;
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-    if (rc == 0 && system(cmd) != 0) rc = -1;
-    return rc;
+    return serve_finish("test_iso_server", workdir, rc != 0) != 0 ? -1 : rc;
 }
 
 /* ---- the switch's side -------------------------------------------------------------- */

@@ -656,10 +656,7 @@ static int make_workdir(void)
 /* Keeps the logs (sandbox.log, bank.log) for the suite's scan, then removes the directory. */
 static int remove_workdir(void)
 {
-    if (serve_keep_logs("test_sandbox", workdir) != 0) return -1;
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return serve_finish("test_sandbox", workdir, false);
 }
 
 static int setup_mode(const char *mode, const char *timeout_ms)

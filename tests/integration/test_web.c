@@ -1846,14 +1846,7 @@ static void test_lockout_outlives_restart(void **state)
 
 static int finish(int failed)
 {
-    int rc = serve_keep_logs("test_web", workdir);
-    if (failed != 0 || rc != 0 || getenv("WX_KEEP_WORKDIR") != NULL) {
-        fprintf(stderr, "work directory kept: %s\n", workdir);
-        return rc;
-    }
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return serve_finish("test_web", workdir, failed != 0);
 }
 
 int main(void)

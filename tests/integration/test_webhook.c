@@ -239,14 +239,7 @@ static int teardown(void **state)
         fprintf(stderr, "wxbank verify failed after serving\n");
         rc = -1;
     }
-    if (serve_keep_logs("test_webhook", workdir) != 0) rc = -1;
-    if (rc != 0 || getenv("WX_KEEP_WORKDIR") != NULL) {
-        fprintf(stderr, "work directory kept: %s\n", workdir);
-        return rc;
-    }
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return serve_finish("test_webhook", workdir, rc != 0) != 0 ? -1 : rc;
 }
 
 static int group_setup(void **state)
