@@ -535,11 +535,8 @@ static void on_get(wx_web_t *w, wx_http_req_t *req, const char *path)
         if (came_for(w, req, s, WEB_GO_UNBIND)) actions_page(w, req, s, sid, WEB_GO_UNBIND);
     } else if (strcmp(path, "/m/cards") == 0) {
         if (came_for(w, req, s, WEB_GO_CARDS)) actions_page(w, req, s, sid, WEB_GO_CARDS);
-    } else if (strncmp(path, "/m/txn/", 7) == 0 && seq_of(path + 7) != 0) {
+    } else { /* /m/txn/<seq>, the last of page_known's */
         actions_page(w, req, s, sid, WEB_GO_TXN);
-    } else {
-        web_notice(w, req, 404, s->english, "页面不存在", "Not found", "没有这个页面。",
-                   "There is no such page.");
     }
 }
 
