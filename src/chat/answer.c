@@ -24,7 +24,6 @@
 /* A one-time link's bytes, NUL included. Links are about 200 bytes; with the longest
  * explanation and the link's words the reply stays well within WX_CHAT_TEXT_MAX. */
 #define LINK_URL_MAX       512
-#define LINK_VALID_MINUTES 5 /* what the secure pages give a link; the words promise it */
 
 /* ---- words ---------------------------------------------------------------------------------- */
 
@@ -132,9 +131,9 @@ static void secure_step(struct turn *t, const char *action, const char *zh, cons
     say(t->out, "%s", t->lang == WX_CHAT_EN ? en : zh);
     char url[LINK_URL_MAX];
     url[0] = '\0';
-    int rc = t->c->link(t->c->link_arg, openid, action, t->in->now_ms, url, sizeof url);
+    int minutes = t->c->link(t->c->link_arg, openid, action, t->in->now_ms, url, sizeof url);
     /* A link that is empty or fills the buffer unterminated is no link: never half of one. */
-    if (rc != 0 || url[0] == '\0' || memchr(url, '\0', sizeof url) == NULL) {
+    if (minutes < 1 || url[0] == '\0' || memchr(url, '\0', sizeof url) == NULL) {
         SAY(t,
             "\n为保护您的资金安全，这一步需在银行安全页面完成。安全页面现在繁忙，"
             "请一分钟后再试。",
@@ -150,7 +149,7 @@ static void secure_step(struct turn *t, const char *action, const char *zh, cons
         "\nTo keep your money safe this step happens on the bank's secure page. Open the "
         "one-time secure link below to finish it (it works once, for %d minutes, and only for "
         "you: do not forward it):\n%s",
-        LINK_VALID_MINUTES, url);
+        minutes, url);
     wx_wipe(url, sizeof url); /* the link is a credential until used: no copy left behind */
 }
 

@@ -153,7 +153,8 @@ void wx_chat_free(wx_chat_t *c);
 /*
  * Who makes the one-time links to the secure pages: fn writes into url (cap bytes) a link
  * for the follower to the page of action ("bind", "unbind" or "unlock"), good once and for
- * a few minutes; it returns 0, or -1 when no link can be made now. It runs on the thread of
+ * a few minutes; it returns how many (whole minutes, at least 1: the words tell the
+ * cardholder), or -1 when no link can be made now. It runs on the thread of
  * wx_chat_respond. Until it is set (or with fn NULL) the hand-offs say the page opens soon.
  */
 typedef int (*wx_chat_link_fn)(void *arg, const char *openid, const char *action, int64_t now_ms,

@@ -610,7 +610,8 @@ int wx_web_link(wx_web_t *w, const char *openid, const char *action, int64_t now
     char token[WX_TOKEN_TEXT_LEN + 1];
     wx_tokens_issue(w->links, &l, sizeof l, now_ms, w->opt.link_life_ms, token);
     int n = snprintf(url, cap, "%s/m/go/%s", w->public_url, token);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
+    if (n <= 0 || (size_t)n >= cap) return -1;
+    return (int)((w->opt.link_life_ms + 59999) / 60000);
 }
 
 /* ---- start and stop ------------------------------------------------------------------------- */

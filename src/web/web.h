@@ -432,7 +432,8 @@ void wx_web_stop(wx_web_t *w);
 void wx_web_free(wx_web_t *w);
 
 /* A one-time link for the follower to the page for action ("bind", "unbind", "unlock"),
- * good for web.link_life_s. On the hub's loop. 0, or -1 for an unknown action. */
+ * good for web.link_life_s. On the hub's loop. Returns that life in whole minutes (rounded
+ * up: what chat promises), or -1 for an unknown action or a URL that does not fit. */
 int wx_web_link(wx_web_t *w, const char *openid, const char *action, int64_t now_ms, char *url,
                 size_t cap);
 

@@ -1257,7 +1257,7 @@ static int fake_link(void *arg, const char *openid, const char *action, int64_t 
         return -1;
     case LINK_UNTERMINATED:
         memset(url, 'x', cap);
-        return 0;
+        return 5;
     case LINK_LONGEST:
         memset(url, 'a', cap - 1);
         memcpy(url, LINK_PREFIX, strlen(LINK_PREFIX));
@@ -1271,7 +1271,7 @@ static int fake_link(void *arg, const char *openid, const char *action, int64_t 
     }
     }
     snprintf(k->url, sizeof k->url, "%s", url);
-    return 0;
+    return 5; /* minutes: the pages' default life of a link */
 }
 
 /* The reply ends with the link made, on a line of its own. */
