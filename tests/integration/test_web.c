@@ -724,6 +724,14 @@ static void b_session(struct browser *b, struct resp *r)
     assert_true(b->sid[0] != '\0');
 }
 
+/* b's follower asks for 绑定 in chat and opens the link: the bind form, not logged in. */
+static void b_bind_form(struct browser *b, struct resp *r)
+{
+    b_chat_open(b, "绑定", r);
+    b_get(b, "/m/bind", r);
+    expect(r, 200, "action=\"/m/login\"");
+}
+
 /* b's session logs in as h; the page it goes on to answers 303. */
 static void b_login_as(struct browser *b, const struct holder *h, struct resp *r)
 {
@@ -1103,9 +1111,7 @@ static void test_session_fixation(void **state)
     struct browser b;
     struct resp r = {0};
     new_follower(&b, "fixation");
-    b_chat_open(&b, "绑定", &r);
-    b_get(&b, "/m/bind", &r);
-    expect(&r, 200, "action=\"/m/login\"");
+    b_bind_form(&b, &r);
     char before[SID_LEN + 1], csrf_before[SID_LEN + 1];
     memcpy(before, b.sid, sizeof before);
     memcpy(csrf_before, b.csrf, sizeof csrf_before);
@@ -1180,9 +1186,7 @@ static void test_csrf(void **state)
     new_follower(&b, "csrf");
     new_follower(&other, "csrf_other");
     b_session(&other, &r);
-    b_chat_open(&b, "绑定", &r);
-    b_get(&b, "/m/bind", &r);
-    expect(&r, 200, "action=\"/m/login\"");
+    b_bind_form(&b, &r);
     char wrong[SID_LEN + 1];
     memcpy(wrong, b.csrf, sizeof wrong);
     wrong[0] = wrong[0] == '0' ? '1' : '0';
@@ -1241,9 +1245,7 @@ static void test_captcha(void **state)
     struct browser b;
     struct resp r = {0};
     new_follower(&b, "captcha");
-    b_chat_open(&b, "绑定", &r);
-    b_get(&b, "/m/bind", &r);
-    expect(&r, 200, "action=\"/m/login\"");
+    b_bind_form(&b, &r);
     char sid[SID_LEN + 1], png[64], path[64];
     memcpy(sid, b.sid, sizeof sid);
     snprintf(png, sizeof png, "/m/captcha/%s.png", b.picture);
@@ -1781,9 +1783,7 @@ static void test_production_has_no_captcha_route(void **state)
     struct browser b;
     struct resp r = {0};
     new_follower(&b, "production");
-    b_chat_open(&b, "绑定", &r);
-    b_get(&b, "/m/bind", &r);
-    expect(&r, 200, "action=\"/m/login\"");
+    b_bind_form(&b, &r);
     assert_true(b.picture[0] != '\0');
     char path[64];
     snprintf(path, sizeof path, "/m/test/captcha/%s", b.picture);
