@@ -258,11 +258,9 @@ static void draw_done(struct web_job *j, bool gone)
     free(d);
 }
 
-void captcha_picture(wx_web_t *w, wx_http_req_t *req, const char *id)
+void captcha_picture(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *id)
 {
-    char sid[WX_TOKEN_TEXT_LEN + 1];
-    struct wx_session *s = web_session(w, req, sid);
-    bool ours = s != NULL && s->captcha.draw[0] != '\0' && strcmp(id, s->captcha.id) == 0 &&
+    bool ours = s->captcha.draw[0] != '\0' && strcmp(id, s->captcha.id) == 0 &&
                 wx_now_ms() < s->captcha.expires_ms;
     if (!ours) {
         wx_http_add_header(req, "Cache-Control", "no-store");

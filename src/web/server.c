@@ -521,7 +521,7 @@ static void on_get(wx_web_t *w, wx_http_req_t *req, const char *path)
         if (n >= sizeof id) n = sizeof id - 1;
         memcpy(id, path + 11, n);
         id[n] = '\0';
-        captcha_picture(w, req, id);
+        captcha_picture(w, req, s, id);
     } else if (strcmp(path, "/m/password") == 0) {
         reset_page(w, req, s, sid);
     } else if (!page_known(path)) {

@@ -223,10 +223,11 @@ extern const char web_css[];
 
 /* ---- the pages' handlers ------------------------------------------------------------------- */
 
-void entry_go(wx_web_t *w, wx_http_req_t *req, const char *token);     /* GET /m/go/<token> */
-void entry_oauth(wx_web_t *w, wx_http_req_t *req);                     /* GET /m/oauth */
-void entry_details(wx_web_t *w, wx_http_req_t *req, uint64_t seq);     /* GET /m/txn/<seq> */
-void captcha_picture(wx_web_t *w, wx_http_req_t *req, const char *id); /* /m/captcha/<id>.png */
+void entry_go(wx_web_t *w, wx_http_req_t *req, const char *token); /* GET /m/go/<token> */
+void entry_oauth(wx_web_t *w, wx_http_req_t *req);                 /* GET /m/oauth */
+void entry_details(wx_web_t *w, wx_http_req_t *req, uint64_t seq); /* GET /m/txn/<seq> */
+/* GET /m/captcha/<id>.png of the session's form */
+void captcha_picture(wx_web_t *w, wx_http_req_t *req, struct wx_session *s, const char *id);
 /* Whether the CAPTCHA answer in the form is right; it is used up either way. */
 bool captcha_check(wx_web_t *w, struct wx_session *s, const struct wx_form *form, int64_t now_ms);
 
