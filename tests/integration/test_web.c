@@ -724,6 +724,14 @@ static void b_session(struct browser *b, struct resp *r)
     assert_true(b->sid[0] != '\0');
 }
 
+/* A new follower's session as an alert's link opens one, at the login form (not logged in). */
+static void b_login_form(struct browser *b, const char *tag, struct resp *r)
+{
+    new_follower(b, tag);
+    b_session(b, r);
+    b_get(b, "/m/login", r);
+}
+
 /* b's follower asks for 绑定 in chat and opens the link: the bind form, not logged in. */
 static void b_bind_form(struct browser *b, struct resp *r)
 {
@@ -1041,9 +1049,7 @@ static void audit_fence(void)
     struct browser b;
     struct resp r = {0};
     snprintf(tag, sizeof tag, "fence_%u", ++n);
-    new_follower(&b, tag);
-    b_session(&b, &r);
-    b_get(&b, "/m/login", &r);
+    b_login_form(&b, tag, &r);
     snprintf(b.answer, sizeof b.answer, "%s", "00000"); /* never one: no 0 in the alphabet */
     b_login(&b, ALICE.id, LOGIN_PW, &r);
     expect(&r, 400, "图形验证码错误或已过期");
@@ -1346,9 +1352,7 @@ static void test_login_lockout(void **state)
     (void)state;
     struct browser b;
     struct resp r = {0};
-    new_follower(&b, "lockout");
-    b_session(&b, &r);
-    b_get(&b, "/m/login", &r);
+    b_login_form(&b, "lockout", &r);
     char before[SID_LEN + 1];
     memcpy(before, b.sid, sizeof before);
     for (int i = 1; i <= 4; i++) {
@@ -1576,9 +1580,7 @@ static void test_hostile_login_form(void **state)
     (void)state;
     struct browser b;
     struct resp r = {0};
-    new_follower(&b, "hostile_login");
-    b_session(&b, &r);
-    b_get(&b, "/m/login", &r);
+    b_login_form(&b, "hostile_login", &r);
     const struct field login[] = {{"login", ALICE.id}, {"password", LOGIN_PW}, {"captcha", NULL}};
     post_hostile(&b, "/m/login", login, 3);
     b_get(&b, "/m/login", &r); /* nobody logged in */
